@@ -1,0 +1,301 @@
+//! The engine's benchmark: build, size, recall and speed against brute force, on generated
+//! clustered data. Run `cargo bench -p hannoy_engine --bench engine -- --help` for the knobs.
+//! It prints one Markdown table per data set.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use hannoy_engine::{
+    distance::kernel_name, never_cancel, Index, IndexOptions, Metric, SearchParams, Strategy,
+    VectorRef,
+};
+use roaring::RoaringBitmap;
+
+struct Args {
+    sizes: Vec<(usize, usize)>,
+    queries: usize,
+    efs: Vec<usize>,
+    threads: Vec<usize>,
+    metric: Metric,
+    quick: bool,
+}
+
+fn parse() -> Args {
+    let mut args = Args {
+        sizes: vec![(100_000, 128), (100_000, 384)],
+        queries: 1000,
+        efs: vec![20, 40, 80, 160],
+        threads: vec![1, 2],
+        metric: Metric::Cosine,
+        quick: false,
+    };
+    let list = |s: &str| {
+        s.split(',')
+            .map(|x| x.trim().parse::<usize>().expect("a number"))
+            .collect::<Vec<_>>()
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--sizes" => {
+                args.sizes = it
+                    .next()
+                    .expect("--sizes NxD,...")
+                    .split(',')
+                    .map(|p| {
+                        let (n, d) = p.split_once('x').expect("NxD");
+                        (n.parse().unwrap(), d.parse().unwrap())
+                    })
+                    .collect()
+            }
+            "--queries" => args.queries = it.next().unwrap().parse().unwrap(),
+            "--ef" => args.efs = list(&it.next().unwrap()),
+            "--threads" => args.threads = list(&it.next().unwrap()),
+            "--metric" => {
+                let name = it.next().unwrap();
+                args.metric = Metric::ALL
+                    .into_iter()
+                    .find(|m| m.name() == name)
+                    .expect("cosine, euclidean, ...");
+            }
+            "--quick" => args.quick = true,
+            "--bench" => {}
+            "--help" => {
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--quick]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+struct QueryRun {
+    recall: f64,
+    qps: f64,
+    p99_ms: f64,
+    rows: f64,
+}
+
+fn run_queries(
+    index: &Index,
+    metric: Metric,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    truth: &[Vec<(u32, f64)>],
+    params: &SearchParams<'_>,
+) -> QueryRun {
+    let reader = index.read().unwrap();
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut total_recall = 0.0;
+    let mut rows = 0usize;
+    let start = Instant::now();
+    for (q, t) in queries.iter().zip(truth) {
+        let s = Instant::now();
+        let found: Vec<u32> = reader
+            .search(VectorRef::Floats(q), 10, params)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        latencies.push(s.elapsed().as_secs_f64());
+        rows += found.len();
+        total_recall += recall(&found, t, |id| {
+            reference_distance(metric, q, &data[id as usize])
+        });
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    QueryRun {
+        recall: total_recall / queries.len() as f64,
+        qps: queries.len() as f64 / elapsed,
+        p99_ms: latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)] * 1e3,
+        rows: rows as f64 / queries.len() as f64,
+    }
+}
+
+fn ground_truth(
+    metric: Metric,
+    data: &[Vec<f32>],
+    live: &RoaringBitmap,
+    queries: &[Vec<f32>],
+    filter: Option<&RoaringBitmap>,
+) -> Vec<Vec<(u32, f64)>> {
+    use rayon::prelude::*;
+    queries
+        .par_iter()
+        .map(|q| {
+            let allowed = live
+                .iter()
+                .filter(|id| filter.is_none_or(|f| f.contains(*id)));
+            exact(
+                allowed.map(|id| (id, reference_distance(metric, q, &data[id as usize]))),
+                10,
+            )
+        })
+        .collect()
+}
+
+fn main() {
+    let args = parse();
+    println!(
+        "machine: {} threads available, kernels: {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        kernel_name()
+    );
+    for &(n, dims) in &args.sizes {
+        bench_one(&args, n, dims);
+    }
+}
+
+fn bench_one(args: &Args, n: usize, dims: usize) {
+    let metric = args.metric;
+    println!(
+        "\n### {n} x {dims}, {metric}, m = 16, ef_construction = 64, {} queries, k = 10\n",
+        args.queries
+    );
+    let t = Instant::now();
+    let data = clustered(n, dims, 11);
+    let queries = queries(&data, args.queries, 12);
+    eprintln!("generated data in {:.1}s", t.elapsed().as_secs_f64());
+    let mut rows: Vec<(String, String)> = Vec::new();
+
+    // Build at each thread count; keep the last index for the rest.
+    let mut kept = None;
+    for &threads in &args.threads {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::create(dir.path(), &IndexOptions::new(metric, dims)).unwrap();
+        let batch = index
+            .prepare(data.iter().map(|v| VectorRef::Floats(v)))
+            .unwrap();
+        let t = Instant::now();
+        pool(threads).install(|| index.write(|w| w.insert(&batch, &never_cancel)).unwrap());
+        let secs = t.elapsed().as_secs_f64();
+        rows.push((
+            format!("build, {threads} thread(s)"),
+            format!("{secs:.2} s ({:.0} vectors/s)", n as f64 / secs),
+        ));
+        eprintln!("built with {threads} threads in {secs:.1}s");
+        kept = Some((dir, index));
+    }
+    let (_dir, index) = kept.expect("at least one thread count");
+    let info = index.info().unwrap();
+    rows.push((
+        "disk per vector".into(),
+        format!(
+            "{:.0} bytes file, {:.0} bytes used (raw vector {} bytes; vectors {:.0}, links {:.0})",
+            info.file_bytes as f64 / n as f64,
+            info.used_bytes as f64 / n as f64,
+            dims * 4,
+            info.pages.vector_pages as f64 * 4096.0 / n as f64,
+            info.pages.link_pages as f64 * 4096.0 / n as f64
+        ),
+    ));
+
+    let live: RoaringBitmap = (0..n as u32).collect();
+    let truth = ground_truth(metric, &data, &live, &queries, None);
+    for &ef in &args.efs {
+        let params = SearchParams {
+            ef_search: ef,
+            strategy: Strategy::Graph,
+            ..Default::default()
+        };
+        let r = run_queries(&index, metric, &data, &queries, &truth, &params);
+        rows.push((
+            format!("ef_search {ef}"),
+            format!(
+                "recall@10 {:.3}, {:.0} q/s, p99 {:.2} ms",
+                r.recall, r.qps, r.p99_ms
+            ),
+        ));
+    }
+
+    for &(label, fraction) in &[("50%", 0.5), ("10%", 0.1), ("1%", 0.01), ("0.1%", 0.001)] {
+        let mut rng = Rng::new(99);
+        let filter: RoaringBitmap = (0..n as u32).filter(|_| rng.unit() < fraction).collect();
+        let truth = ground_truth(metric, &data, &live, &queries, Some(&filter));
+        let params = SearchParams {
+            filter: Some(&filter),
+            ..Default::default()
+        };
+        let r = run_queries(&index, metric, &data, &queries, &truth, &params);
+        let strategy = index
+            .read()
+            .unwrap()
+            .stream(VectorRef::Floats(&queries[0]), &params)
+            .unwrap()
+            .is_exact();
+        rows.push((
+            format!("filter {label} ({} items)", filter.len()),
+            format!(
+                "recall@10 {:.3}, {:.1} rows, {:.0} q/s, p99 {:.2} ms, {}",
+                r.recall,
+                r.rows,
+                r.qps,
+                r.p99_ms,
+                if strategy { "exact scan" } else { "graph walk" }
+            ),
+        ));
+    }
+
+    if !args.quick {
+        // Insert 1% more, then delete 10% and repair.
+        let extra = clustered(n / 100, dims, 13);
+        let batch = index
+            .prepare(extra.iter().map(|v| VectorRef::Floats(v)))
+            .unwrap();
+        let t = Instant::now();
+        index.write(|w| w.insert(&batch, &never_cancel)).unwrap();
+        rows.push((
+            format!("insert {} (1%)", extra.len()),
+            format!("{:.3} s", t.elapsed().as_secs_f64()),
+        ));
+
+        let mut all = data.clone();
+        all.extend(extra);
+        let mut rng = Rng::new(7);
+        let doomed: RoaringBitmap = (0..all.len() as u32).filter(|_| rng.unit() < 0.1).collect();
+        let t = Instant::now();
+        let stats = index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        let live: RoaringBitmap = index.read().unwrap().items().clone();
+        let truth = ground_truth(metric, &all, &live, &queries, None);
+        let params = SearchParams {
+            strategy: Strategy::Graph,
+            ..Default::default()
+        };
+        let r = run_queries(&index, metric, &all, &queries, &truth, &params);
+        rows.push((
+            format!("delete {} (10%) and repair", stats.deleted),
+            format!(
+                "{secs:.3} s, {} lists repaired, recall@10 after {:.3} (ef 40)",
+                stats.repaired_lists, r.recall
+            ),
+        ));
+        let report = index.read().unwrap().check().unwrap();
+        rows.push((
+            "integrity after all".into(),
+            format!(
+                "{} of {} reachable, sound: {}",
+                report.reachable,
+                report.live,
+                report.is_sound()
+            ),
+        ));
+    }
+
+    println!("| measure | result |\n|---|---|");
+    for (k, v) in rows {
+        println!("| {k} | {v} |");
+    }
+}

@@ -1,0 +1,76 @@
+//! An integrity check of the graph, like amcheck for a btree: run by tests after every kind of
+//! change, and later by the access method's check function.
+
+use roaring::RoaringBitmap;
+
+use crate::error::Result;
+use crate::graph::delete::mark_reachable;
+use crate::graph::view::LmdbView;
+use crate::graph::GraphView;
+use crate::storage::Store;
+use crate::ItemId;
+
+/// What the check found. An index is sound when [`CheckReport::is_sound`] holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub live: u64,
+    /// Live items reachable from the entry point on layer 0.
+    pub reachable: u64,
+    /// Up to 20 live items that are not reachable.
+    pub unreachable_sample: Vec<ItemId>,
+    /// Links that point at an id that is not live (a deleted or never used id).
+    pub dangling_links: u64,
+    /// Link lists stored for ids that are not live.
+    pub orphan_lists: u64,
+    /// Live items without a layer-0 list.
+    pub missing_lists: u64,
+    /// Live items whose vector cannot be read.
+    pub missing_vectors: u64,
+}
+
+impl CheckReport {
+    pub fn is_sound(&self) -> bool {
+        self.reachable == self.live
+            && self.dangling_links == 0
+            && self.orphan_lists == 0
+            && self.missing_lists == 0
+            && self.missing_vectors == 0
+    }
+}
+
+pub(crate) fn check_graph(
+    view: &LmdbView<'_>,
+    store: Store,
+    items: &RoaringBitmap,
+) -> Result<CheckReport> {
+    let mut report = CheckReport {
+        live: items.len(),
+        ..Default::default()
+    };
+    let mut with_layer0 = RoaringBitmap::new();
+    for entry in store.all_links(view.txn)? {
+        let (layer, id, list) = entry?;
+        if !items.contains(id) {
+            report.orphan_lists += 1;
+            continue;
+        }
+        if layer == 0 {
+            with_layer0.insert(id);
+        }
+        report.dangling_links += list.iter().filter(|n| !items.contains(*n)).count() as u64;
+    }
+    report.missing_lists = (items - &with_layer0).len();
+    for id in items {
+        if view.vector(id).is_err() {
+            report.missing_vectors += 1;
+        }
+    }
+    if let Some((entry, _)) = view.meta.entry() {
+        let mut reachable = RoaringBitmap::new();
+        mark_reachable(view, entry, &mut reachable)?;
+        reachable &= items;
+        report.reachable = reachable.len();
+        report.unreachable_sample = (items - &reachable).iter().take(20).collect();
+    }
+    Ok(report)
+}

@@ -1,0 +1,325 @@
+//! Distance kernels on f32 slices and u64 bit words. Each has a portable version and, on x86_64,
+//! an AVX2+FMA version picked once at run time; both are checked against an f64 reference in the
+//! tests, so the fast path can never silently drift from the meaning of the metric.
+
+use std::sync::OnceLock;
+
+/// The set of kernels this CPU runs.
+#[derive(Clone, Copy)]
+pub(crate) struct Kernels {
+    pub dot: fn(&[f32], &[f32]) -> f32,
+    pub l2_squared: fn(&[f32], &[f32]) -> f32,
+    pub l1: fn(&[f32], &[f32]) -> f32,
+    pub hamming: fn(&[u64], &[u64]) -> u32,
+    pub name: &'static str,
+}
+
+pub(crate) fn kernels() -> &'static Kernels {
+    static CHOSEN: OnceLock<Kernels> = OnceLock::new();
+    CHOSEN.get_or_init(detect)
+}
+
+pub(crate) const PORTABLE: Kernels = Kernels {
+    dot: portable::dot,
+    l2_squared: portable::l2_squared,
+    l1: portable::l1,
+    hamming: portable::hamming,
+    name: "portable",
+};
+
+fn detect() -> Kernels {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            let popcnt = std::is_x86_feature_detected!("popcnt");
+            return Kernels {
+                dot: x86::dot,
+                l2_squared: x86::l2_squared,
+                l1: x86::l1,
+                hamming: if popcnt {
+                    x86::hamming
+                } else {
+                    portable::hamming
+                },
+                name: "avx2+fma",
+            };
+        }
+    }
+    PORTABLE
+}
+
+/// Eight independent accumulators let the compiler vectorise with SSE2 and hide FP latency.
+mod portable {
+    const LANES: usize = 8;
+
+    #[inline]
+    fn fold(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0.0f32; LANES];
+        let mut ca = a.chunks_exact(LANES);
+        let mut cb = b.chunks_exact(LANES);
+        for (x, y) in (&mut ca).zip(&mut cb) {
+            for i in 0..LANES {
+                acc[i] += f(x[i], y[i]);
+            }
+        }
+        let mut tail = 0.0;
+        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+            tail += f(*x, *y);
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        fold(a, b, |x, y| x * y)
+    }
+
+    pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+        fold(a, b, |x, y| (x - y) * (x - y))
+    }
+
+    pub fn l1(a: &[f32], b: &[f32]) -> f32 {
+        fold(a, b, |x, y| (x - y).abs())
+    }
+
+    pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
+        a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    // SAFETY (all functions below): `kernels()` only hands these out after run-time detection
+    // confirmed AVX2, FMA (and POPCNT for `hamming`); loads are unaligned and bounded by `n`.
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
+        let mut i = 0;
+        while i + 32 <= n {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+            s1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+                s1,
+            );
+            s2 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 16)),
+                _mm256_loadu_ps(pb.add(i + 16)),
+                s2,
+            );
+            s3 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 24)),
+                _mm256_loadu_ps(pb.add(i + 24)),
+                s3,
+            );
+            i += 32;
+        }
+        while i + 8 <= n {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+            i += 8;
+        }
+        let mut sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        while i < n {
+            sum += *pa.add(i) * *pb.add(i);
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn l2_avx(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
+        let mut i = 0;
+        while i + 32 <= n {
+            let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+            let d1 = _mm256_sub_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+            );
+            let d2 = _mm256_sub_ps(
+                _mm256_loadu_ps(pa.add(i + 16)),
+                _mm256_loadu_ps(pb.add(i + 16)),
+            );
+            let d3 = _mm256_sub_ps(
+                _mm256_loadu_ps(pa.add(i + 24)),
+                _mm256_loadu_ps(pb.add(i + 24)),
+            );
+            s0 = _mm256_fmadd_ps(d0, d0, s0);
+            s1 = _mm256_fmadd_ps(d1, d1, s1);
+            s2 = _mm256_fmadd_ps(d2, d2, s2);
+            s3 = _mm256_fmadd_ps(d3, d3, s3);
+            i += 32;
+        }
+        while i + 8 <= n {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+            s0 = _mm256_fmadd_ps(d, d, s0);
+            i += 8;
+        }
+        let mut sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        while i < n {
+            let d = *pa.add(i) - *pb.add(i);
+            sum += d * d;
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn l1_avx(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // Clearing the sign bit is the absolute value.
+        let mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+            let d1 = _mm256_sub_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+            );
+            s0 = _mm256_add_ps(s0, _mm256_and_ps(d0, mask));
+            s1 = _mm256_add_ps(s1, _mm256_and_ps(d1, mask));
+            i += 16;
+        }
+        while i + 8 <= n {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+            s0 = _mm256_add_ps(s0, _mm256_and_ps(d, mask));
+            i += 8;
+        }
+        let mut sum = hsum(_mm256_add_ps(s0, s1));
+        while i < n {
+            sum += (*pa.add(i) - *pb.add(i)).abs();
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "popcnt")]
+    unsafe fn hamming_popcnt(a: &[u64], b: &[u64]) -> u32 {
+        let mut sum = 0u32;
+        for (x, y) in a.iter().zip(b) {
+            sum += _popcnt64((x ^ y) as i64) as u32;
+        }
+        sum
+    }
+
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see the module comment.
+        unsafe { dot_avx(a, b) }
+    }
+    pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see the module comment.
+        unsafe { l2_avx(a, b) }
+    }
+    pub fn l1(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see the module comment.
+        unsafe { l1_avx(a, b) }
+    }
+    pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
+        // SAFETY: see the module comment.
+        unsafe { hamming_popcnt(a, b) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    fn reference(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
+        let mut dot = 0.0f64;
+        let mut l2 = 0.0f64;
+        let mut l1 = 0.0f64;
+        for (x, y) in a.iter().zip(b) {
+            let (x, y) = (*x as f64, *y as f64);
+            dot += x * y;
+            l2 += (x - y) * (x - y);
+            l1 += (x - y).abs();
+        }
+        (dot, l2, l1)
+    }
+
+    #[test]
+    fn every_kernel_matches_the_f64_reference() {
+        let mut seed = 7;
+        for kernels in [PORTABLE, *kernels()] {
+            for dims in [
+                1usize, 3, 7, 8, 15, 16, 31, 32, 33, 100, 128, 384, 768, 1001,
+            ] {
+                let a: Vec<f32> = (0..dims).map(|_| lcg(&mut seed)).collect();
+                let b: Vec<f32> = (0..dims).map(|_| lcg(&mut seed)).collect();
+                let (dot, l2, l1) = reference(&a, &b);
+                let tol = 1e-4 * (dims as f64).sqrt().max(1.0);
+                assert!(
+                    ((kernels.dot)(&a, &b) as f64 - dot).abs() < tol,
+                    "{} dot {dims}",
+                    kernels.name
+                );
+                assert!(
+                    ((kernels.l2_squared)(&a, &b) as f64 - l2).abs() < tol * 4.0,
+                    "{} l2 {dims}",
+                    kernels.name
+                );
+                assert!(
+                    ((kernels.l1)(&a, &b) as f64 - l1).abs() < tol * 4.0,
+                    "{} l1 {dims}",
+                    kernels.name
+                );
+            }
+            for words in [1usize, 2, 5, 12] {
+                let a: Vec<u64> = (0..words)
+                    .map(|i| 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64 + 1))
+                    .collect();
+                let b: Vec<u64> = (0..words)
+                    .map(|i| 0xC2B2_AE3D_27D4_EB4Fu64.wrapping_mul(i as u64 + 3))
+                    .collect();
+                let expected: u32 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (0..64).filter(|bit| ((x ^ y) >> bit) & 1 == 1).count() as u32)
+                    .sum();
+                assert_eq!(
+                    (kernels.hamming)(&a, &b),
+                    expected,
+                    "{} hamming",
+                    kernels.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Metrics, the vectors they take, and how a vector is checked and prepared before it is stored
+//! or searched for.
+//!
+//! Inside the engine every vector is a byte slice of `vector_bytes` length holding native-endian
+//! `f32` elements (float metrics) or `u64` words (Hamming). Cosine vectors are stored normalised,
+//! so the cosine distance is `1 - dot` and costs one kernel call.
+
+mod kernels;
+
+use std::borrow::Cow;
+
+use crate::error::{Error, Result};
+use kernels::kernels;
+
+/// Which distance kernels this CPU runs ("avx2+fma" or "portable").
+pub fn kernel_name() -> &'static str {
+    kernels().name
+}
+
+/// The most dimensions a vector may have (pgvector allows 16,000 for its `vector` type).
+pub const MAX_DIMENSIONS: usize = 16_000;
+/// The most bits a Hamming vector may have.
+pub const MAX_BITS: usize = 64_000;
+
+/// A distance, with pgvector's meanings so that SQL users need not relearn anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Metric {
+    /// `1 - cos(a, b)`, pgvector's `<=>`. Zero vectors are refused: they have no direction.
+    Cosine = 1,
+    /// The Euclidean distance, pgvector's `<->` (not its square).
+    Euclidean = 2,
+    /// The negative inner product, pgvector's `<#>`.
+    InnerProduct = 3,
+    /// The L1 (taxicab) distance, pgvector's `<+>`.
+    Manhattan = 4,
+    /// The number of differing bits between bit vectors, pgvector's `<~>`.
+    Hamming = 5,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 5] = [
+        Metric::Cosine,
+        Metric::Euclidean,
+        Metric::InnerProduct,
+        Metric::Manhattan,
+        Metric::Hamming,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::Euclidean => "euclidean",
+            Metric::InnerProduct => "inner product",
+            Metric::Manhattan => "manhattan",
+            Metric::Hamming => "hamming",
+        }
+    }
+
+    pub(crate) fn from_code(code: u32) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| *m as u32 == code)
+    }
+
+    pub fn is_binary(self) -> bool {
+        self == Metric::Hamming
+    }
+
+    /// Bytes one stored vector of `dimensions` takes.
+    pub fn vector_bytes(self, dimensions: usize) -> usize {
+        if self.is_binary() {
+            dimensions.div_ceil(64) * 8
+        } else {
+            dimensions * 4
+        }
+    }
+
+    /// The value the search orders by, computed on stored (prepared) vectors. It orders exactly
+    /// like the distance; `to_distance` turns it into the user-facing number.
+    #[inline]
+    pub(crate) fn score(self, a: &[u8], b: &[u8]) -> f32 {
+        let k = kernels();
+        match self {
+            Metric::Hamming => (k.hamming)(&as_words(a), &as_words(b)) as f32,
+            Metric::Cosine => 1.0 - (k.dot)(&as_floats(a), &as_floats(b)),
+            Metric::Euclidean => (k.l2_squared)(&as_floats(a), &as_floats(b)),
+            Metric::InnerProduct => -(k.dot)(&as_floats(a), &as_floats(b)),
+            Metric::Manhattan => (k.l1)(&as_floats(a), &as_floats(b)),
+        }
+    }
+
+    /// The distance reported to users for an internal score.
+    #[inline]
+    pub fn to_distance(self, score: f32) -> f32 {
+        match self {
+            Metric::Euclidean => score.max(0.0).sqrt(),
+            _ => score,
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Views stored bytes as floats. Stored chunks and prepared buffers are aligned, so this borrows;
+/// the copy exists only so that an unexpected alignment is slow instead of a crash.
+#[inline]
+fn as_floats(bytes: &[u8]) -> Cow<'_, [f32]> {
+    match bytemuck::try_cast_slice(bytes) {
+        Ok(floats) => Cow::Borrowed(floats),
+        Err(_) => Cow::Owned(bytemuck::pod_collect_to_vec(bytes)),
+    }
+}
+
+#[inline]
+fn as_words(bytes: &[u8]) -> Cow<'_, [u64]> {
+    match bytemuck::try_cast_slice(bytes) {
+        Ok(words) => Cow::Borrowed(words),
+        Err(_) => Cow::Owned(bytemuck::pod_collect_to_vec(bytes)),
+    }
+}
+
+/// One vector as a caller hands it in.
+#[derive(Debug, Clone, Copy)]
+pub enum VectorRef<'a> {
+    /// Float elements, for every metric but Hamming.
+    Floats(&'a [f32]),
+    /// Bits packed into little-endian words, first dimension in bit 0 of word 0, for Hamming.
+    Bits { words: &'a [u64], dimensions: usize },
+}
+
+impl VectorRef<'_> {
+    pub fn dimensions(&self) -> usize {
+        match self {
+            VectorRef::Floats(f) => f.len(),
+            VectorRef::Bits { dimensions, .. } => *dimensions,
+        }
+    }
+}
+
+/// Validated vectors in their stored form, back to back in an 8-byte-aligned buffer.
+#[derive(Debug, Clone)]
+pub struct PreparedVectors {
+    words: Vec<u64>,
+    /// Bytes of one stored vector.
+    vector_bytes: usize,
+    /// Words one vector occupies in `words` (vectors start on 8-byte boundaries).
+    stride_words: usize,
+    len: usize,
+}
+
+impl PreparedVectors {
+    pub(crate) fn with_capacity(vector_bytes: usize, capacity: usize) -> Self {
+        let stride_words = vector_bytes.div_ceil(8);
+        PreparedVectors {
+            words: Vec::with_capacity(stride_words * capacity),
+            vector_bytes,
+            stride_words,
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of one stored vector.
+    pub fn vector_bytes(&self) -> usize {
+        self.vector_bytes
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> &[u8] {
+        let start = i * self.stride_words;
+        &bytemuck::cast_slice(&self.words[start..start + self.stride_words])[..self.vector_bytes]
+    }
+
+    /// Checks `vector` against the index's metric and dimensions and appends its stored form.
+    pub(crate) fn push(
+        &mut self,
+        metric: Metric,
+        dimensions: usize,
+        vector: VectorRef<'_>,
+    ) -> Result<()> {
+        let start = self.words.len();
+        self.words.resize(start + self.stride_words, 0);
+        let slot = &mut self.words[start..];
+        if let Err(e) = prepare_into(metric, dimensions, vector, slot) {
+            self.words.truncate(start);
+            return Err(e);
+        }
+        self.len += 1;
+        Ok(())
+    }
+}
+
+/// Validates one vector and writes its stored form into `out` (zeroed, `stride_words` long).
+fn prepare_into(
+    metric: Metric,
+    dimensions: usize,
+    vector: VectorRef<'_>,
+    out: &mut [u64],
+) -> Result<()> {
+    check_dimensions(metric, vector.dimensions())?;
+    if vector.dimensions() != dimensions {
+        return Err(Error::DimensionMismatch {
+            expected: dimensions,
+            got: vector.dimensions(),
+        });
+    }
+    match (metric, vector) {
+        (Metric::Hamming, VectorRef::Bits { words, dimensions }) => {
+            let needed = dimensions.div_ceil(64);
+            if words.len() != needed {
+                return Err(Error::DimensionMismatch {
+                    expected: dimensions,
+                    got: words.len() * 64,
+                });
+            }
+            let spare = needed * 64 - dimensions;
+            if spare > 0 && words[needed - 1] >> (64 - spare) != 0 {
+                return Err(Error::StrayBits { dimensions });
+            }
+            out[..needed].copy_from_slice(words);
+            Ok(())
+        }
+        (Metric::Hamming, VectorRef::Floats(_)) => Err(Error::WrongVectorKind {
+            metric: metric.name(),
+            expected: "bit",
+        }),
+        (_, VectorRef::Bits { .. }) => Err(Error::WrongVectorKind {
+            metric: metric.name(),
+            expected: "float",
+        }),
+        (_, VectorRef::Floats(values)) => {
+            let floats: &mut [f32] = &mut bytemuck::cast_slice_mut(out)[..values.len()];
+            let mut norm = 0.0f64;
+            for (index, (&value, slot)) in values.iter().zip(floats.iter_mut()).enumerate() {
+                if !value.is_finite() {
+                    return Err(Error::NonFinite { index, value });
+                }
+                norm += value as f64 * value as f64;
+                *slot = value;
+            }
+            if metric == Metric::Cosine {
+                // Stored normalised so cosine distance is one dot product; the norm is taken in
+                // f64, so only a true zero vector lacks a direction.
+                let norm = norm.sqrt();
+                if norm == 0.0 {
+                    return Err(Error::ZeroVector);
+                }
+                let inv = 1.0 / norm;
+                for slot in floats.iter_mut() {
+                    *slot = (*slot as f64 * inv) as f32;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Checks a dimension count for `metric` on its own, as index creation needs.
+pub(crate) fn check_dimensions(metric: Metric, dimensions: usize) -> Result<()> {
+    let max = if metric.is_binary() {
+        MAX_BITS
+    } else {
+        MAX_DIMENSIONS
+    };
+    if dimensions == 0 {
+        return Err(Error::EmptyVector);
+    }
+    if dimensions > max {
+        return Err(Error::TooManyDimensions {
+            got: dimensions,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// A query in stored form, ready for `Metric::score`.
+#[derive(Debug, Clone)]
+pub struct PreparedQuery(PreparedVectors);
+
+impl PreparedQuery {
+    pub(crate) fn new(metric: Metric, dimensions: usize, vector: VectorRef<'_>) -> Result<Self> {
+        let mut prepared = PreparedVectors::with_capacity(metric.vector_bytes(dimensions), 1);
+        prepared.push(metric, dimensions, vector)?;
+        Ok(PreparedQuery(prepared))
+    }
+
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.0.get(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score_of(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+        let qa = PreparedQuery::new(metric, a.len(), VectorRef::Floats(a)).unwrap();
+        let qb = PreparedQuery::new(metric, b.len(), VectorRef::Floats(b)).unwrap();
+        metric.to_distance(metric.score(qa.bytes(), qb.bytes()))
+    }
+
+    #[test]
+    fn distances_have_pgvector_meanings() {
+        let a = [1.0, 2.0, 3.0];
+        let b = [4.0, 6.0, 3.0];
+        assert!((score_of(Metric::Euclidean, &a, &b) - 5.0).abs() < 1e-6);
+        assert!((score_of(Metric::InnerProduct, &a, &b) - -25.0).abs() < 1e-5);
+        assert!((score_of(Metric::Manhattan, &a, &b) - 7.0).abs() < 1e-6);
+        let cos = 25.0 / (14.0f64.sqrt() * 61.0f64.sqrt());
+        assert!((score_of(Metric::Cosine, &a, &b) as f64 - (1.0 - cos)).abs() < 1e-6);
+        let x = [0b1011u64];
+        let y = [0b0110u64];
+        let qx = PreparedQuery::new(
+            Metric::Hamming,
+            4,
+            VectorRef::Bits {
+                words: &x,
+                dimensions: 4,
+            },
+        )
+        .unwrap();
+        let qy = PreparedQuery::new(
+            Metric::Hamming,
+            4,
+            VectorRef::Bits {
+                words: &y,
+                dimensions: 4,
+            },
+        )
+        .unwrap();
+        assert_eq!(Metric::Hamming.score(qx.bytes(), qy.bytes()), 3.0);
+    }
+
+    #[test]
+    fn bad_vectors_are_refused_with_their_own_error() {
+        let q =
+            |m: Metric, dims: usize, v: VectorRef<'_>| PreparedQuery::new(m, dims, v).map(|_| ());
+        assert!(matches!(
+            q(Metric::Euclidean, 3, VectorRef::Floats(&[1.0, 2.0])),
+            Err(Error::DimensionMismatch {
+                expected: 3,
+                got: 2
+            })
+        ));
+        assert!(matches!(
+            q(Metric::Euclidean, 2, VectorRef::Floats(&[1.0, f32::NAN])),
+            Err(Error::NonFinite { index: 1, .. })
+        ));
+        assert!(matches!(
+            q(
+                Metric::Manhattan,
+                2,
+                VectorRef::Floats(&[f32::INFINITY, 0.0])
+            ),
+            Err(Error::NonFinite { index: 0, .. })
+        ));
+        assert!(matches!(
+            q(Metric::Cosine, 2, VectorRef::Floats(&[0.0, 0.0])),
+            Err(Error::ZeroVector)
+        ));
+        assert!(q(Metric::Cosine, 2, VectorRef::Floats(&[1e-45, 0.0])).is_ok());
+        assert!(matches!(
+            q(Metric::Euclidean, 0, VectorRef::Floats(&[])),
+            Err(Error::EmptyVector)
+        ));
+        assert!(matches!(
+            q(Metric::Hamming, 4, VectorRef::Floats(&[1.0; 4])),
+            Err(Error::WrongVectorKind { .. })
+        ));
+        assert!(matches!(
+            q(
+                Metric::Cosine,
+                1,
+                VectorRef::Bits {
+                    words: &[1],
+                    dimensions: 1
+                }
+            ),
+            Err(Error::WrongVectorKind { .. })
+        ));
+        assert!(matches!(
+            q(
+                Metric::Hamming,
+                4,
+                VectorRef::Bits {
+                    words: &[0b10000],
+                    dimensions: 4
+                }
+            ),
+            Err(Error::StrayBits { dimensions: 4 })
+        ));
+        let big = vec![1.0f32; MAX_DIMENSIONS + 1];
+        assert!(matches!(
+            q(Metric::Euclidean, big.len(), VectorRef::Floats(&big)),
+            Err(Error::TooManyDimensions { .. })
+        ));
+        // The inner product keeps zero vectors: they are a valid point, just far from everything.
+        assert!(q(Metric::InnerProduct, 2, VectorRef::Floats(&[0.0, 0.0])).is_ok());
+    }
+}

@@ -1,0 +1,254 @@
+//! Deleting items with FreshDiskANN-style consolidation: every node that pointed at a deleted
+//! node takes that node's neighbours as candidates and prunes back to its cap. Deleted ids lose
+//! every trace (vector slot aside, which the next insert overwrites), so there are no tombstones.
+//!
+//! Finding who points at a deleted node needs one pass over the link lists (no reverse index is
+//! kept, it would double their size); no vector of an unaffected node is read.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use heed::RwTxn;
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+
+use super::insert::ReaderPool;
+use super::select::select;
+use super::view::LmdbView;
+use super::visited::Visited;
+use super::{search_layer, GraphView, Scored};
+use crate::error::{Error, Result};
+use crate::storage::{link_key, MetaRecord, Store};
+use crate::ItemId;
+
+/// What a delete did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteStats {
+    /// Items removed (requested ids that were not live are ignored).
+    pub deleted: u64,
+    /// Neighbour lists rewritten to route around the deleted items.
+    pub repaired_lists: u64,
+    /// Items that had become unreachable and were linked back in.
+    pub reconnected: u64,
+}
+
+/// How far candidates are gathered through chains of deleted nodes, so that deleting most of a
+/// neighbourhood still leaves its survivors with neighbours.
+const MAX_DELETED_HOPS: usize = 64;
+
+pub(crate) fn delete_items(
+    wtxn: &mut RwTxn,
+    store: Store,
+    meta: &mut MetaRecord,
+    items: &mut RoaringBitmap,
+    requested: &RoaringBitmap,
+    cancel: &(dyn Fn() -> bool + Sync),
+) -> Result<DeleteStats> {
+    let doomed = requested & &*items;
+    if doomed.is_empty() {
+        return Ok(DeleteStats::default());
+    }
+
+    // 1. One pass over the links: the lists of deleted nodes, and the nodes pointing at them.
+    let mut doomed_links: HashMap<u64, Vec<ItemId>> = HashMap::new();
+    let mut affected: Vec<(u64, Vec<ItemId>)> = Vec::new();
+    for entry in store.all_links(wtxn)? {
+        let (layer, id, list) = entry?;
+        if doomed.contains(id) {
+            doomed_links.insert(link_key(layer, id), list.iter().collect());
+        } else if list.iter().any(|n| doomed.contains(n)) {
+            affected.push((link_key(layer, id), list.iter().collect()));
+        }
+    }
+    if cancel() {
+        return Err(Error::Cancelled);
+    }
+
+    // 2. New lists for the affected nodes, computed in parallel.
+    let cancelled = AtomicBool::new(false);
+    let repaired: Vec<(u64, Vec<ItemId>)> = {
+        let pool = ReaderPool::new(wtxn)?;
+        let meta = &*meta;
+        affected
+            .into_par_iter()
+            .map(|(key, list)| {
+                if cancelled.load(Ordering::Relaxed) || cancel() {
+                    cancelled.store(true, Ordering::Relaxed);
+                    return Err(Error::Cancelled);
+                }
+                let (owner, layer) = (key as ItemId, (key >> 32) as usize);
+                let candidates = gather_candidates(owner, layer, &list, &doomed, &doomed_links);
+                let cap = meta.cap(layer);
+                if candidates.len() <= cap {
+                    return Ok((key, candidates));
+                }
+                pool.with(|txn| {
+                    let view = LmdbView::new(txn, store, meta);
+                    let owner_vec = view.vector(owner)?;
+                    let mut scored = candidates
+                        .iter()
+                        .map(|&id| {
+                            Ok(Scored {
+                                score: view.metric().score(owner_vec, view.vector(id)?),
+                                id,
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    scored.sort_unstable();
+                    Ok((
+                        key,
+                        select(&view, &scored, cap)?
+                            .into_iter()
+                            .map(|l| l.id)
+                            .collect(),
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+
+    // 3. Write: drop the deleted nodes' lists, store the repaired ones.
+    let mut removed_keys: Vec<u64> = doomed_links.into_keys().collect();
+    removed_keys.sort_unstable();
+    for key in removed_keys {
+        store.delete_links(wtxn, key as ItemId, (key >> 32) as usize)?;
+    }
+    for (key, list) in &repaired {
+        store.put_links(wtxn, *key as ItemId, (*key >> 32) as usize, list, false)?;
+    }
+    *items -= &doomed;
+    meta.live -= doomed.len() as u32;
+    if items.is_empty() {
+        meta.max_level = 0;
+    } else if doomed.contains(meta.entry_point) {
+        let (entry, top) = store
+            .top_entry(wtxn)?
+            .ok_or_else(|| crate::error::corrupt("live items but no links"))?;
+        meta.entry_point = entry;
+        meta.max_level = top as u32;
+    }
+
+    let reconnected = reconnect_unreachable(wtxn, store, meta, items)?;
+    Ok(DeleteStats {
+        deleted: doomed.len(),
+        repaired_lists: repaired.len() as u64,
+        reconnected,
+    })
+}
+
+/// The surviving neighbours of `owner`, plus the survivors found by walking through its deleted
+/// neighbours (and their deleted neighbours, up to a bound), in the order found.
+fn gather_candidates(
+    owner: ItemId,
+    layer: usize,
+    list: &[ItemId],
+    doomed: &RoaringBitmap,
+    doomed_links: &HashMap<u64, Vec<ItemId>>,
+) -> Vec<ItemId> {
+    let mut out: Vec<ItemId> = list
+        .iter()
+        .copied()
+        .filter(|id| !doomed.contains(*id))
+        .collect();
+    let mut queue: Vec<ItemId> = list
+        .iter()
+        .copied()
+        .filter(|id| doomed.contains(*id))
+        .collect();
+    let mut seen_doomed: Vec<ItemId> = queue.clone();
+    let mut head = 0;
+    while head < queue.len() && head < MAX_DELETED_HOPS {
+        let d = queue[head];
+        head += 1;
+        for &n in doomed_links
+            .get(&link_key(layer, d))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            if doomed.contains(n) {
+                if !seen_doomed.contains(&n) {
+                    seen_doomed.push(n);
+                    queue.push(n);
+                }
+            } else if n != owner && !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// Links every live item that cannot be reached from the entry point on layer 0 back into the
+/// graph, through an in-link from its nearest reachable item. Deletes that cut a region off
+/// (deleting 90% of a cluster, say) are the only way this happens; normally it finds nothing.
+pub(crate) fn reconnect_unreachable(
+    wtxn: &mut RwTxn,
+    store: Store,
+    meta: &MetaRecord,
+    items: &RoaringBitmap,
+) -> Result<u64> {
+    let Some((entry, top)) = meta.entry() else {
+        return Ok(0);
+    };
+    let mut reachable = RoaringBitmap::new();
+    mark_reachable(&LmdbView::new(wtxn, store, meta), entry, &mut reachable)?;
+    let mut reconnected = 0;
+    let mut visited = Visited::new(meta.next_id as usize);
+    for lost in items.iter() {
+        if reachable.contains(lost) {
+            continue;
+        }
+        let (anchor, mut list) = {
+            let view = LmdbView::new(wtxn, store, meta);
+            let query = view.vector(lost)?;
+            let eps = super::descend(&view, query, entry, top, 0, &mut visited)?;
+            let found = search_layer(
+                &view,
+                query,
+                &eps,
+                meta.ef_construction as usize,
+                0,
+                &mut visited,
+            )?;
+            let Some(anchor) = found
+                .iter()
+                .find(|s| s.id != lost && reachable.contains(s.id))
+            else {
+                return Err(crate::error::corrupt("no reachable item to reconnect to"));
+            };
+            let mut list = Vec::new();
+            view.neighbours(anchor.id, 0, &mut list)?;
+            (anchor.id, list)
+        };
+        // The list may exceed its cap by this one link until its next prune: dropping another
+        // link here could cut off whatever was reachable only through it.
+        list.push(lost);
+        store.put_links(wtxn, anchor, 0, &list, false)?;
+        mark_reachable(&LmdbView::new(wtxn, store, meta), lost, &mut reachable)?;
+        reconnected += 1;
+    }
+    Ok(reconnected)
+}
+
+/// Adds everything reachable from `start` on layer 0 to `reachable`.
+pub(crate) fn mark_reachable(
+    view: &LmdbView<'_>,
+    start: ItemId,
+    reachable: &mut RoaringBitmap,
+) -> Result<()> {
+    if !reachable.insert(start) {
+        return Ok(());
+    }
+    let mut stack = vec![start];
+    let mut links = Vec::new();
+    while let Some(id) = stack.pop() {
+        links.clear();
+        view.neighbours(id, 0, &mut links)?;
+        for &n in &links {
+            if reachable.insert(n) {
+                stack.push(n);
+            }
+        }
+    }
+    Ok(())
+}

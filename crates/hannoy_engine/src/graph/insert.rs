@@ -1,0 +1,380 @@
+//! Adding a batch of vectors to a stored graph, in one write transaction.
+//!
+//! The batch is first built into its own graph in memory (in parallel). If the index already has
+//! items, every new item also searches the stored graph for its candidates, again in parallel,
+//! each thread reading through its own nested read transaction of the write transaction. Each new
+//! item then chooses its links among both candidate sets, and only the stored nodes it chose get
+//! their lists rewritten. Work is proportional to the batch, never to the index.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use heed::{RoTxn, RwTxn, WithoutTls};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+
+use super::memory::{BuildParams, MemGraph};
+use super::select::{select, Link};
+use super::view::{LmdbView, WithBatch};
+use super::visited::Visited;
+use super::{descend, level_for, search_layer, GraphView, Scored};
+use crate::distance::PreparedVectors;
+use crate::error::{Error, Result};
+use crate::storage::{link_key, MetaRecord, Store};
+use crate::ItemId;
+
+pub(crate) fn params(meta: &MetaRecord) -> BuildParams {
+    BuildParams {
+        metric: meta.metric(),
+        m: meta.m as usize,
+        m0: meta.m0 as usize,
+        ef_construction: meta.ef_construction as usize,
+    }
+}
+
+/// Hands out the `n` lowest free ids: holes left by deletes first, then fresh ones.
+pub(crate) fn allocate_ids(
+    meta: &mut MetaRecord,
+    items: &RoaringBitmap,
+    n: usize,
+) -> Result<Vec<ItemId>> {
+    let mut ids = Vec::with_capacity(n);
+    let holes = meta.next_id as u64 - items.range_cardinality(..meta.next_id);
+    if holes > 0 {
+        let mut free = RoaringBitmap::new();
+        free.insert_range(..meta.next_id);
+        free -= items;
+        ids.extend(free.iter().take(n));
+    }
+    let fresh = n - ids.len();
+    let end = meta.next_id as u64 + fresh as u64;
+    // u32::MAX stays unused so that `next_id` itself always fits.
+    if end > u32::MAX as u64 {
+        return Err(Error::IdsExhausted);
+    }
+    ids.extend(meta.next_id..end as u32);
+    meta.next_id = end as u32;
+    Ok(ids)
+}
+
+/// Nested read transactions, one per rayon thread plus one for the calling thread.
+pub(crate) struct ReaderPool<'w> {
+    txns: Vec<Mutex<RoTxn<'w, WithoutTls>>>,
+}
+
+impl<'w> ReaderPool<'w> {
+    pub fn new(wtxn: &'w RwTxn<'_>) -> Result<Self> {
+        let count = rayon::current_num_threads() + 1;
+        let txns = (0..count)
+            .map(|_| Ok(Mutex::new(wtxn.nested_read_txn()?)))
+            .collect::<Result<_>>()?;
+        Ok(ReaderPool { txns })
+    }
+
+    /// Runs `f` with this thread's transaction.
+    pub fn with<R>(&self, f: impl FnOnce(&RoTxn) -> R) -> R {
+        let slot = rayon::current_thread_index()
+            .unwrap_or(self.txns.len() - 1)
+            .min(self.txns.len() - 1);
+        let txn = self.txns[slot].lock().unwrap_or_else(|e| e.into_inner());
+        f(&txn)
+    }
+}
+
+/// What linking the batch into the stored graph decided, before anything is written.
+struct Linked {
+    /// Per new item (local index), per layer, its final neighbours.
+    new_links: Vec<Vec<Vec<ItemId>>>,
+    /// Stored nodes whose lists change: key -> new list.
+    changed: Vec<(u64, Vec<ItemId>)>,
+}
+
+/// Inserts `batch`; returns the ids given to its vectors, in batch order.
+pub(crate) fn insert_batch(
+    wtxn: &mut RwTxn,
+    store: Store,
+    meta: &mut MetaRecord,
+    items: &mut RoaringBitmap,
+    batch: &PreparedVectors,
+    cancel: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<ItemId>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fresh_index = meta.next_id == 0;
+    let ids = allocate_ids(meta, items, batch.len())?;
+    let levels: Vec<usize> = ids
+        .iter()
+        .map(|&id| level_for(meta.seed, id, meta.m as usize))
+        .collect();
+    let params = params(meta);
+    let graph = MemGraph::build(params, batch, levels, cancel)?;
+
+    let stored_entry = meta.entry();
+    let mut linked = match stored_entry {
+        None => Linked {
+            new_links: (0..batch.len() as ItemId)
+                .map(|i| {
+                    (0..=graph.level(i))
+                        .map(|l| {
+                            graph
+                                .links(i, l)
+                                .iter()
+                                .map(|k| ids[k.id as usize])
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect(),
+            changed: Vec::new(),
+        },
+        Some(entry) => link_into_stored(wtxn, store, meta, &graph, batch, &ids, entry, cancel)?,
+    };
+    let (batch_entry, _) = graph.entry().expect("a non-empty batch has an entry");
+    keep_new_items_reachable(&mut linked, &ids, stored_entry.map(|(e, _)| e), batch_entry);
+
+    store.put_vectors(
+        wtxn,
+        meta,
+        ids.iter()
+            .copied()
+            .zip((0..batch.len()).map(|i| batch.get(i))),
+        fresh_index,
+    )?;
+    let mut writes: Vec<(u64, &[ItemId])> = Vec::new();
+    for (local, layers) in linked.new_links.iter().enumerate() {
+        for (layer, list) in layers.iter().enumerate() {
+            writes.push((link_key(layer, ids[local]), list));
+        }
+    }
+    writes.extend(linked.changed.iter().map(|(k, l)| (*k, l.as_slice())));
+    writes.sort_unstable_by_key(|(k, _)| *k);
+    for (key, list) in writes {
+        // Appending is only valid into empty storage, where keys arrive in order.
+        store.put_links(wtxn, key as u32, (key >> 32) as usize, list, fresh_index)?;
+    }
+
+    if let Some((local, level)) = graph.entry() {
+        if meta.entry().is_none_or(|(_, top)| level > top) {
+            meta.entry_point = ids[local as usize];
+            meta.max_level = level as u32;
+        }
+    }
+    for &id in &ids {
+        items.insert(id);
+    }
+    meta.live += ids.len() as u32;
+    Ok(ids)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn link_into_stored(
+    wtxn: &RwTxn,
+    store: Store,
+    meta: &MetaRecord,
+    graph: &MemGraph<'_>,
+    batch: &PreparedVectors,
+    ids: &[ItemId],
+    (entry, top): (ItemId, usize),
+    cancel: &(dyn Fn() -> bool + Sync),
+) -> Result<Linked> {
+    let pool = ReaderPool::new(wtxn)?;
+    let ef = meta.ef_construction as usize;
+    let cancelled = AtomicBool::new(false);
+    let check = || {
+        if cancelled.load(Ordering::Relaxed) || cancel() {
+            cancelled.store(true, Ordering::Relaxed);
+            return Err(Error::Cancelled);
+        }
+        Ok(())
+    };
+
+    // 1. Every new item chooses its links among stored and batch candidates.
+    type Chosen = (Vec<Vec<ItemId>>, Vec<(u64, Scored)>);
+    let chosen: Vec<Chosen> = (0..batch.len())
+        .into_par_iter()
+        .map_init(
+            || Visited::new(meta.next_id as usize),
+            |visited, local| {
+                check()?;
+                pool.with(|txn| {
+                    let view = WithBatch {
+                        stored: LmdbView::new(txn, store, meta),
+                        batch,
+                        ids,
+                    };
+                    let query = batch.get(local);
+                    let level = graph.level(local as ItemId);
+                    let mut eps =
+                        descend(&view.stored, query, entry, top, level.min(top), visited)?;
+                    let mut layers = vec![Vec::new(); level + 1];
+                    let mut backlinks = Vec::new();
+                    for layer in (0..=level).rev() {
+                        let mut candidates: Vec<Scored> = graph
+                            .links(local as ItemId, layer)
+                            .iter()
+                            .map(|l| Scored {
+                                score: l.score,
+                                id: ids[l.id as usize],
+                            })
+                            .collect();
+                        if layer <= top {
+                            let found =
+                                search_layer(&view.stored, query, &eps, ef, layer, visited)?;
+                            candidates.extend_from_slice(&found);
+                            eps = found;
+                        }
+                        candidates.sort_unstable();
+                        candidates.dedup_by_key(|s| s.id);
+                        let links = select(&view, &candidates, meta.cap(layer))?;
+                        for l in &links {
+                            if ids.binary_search(&l.id).is_err() {
+                                backlinks.push((
+                                    link_key(layer, l.id),
+                                    Scored {
+                                        score: l.score,
+                                        id: ids[local],
+                                    },
+                                ));
+                            }
+                        }
+                        layers[layer] = links.into_iter().map(|l| l.id).collect();
+                    }
+                    Ok((layers, backlinks))
+                })
+            },
+        )
+        .collect::<Result<_>>()?;
+
+    let mut new_links = Vec::with_capacity(chosen.len());
+    let mut backlinks: HashMap<u64, Vec<Scored>> = HashMap::new();
+    for (layers, links) in chosen {
+        new_links.push(layers);
+        for (key, s) in links {
+            backlinks.entry(key).or_default().push(s);
+        }
+    }
+
+    // 2. Stored nodes chosen by new items take them in, pruning when a list overflows.
+    let mut groups: Vec<(u64, Vec<Scored>)> = backlinks.into_iter().collect();
+    groups.sort_unstable_by_key(|(k, _)| *k);
+    let changed: Vec<(u64, Vec<ItemId>)> = groups
+        .into_par_iter()
+        .map(|(key, added)| {
+            check()?;
+            pool.with(|txn| {
+                let view = WithBatch {
+                    stored: LmdbView::new(txn, store, meta),
+                    batch,
+                    ids,
+                };
+                let (owner, layer) = (key as ItemId, (key >> 32) as usize);
+                let mut existing = Vec::new();
+                view.neighbours(owner, layer, &mut existing)?;
+                let cap = meta.cap(layer);
+                if existing.len() + added.len() <= cap {
+                    existing.extend(added.iter().map(|s| s.id));
+                    return Ok((key, existing));
+                }
+                let owner_vec = view.vector(owner)?;
+                let mut candidates = added;
+                for id in existing {
+                    candidates.push(Scored {
+                        score: view.metric().score(owner_vec, view.vector(id)?),
+                        id,
+                    });
+                }
+                candidates.sort_unstable();
+                candidates.dedup_by_key(|s| s.id);
+                let kept: Vec<Link> = select(&view, &candidates, cap)?;
+                Ok((key, kept.into_iter().map(|l| l.id).collect()))
+            })
+        })
+        .collect::<Result<_>>()?;
+
+    Ok(Linked { new_links, changed })
+}
+
+/// Every new item must end up reachable on layer 0. An item that every chooser pruned away, or a
+/// group of new items that only point at each other, gets an in-link from its nearest reachable
+/// neighbour. That list may exceed its cap by one until its next prune: dropping a link instead
+/// could cut off whatever was reachable only through it.
+fn keep_new_items_reachable(
+    linked: &mut Linked,
+    ids: &[ItemId],
+    stored_entry: Option<ItemId>,
+    batch_entry: ItemId,
+) {
+    // Reachability is decided within what this batch writes: stored nodes are reachable already,
+    // and a new item is reached through a stored node's rewritten list or another new item.
+    let local = |id: ItemId| ids.binary_search(&id).ok();
+    let mut reached = vec![false; ids.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut visit =
+        |start: usize, reached: &mut Vec<bool>, stack: &mut Vec<usize>, linked: &Linked| {
+            if reached[start] {
+                return;
+            }
+            reached[start] = true;
+            stack.push(start);
+            while let Some(i) = stack.pop() {
+                for &n in &linked.new_links[i][0] {
+                    if let Some(j) = local(n) {
+                        if !reached[j] {
+                            reached[j] = true;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+        };
+    let roots: Vec<usize> = match stored_entry {
+        None => vec![batch_entry as usize],
+        Some(_) => linked
+            .changed
+            .iter()
+            .filter(|(k, _)| k >> 32 == 0)
+            .flat_map(|(_, list)| list.iter().filter_map(|&n| local(n)))
+            .collect(),
+    };
+    for root in roots {
+        visit(root, &mut reached, &mut stack, linked);
+    }
+    loop {
+        let mut progressed = false;
+        for i in 0..ids.len() {
+            if reached[i] {
+                continue;
+            }
+            // Its nearest neighbour that is known to be reachable: a stored node, or a reached
+            // new item.
+            // (Every stored node a new item links to received a back link, so its list is in
+            // `changed` and can take one more.)
+            let anchor = linked.new_links[i][0]
+                .iter()
+                .copied()
+                .find(|&n| match local(n) {
+                    Some(j) => reached[j],
+                    None => linked.changed.iter().any(|(k, _)| *k == link_key(0, n)),
+                });
+            let Some(anchor) = anchor else { continue };
+            match local(anchor) {
+                Some(j) => linked.new_links[j][0].push(ids[i]),
+                None => {
+                    let (_, list) = linked
+                        .changed
+                        .iter_mut()
+                        .find(|(k, _)| *k == link_key(0, anchor))
+                        .expect("checked above");
+                    list.push(ids[i]);
+                }
+            }
+            visit(i, &mut reached, &mut stack, linked);
+            progressed = true;
+        }
+        if !progressed {
+            break;
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The HNSW graph: how it is searched during construction, how neighbours are chosen, and how it
+//! is built, grown and repaired. Query-time search lives in `crate::search`.
+
+pub(crate) mod delete;
+pub(crate) mod insert;
+pub(crate) mod memory;
+pub(crate) mod select;
+pub(crate) mod view;
+pub(crate) mod visited;
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use crate::distance::Metric;
+use crate::error::Result;
+use crate::storage::meta::MAX_LEVEL;
+use crate::ItemId;
+use visited::Visited;
+
+/// An item with its score relative to some query; orders by (score, id) so ties are stable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Scored {
+    pub score: f32,
+    pub id: ItemId,
+}
+
+impl Eq for Scored {}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What a graph search needs to read: stored vectors and neighbour lists, whether they live in
+/// LMDB, in memory during a build, or both during an incremental insert.
+pub(crate) trait GraphView {
+    fn metric(&self) -> Metric;
+    fn vector(&self, id: ItemId) -> Result<&[u8]>;
+    /// Appends the neighbours of `id` on `layer` to `out`.
+    fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()>;
+
+    #[inline]
+    fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
+        Ok(self.metric().score(query, self.vector(id)?))
+    }
+}
+
+/// Beam search on one layer (HNSW's SEARCH-LAYER): the `ef` items closest to `query` reachable
+/// from `entries`, ascending. `ef = 1` is the greedy descent used on upper layers.
+pub(crate) fn search_layer<G: GraphView + ?Sized>(
+    graph: &G,
+    query: &[u8],
+    entries: &[Scored],
+    ef: usize,
+    layer: usize,
+    visited: &mut Visited,
+) -> Result<Vec<Scored>> {
+    visited.clear();
+    let mut candidates: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef * 4);
+    let mut results: BinaryHeap<Scored> = BinaryHeap::with_capacity(ef + 1);
+    for &e in entries {
+        if visited.insert(e.id) {
+            candidates.push(Reverse(e));
+            results.push(e);
+        }
+    }
+    while results.len() > ef {
+        results.pop();
+    }
+    let mut links = Vec::with_capacity(64);
+    while let Some(Reverse(current)) = candidates.pop() {
+        if results.len() >= ef && current.score > results.peek().map_or(f32::INFINITY, |w| w.score)
+        {
+            break;
+        }
+        links.clear();
+        graph.neighbours(current.id, layer, &mut links)?;
+        for &n in &links {
+            if !visited.insert(n) {
+                continue;
+            }
+            let score = graph.score(query, n)?;
+            if results.len() < ef || score < results.peek().map_or(f32::INFINITY, |w| w.score) {
+                let s = Scored { score, id: n };
+                candidates.push(Reverse(s));
+                results.push(s);
+                if results.len() > ef {
+                    results.pop();
+                }
+            }
+        }
+    }
+    let mut out = results.into_vec();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Descends from `entry` (on `top`) to `bottom + 1` greedily, returning the entry for `bottom`.
+pub(crate) fn descend<G: GraphView + ?Sized>(
+    graph: &G,
+    query: &[u8],
+    entry: ItemId,
+    top: usize,
+    bottom: usize,
+    visited: &mut Visited,
+) -> Result<Vec<Scored>> {
+    let mut eps = vec![Scored {
+        score: graph.score(query, entry)?,
+        id: entry,
+    }];
+    for layer in (bottom + 1..=top).rev() {
+        eps = search_layer(graph, query, &eps, 1, layer, visited)?;
+    }
+    Ok(eps)
+}
+
+/// The layer count of an item: geometric with ratio 1/m, as in the HNSW paper (mL = 1/ln m).
+/// A hash of the id and the index's seed, so builds are reproducible whatever the thread count.
+pub(crate) fn level_for(seed: u64, id: ItemId, m: usize) -> usize {
+    let mut z = seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // Uniform in (0, 1]; never zero, so the logarithm is finite.
+    let uniform = ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    let level = (-uniform.ln() / (m as f64).ln()).floor() as usize;
+    level.min(MAX_LEVEL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_geometric_in_one_over_m() {
+        let n = 200_000u32;
+        let mut counts = [0usize; 4];
+        for id in 0..n {
+            let l = level_for(42, id, 16);
+            if l < 4 {
+                counts[l] += 1;
+            }
+        }
+        let p0 = counts[0] as f64 / n as f64;
+        let p1 = counts[1] as f64 / n as f64;
+        assert!((p0 - 15.0 / 16.0).abs() < 0.005, "{p0}");
+        assert!((p1 - 15.0 / 256.0).abs() < 0.003, "{p1}");
+    }
+}

@@ -1,0 +1,514 @@
+//! An index: one LMDB environment holding one graph, opened for reading or writing.
+
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use heed::{Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
+use roaring::RoaringBitmap;
+
+use crate::check::{check_graph, CheckReport};
+use crate::distance::{check_dimensions, Metric, PreparedQuery, PreparedVectors, VectorRef};
+use crate::error::{Error, Result};
+use crate::graph::delete::{delete_items, DeleteStats};
+use crate::graph::insert::insert_batch;
+use crate::search::{NeighborStream, SearchParams};
+use crate::storage::chunks::{vectors_per_chunk, PAGE_SIZE};
+use crate::storage::meta::{FORMAT_VERSION, MAGIC};
+use crate::storage::{MetaRecord, Store, StoreStats, ENGINE_DATABASES};
+use crate::{ItemId, Neighbor};
+
+/// Named databases an environment can hold beyond the engine's, for the caller's own maps.
+pub const CALLER_DATABASES: u32 = 13;
+const INITIAL_MAP_SIZE: usize = 64 << 20;
+
+/// What kind of index to create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexOptions {
+    pub metric: Metric,
+    pub dimensions: usize,
+    /// Links per node on the upper layers; layer 0 gets twice as many (pgvector's `m`).
+    pub m: usize,
+    /// Candidate list size while linking (pgvector's `ef_construction`).
+    pub ef_construction: usize,
+    /// Seeds the level draw, so a build is reproducible.
+    pub seed: u64,
+}
+
+impl IndexOptions {
+    pub const DEFAULT_M: usize = 16;
+    pub const DEFAULT_EF_CONSTRUCTION: usize = 64;
+
+    pub fn new(metric: Metric, dimensions: usize) -> Self {
+        IndexOptions {
+            metric,
+            dimensions,
+            m: Self::DEFAULT_M,
+            ef_construction: Self::DEFAULT_EF_CONSTRUCTION,
+            seed: 0x5eed_6a11_0e57_ab1e,
+        }
+    }
+
+    /// The ranges pgvector enforces for the same options.
+    pub fn validate(&self) -> Result<()> {
+        check_dimensions(self.metric, self.dimensions)?;
+        if !(2..=100).contains(&self.m) {
+            return Err(Error::InvalidParameter {
+                name: "m",
+                reason: format!("{} is outside 2..=100", self.m),
+            });
+        }
+        if !(4..=1000).contains(&self.ef_construction) {
+            return Err(Error::InvalidParameter {
+                name: "ef_construction",
+                reason: format!("{} is outside 4..=1000", self.ef_construction),
+            });
+        }
+        if self.ef_construction < 2 * self.m {
+            return Err(Error::InvalidParameter {
+                name: "ef_construction",
+                reason: format!("must be at least twice m ({})", 2 * self.m),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Figures about an index, for users and benchmarks.
+#[derive(Debug, Clone)]
+pub struct IndexInfo {
+    pub options: IndexOptions,
+    pub len: u64,
+    /// Layers above layer 0 that the entry point reaches.
+    pub max_level: usize,
+    /// Size of the data file.
+    pub file_bytes: u64,
+    /// Bytes in the engine's pages that hold data (the file can be larger: free pages are kept
+    /// for reuse).
+    pub used_bytes: u64,
+    pub pages: StoreStats,
+    pub format_version: u32,
+}
+
+pub struct Index {
+    env: Env<WithoutTls>,
+    store: Store,
+    path: PathBuf,
+    /// Readers and writers of this process hold it shared; growing the map takes it exclusively,
+    /// because LMDB may only be resized while this process has no transaction open.
+    gate: RwLock<()>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+fn open_env(path: &Path, map_size: usize) -> Result<Env<WithoutTls>> {
+    std::fs::create_dir_all(path)?;
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options
+        .map_size(map_size)
+        .max_dbs(ENGINE_DATABASES + CALLER_DATABASES)
+        .max_readers(1022);
+    // SAFETY: heed requires that the same file is not opened twice by this process (it checks
+    // and refuses) and that the file is not modified except through LMDB; every writer of these
+    // folders goes through this function. NO_READ_AHEAD keeps random reads of an index larger
+    // than RAM from evicting useful pages.
+    let env = unsafe {
+        options.flags(EnvFlags::NO_READ_AHEAD);
+        options.open(path)?
+    };
+    env.clear_stale_readers()?;
+    Ok(env)
+}
+
+fn is_map_full(e: &Error) -> bool {
+    matches!(e, Error::Storage(heed::Error::Mdb(MdbError::MapFull)))
+}
+
+fn is_map_resized(e: &Error) -> bool {
+    matches!(e, Error::Storage(heed::Error::Mdb(MdbError::MapResized)))
+}
+
+impl Index {
+    /// Creates an index in the folder `path` (created if missing), which must not hold one.
+    pub fn create(path: impl AsRef<Path>, options: &IndexOptions) -> Result<Index> {
+        Self::create_with_map_size(path, options, INITIAL_MAP_SIZE)
+    }
+
+    /// As [`Index::create`], with the first map size (it still grows when full).
+    pub fn create_with_map_size(
+        path: impl AsRef<Path>,
+        options: &IndexOptions,
+        map_size: usize,
+    ) -> Result<Index> {
+        options.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let env = open_env(&path, map_size.next_multiple_of(PAGE_SIZE))?;
+        let mut wtxn = env.write_txn()?;
+        if Store::open(&env, &wtxn)?.is_some() {
+            return Err(Error::IndexExists(path.display().to_string()));
+        }
+        let store = Store::create(&env, &mut wtxn)?;
+        let vector_bytes = options.metric.vector_bytes(options.dimensions);
+        let meta = MetaRecord {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION,
+            metric: options.metric as u32,
+            dimensions: options.dimensions as u32,
+            vector_bytes: vector_bytes as u32,
+            vectors_per_chunk: vectors_per_chunk(vector_bytes) as u32,
+            m: options.m as u32,
+            m0: 2 * options.m as u32,
+            ef_construction: options.ef_construction as u32,
+            entry_point: 0,
+            max_level: 0,
+            next_id: 0,
+            live: 0,
+            seed: options.seed,
+        };
+        store.write_meta(&mut wtxn, &meta)?;
+        store.write_items(&mut wtxn, &RoaringBitmap::new())?;
+        wtxn.commit()?;
+        Ok(Index {
+            env,
+            store,
+            path,
+            gate: RwLock::new(()),
+        })
+    }
+
+    /// Opens the index in `path`, refusing an incompatible format.
+    pub fn open(path: impl AsRef<Path>) -> Result<Index> {
+        let path = path.as_ref().to_path_buf();
+        if !path.join("data.mdb").exists() {
+            return Err(Error::MissingIndex(path.display().to_string()));
+        }
+        let env = open_env(&path, INITIAL_MAP_SIZE)?;
+        let rtxn = env.read_txn()?;
+        let store = Store::open(&env, &rtxn)?
+            .ok_or_else(|| Error::MissingIndex(path.display().to_string()))?;
+        store
+            .read_meta(&rtxn)?
+            .ok_or_else(|| Error::MissingIndex(path.display().to_string()))?;
+        // Database handles opened in a transaction die with it unless it commits.
+        rtxn.commit()?;
+        Ok(Index {
+            env,
+            store,
+            path,
+            gate: RwLock::new(()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The environment, for the caller's own named databases.
+    pub fn env(&self) -> &Env<WithoutTls> {
+        &self.env
+    }
+
+    fn gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Grows the map (doubling) or adopts a size another process set.
+    fn resize(&self, grow: bool) -> Result<()> {
+        let _exclusive = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let current = self.env.info().map_size;
+        let size = if grow {
+            (current * 2).next_multiple_of(PAGE_SIZE)
+        } else {
+            0
+        };
+        // SAFETY: the exclusive gate guarantees no transaction of this process is open.
+        unsafe { self.env.resize(size)? };
+        Ok(())
+    }
+
+    /// A consistent snapshot for searching; writers do not block it, nor it them.
+    pub fn read(&self) -> Result<Reader<'_>> {
+        loop {
+            let gate = self.gate();
+            match self.env.read_txn().map_err(Error::from) {
+                Ok(txn) => return Reader::new(txn, self.store, gate),
+                Err(e) if is_map_resized(&e) => {
+                    drop(gate);
+                    self.resize(false)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs `f` in one write transaction and commits it; nothing `f` did is visible to readers
+    /// before the commit, and nothing of it survives an error. When the map fills up, the
+    /// transaction is rolled back, the map doubled and `f` run again.
+    pub fn write<R>(&self, mut f: impl FnMut(&mut Writer<'_>) -> Result<R>) -> Result<R> {
+        loop {
+            let gate = self.gate();
+            let attempt = (|| {
+                let mut writer = Writer::new(self.env.write_txn()?, self.store)?;
+                let out = f(&mut writer)?;
+                writer.commit()?;
+                Ok(out)
+            })();
+            drop(gate);
+            match attempt {
+                Err(e) if is_map_full(&e) => self.resize(true)?,
+                Err(e) if is_map_resized(&e) => self.resize(false)?,
+                other => return other,
+            }
+        }
+    }
+
+    pub fn info(&self) -> Result<IndexInfo> {
+        let reader = self.read()?;
+        let meta = reader.meta;
+        let pages = self.store.stats(&reader.txn)?;
+        Ok(IndexInfo {
+            options: IndexOptions {
+                metric: meta.metric(),
+                dimensions: meta.dimensions as usize,
+                m: meta.m as usize,
+                ef_construction: meta.ef_construction as usize,
+                seed: meta.seed,
+            },
+            len: reader.items.len(),
+            max_level: meta.max_level as usize,
+            file_bytes: self.env.real_disk_size()?,
+            used_bytes: (pages.vector_pages + pages.link_pages + pages.meta_pages)
+                * PAGE_SIZE as u64,
+            pages,
+            format_version: meta.format_version,
+        })
+    }
+
+    /// Checks and converts caller vectors into their stored form.
+    pub fn prepare<'a>(
+        &self,
+        vectors: impl IntoIterator<Item = VectorRef<'a>>,
+    ) -> Result<PreparedVectors> {
+        let meta = self.read()?.meta;
+        let vectors = vectors.into_iter();
+        let mut prepared =
+            PreparedVectors::with_capacity(meta.vector_bytes as usize, vectors.size_hint().0);
+        for v in vectors {
+            prepared.push(meta.metric(), meta.dimensions as usize, v)?;
+        }
+        Ok(prepared)
+    }
+}
+
+/// A read snapshot of an index.
+pub struct Reader<'i> {
+    txn: RoTxn<'i, WithoutTls>,
+    store: Store,
+    meta: MetaRecord,
+    items: RoaringBitmap,
+    _gate: RwLockReadGuard<'i, ()>,
+}
+
+impl<'i> Reader<'i> {
+    fn new(
+        txn: RoTxn<'i, WithoutTls>,
+        store: Store,
+        gate: RwLockReadGuard<'i, ()>,
+    ) -> Result<Self> {
+        let meta = store
+            .read_meta(&txn)?
+            .ok_or_else(|| crate::error::corrupt("metadata missing"))?;
+        let items = store.read_items(&txn)?;
+        Ok(Reader {
+            txn,
+            store,
+            meta,
+            items,
+            _gate: gate,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Live item ids.
+    pub fn items(&self) -> &RoaringBitmap {
+        &self.items
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.meta.metric()
+    }
+
+    pub fn dimensions(&self) -> usize {
+        self.meta.dimensions as usize
+    }
+
+    pub fn txn(&self) -> &RoTxn<'i, WithoutTls> {
+        &self.txn
+    }
+
+    pub fn prepare_query(&self, query: VectorRef<'_>) -> Result<PreparedQuery> {
+        PreparedQuery::new(self.meta.metric(), self.meta.dimensions as usize, query)
+    }
+
+    fn view(&self) -> crate::graph::view::LmdbView<'_> {
+        crate::graph::view::LmdbView::new(&self.txn, self.store, &self.meta)
+    }
+
+    /// Neighbours of `query` in non-decreasing distance, for as long as the caller pulls.
+    pub fn stream(
+        &self,
+        query: VectorRef<'_>,
+        params: &SearchParams<'_>,
+    ) -> Result<NeighborStream<'_>> {
+        let query = self.prepare_query(query)?;
+        NeighborStream::new(self.view(), &self.items, query, params)
+    }
+
+    /// The `k` nearest neighbours, ascending by (distance, id); `ef_search` is raised to `k`.
+    pub fn search(
+        &self,
+        query: VectorRef<'_>,
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Neighbor>> {
+        let params = SearchParams {
+            ef_search: params.ef_search.max(k),
+            ..params.clone()
+        };
+        self.stream(query, &params)?.take(k).collect()
+    }
+
+    /// The stored vector of a live item, as floats (normalised under cosine).
+    pub fn vector(&self, id: ItemId) -> Result<Option<Vec<f32>>> {
+        if !self.items.contains(id) || self.meta.metric().is_binary() {
+            return Ok(None);
+        }
+        Ok(Some(bytemuck::pod_collect_to_vec(
+            self.store.vector(&self.txn, &self.meta, id)?,
+        )))
+    }
+
+    /// Verifies the graph's invariants; see [`CheckReport`].
+    pub fn check(&self) -> Result<CheckReport> {
+        check_graph(&self.view(), self.store, &self.items)
+    }
+}
+
+/// An open write transaction; see [`Index::write`].
+pub struct Writer<'i> {
+    txn: RwTxn<'i>,
+    store: Store,
+    meta: MetaRecord,
+    items: RoaringBitmap,
+}
+
+/// A cancel callback that never cancels.
+pub fn never_cancel() -> bool {
+    false
+}
+
+impl<'i> Writer<'i> {
+    fn new(txn: RwTxn<'i>, store: Store) -> Result<Self> {
+        let meta = store
+            .read_meta(&txn)?
+            .ok_or_else(|| crate::error::corrupt("metadata missing"))?;
+        let items = store.read_items(&txn)?;
+        Ok(Writer {
+            txn,
+            store,
+            meta,
+            items,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn items(&self) -> &RoaringBitmap {
+        &self.items
+    }
+
+    /// The write transaction, for the caller's own databases in the same atomic commit.
+    pub fn txn(&mut self) -> &mut RwTxn<'i> {
+        &mut self.txn
+    }
+
+    /// Checks and converts caller vectors into their stored form.
+    pub fn prepare<'a>(
+        &self,
+        vectors: impl IntoIterator<Item = VectorRef<'a>>,
+    ) -> Result<PreparedVectors> {
+        let vectors = vectors.into_iter();
+        let mut prepared =
+            PreparedVectors::with_capacity(self.meta.vector_bytes as usize, vectors.size_hint().0);
+        for v in vectors {
+            prepared.push(self.meta.metric(), self.meta.dimensions as usize, v)?;
+        }
+        Ok(prepared)
+    }
+
+    /// Adds a batch (in parallel on rayon's current pool); returns the new ids in batch order.
+    /// `cancel` is polled between items from every worker; it must not call into anything
+    /// that is not thread-safe.
+    pub fn insert(
+        &mut self,
+        batch: &PreparedVectors,
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<ItemId>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        if batch.vector_bytes() != self.meta.vector_bytes as usize {
+            return Err(Error::DimensionMismatch {
+                expected: self.meta.vector_bytes as usize,
+                got: batch.vector_bytes(),
+            });
+        }
+        insert_batch(
+            &mut self.txn,
+            self.store,
+            &mut self.meta,
+            &mut self.items,
+            batch,
+            cancel,
+        )
+    }
+
+    /// Deletes the given ids (ids that are not live are ignored) and repairs the graph.
+    pub fn delete(
+        &mut self,
+        ids: &RoaringBitmap,
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<DeleteStats> {
+        delete_items(
+            &mut self.txn,
+            self.store,
+            &mut self.meta,
+            &mut self.items,
+            ids,
+            cancel,
+        )
+    }
+
+    fn commit(mut self) -> Result<()> {
+        self.store.write_meta(&mut self.txn, &self.meta)?;
+        self.store.write_items(&mut self.txn, &self.items)?;
+        self.txn.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! The engine behind hannoy_pg: an HNSW graph and its vectors in one LMDB environment, with no
+//! Postgres in it.
+//!
+//! - [`Index::create`] / [`Index::open`] a folder; [`Index::write`] runs inserts and deletes in one
+//!   atomic write transaction; [`Index::read`] gives a snapshot to search.
+//! - Searches stream results in distance order ([`Reader::stream`]) for as long as the caller
+//!   pulls, optionally inside a roaring bitmap of allowed ids, choosing an exact scan or a graph
+//!   walk by cost.
+//! - Inserts link a batch in parallel with work proportional to the batch; deletes repair the
+//!   neighbours' links (FreshDiskANN consolidation) and leave no tombstones.
+
+mod check;
+pub mod distance;
+mod error;
+mod graph;
+mod index;
+mod search;
+mod storage;
+
+/// The id of an item: dense, `u32`, reused after a delete.
+pub type ItemId = u32;
+
+pub use check::CheckReport;
+pub use distance::{Metric, PreparedQuery, PreparedVectors, VectorRef, MAX_BITS, MAX_DIMENSIONS};
+pub use error::{Error, Result};
+pub use graph::delete::DeleteStats;
+pub use index::{never_cancel, Index, IndexInfo, IndexOptions, Reader, Writer, CALLER_DATABASES};
+pub use search::{
+    Neighbor, NeighborStream, SearchParams, Strategy, DEFAULT_EF_SEARCH, EXACT_BELOW,
+};
+pub use storage::meta::FORMAT_VERSION;
+pub use storage::StoreStats;

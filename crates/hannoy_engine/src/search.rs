@@ -1,0 +1,336 @@
+//! Query-time search: a stream of neighbours in distance order, optionally restricted to a bitmap
+//! of allowed items.
+//!
+//! The access method never learns the LIMIT, so a search must be able to go on after its first
+//! `ef_search` results. The graph walk keeps everything it has discovered: a frontier of nodes not
+//! yet expanded and a pool of allowed items not yet returned, whose `ef` best form a window. The
+//! best item of the window is returned once no frontier node is closer than the window's worst,
+//! which is exactly HNSW's stopping rule for the first `ef` results, and slides along after them.
+//! When the frontier runs dry, the allowed items never reached are scored directly, so a drained
+//! stream returns every allowed item exactly once.
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use roaring::RoaringBitmap;
+
+use crate::distance::PreparedQuery;
+use crate::error::Result;
+use crate::graph::view::LmdbView;
+use crate::graph::visited::Visited;
+use crate::graph::{descend, search_layer, GraphView, Scored};
+use crate::ItemId;
+
+/// Default candidate-list size, as pgvector's `hnsw.ef_search`.
+pub const DEFAULT_EF_SEARCH: usize = 40;
+/// Below this many allowed items an exact scan always wins (and answers exactly).
+pub const EXACT_BELOW: u64 = 1000;
+
+/// One result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbor {
+    pub id: ItemId,
+    /// In the metric's own units (Euclidean, not squared).
+    pub distance: f32,
+}
+
+/// How a search finds its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Whichever the cost model expects to be cheaper.
+    #[default]
+    Auto,
+    /// Score every allowed item.
+    Exact,
+    /// Walk the graph.
+    Graph,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchParams<'f> {
+    pub ef_search: usize,
+    /// Only these items may be returned.
+    pub filter: Option<&'f RoaringBitmap>,
+    pub strategy: Strategy,
+    /// Stop the graph walk after visiting this many nodes; what was found is still returned.
+    pub max_visited: Option<usize>,
+}
+
+impl Default for SearchParams<'_> {
+    fn default() -> Self {
+        SearchParams {
+            ef_search: DEFAULT_EF_SEARCH,
+            filter: None,
+            strategy: Strategy::Auto,
+            max_visited: None,
+        }
+    }
+}
+
+/// Chooses exact scan or graph walk for `allowed` items out of `live`.
+///
+/// An unfiltered walk scores about `ef · m0` nodes. A filtered walk reaches allowed items at a
+/// rate that falls with the selectivity; the square root reflects that two-hop expansion finds
+/// allowed nodes behind disallowed ones. The exact scan scores every allowed item once.
+pub(crate) fn prefer_exact(allowed: u64, live: u64, ef: usize, m0: usize) -> bool {
+    if allowed <= EXACT_BELOW {
+        return true;
+    }
+    let selectivity = allowed as f64 / live.max(1) as f64;
+    let walk_cost = 2.0 * ef as f64 * m0 as f64 / selectivity.sqrt();
+    (allowed as f64) <= walk_cost
+}
+
+/// Layer 0 starts from this many of the best layer-1 nodes, found with a beam of `ef` there: a
+/// single greedy entry can land in the wrong one of two nearby clusters and stay there.
+const SEEDS: usize = 8;
+
+/// Below this selectivity the walk scores only allowed nodes and looks through disallowed
+/// neighbours to theirs (ACORN-style); above it, disallowed nodes are scored and walked through.
+const TWO_HOP_BELOW: f64 = 0.5;
+
+/// Neighbours in non-decreasing distance, as an iterator of results.
+pub struct NeighborStream<'t> {
+    view: LmdbView<'t>,
+    query: PreparedQuery,
+    state: State<'t>,
+}
+
+enum State<'t> {
+    Exact(BinaryHeap<Reverse<Scored>>),
+    Walk(Box<Walk<'t>>),
+}
+
+struct Walk<'t> {
+    /// Items that may be returned: the filter's live items, or every live item.
+    allowed: Cow<'t, RoaringBitmap>,
+    two_hop: bool,
+    ef: usize,
+    frontier: BinaryHeap<Reverse<Scored>>,
+    window: BTreeSet<Scored>,
+    overflow: BinaryHeap<Reverse<Scored>>,
+    visited: Visited,
+    visited_count: usize,
+    max_visited: usize,
+    /// Set once the unreached allowed items have been scored: nothing is left to find.
+    finished: bool,
+    links: Vec<ItemId>,
+    second_hop: Vec<ItemId>,
+}
+
+impl<'t> NeighborStream<'t> {
+    pub(crate) fn new(
+        view: LmdbView<'t>,
+        items: &'t RoaringBitmap,
+        query: PreparedQuery,
+        params: &SearchParams<'_>,
+    ) -> Result<NeighborStream<'t>> {
+        let allowed: Cow<'t, RoaringBitmap> = match params.filter {
+            Some(filter) => Cow::Owned(filter & items),
+            None => Cow::Borrowed(items),
+        };
+        let ef = params.ef_search.max(1);
+        let exact = match params.strategy {
+            Strategy::Exact => true,
+            Strategy::Graph => allowed.is_empty(),
+            Strategy::Auto => prefer_exact(allowed.len(), items.len(), ef, view.meta.m0 as usize),
+        };
+        let state = match view.meta.entry() {
+            Some((entry, top)) if !exact => {
+                let selectivity = allowed.len() as f64 / items.len().max(1) as f64;
+                let mut walk = Walk {
+                    two_hop: params.filter.is_some() && selectivity < TWO_HOP_BELOW,
+                    allowed,
+                    ef,
+                    frontier: BinaryHeap::new(),
+                    window: BTreeSet::new(),
+                    overflow: BinaryHeap::new(),
+                    visited: Visited::new(view.meta.next_id as usize),
+                    visited_count: 0,
+                    max_visited: params.max_visited.unwrap_or(usize::MAX),
+                    finished: false,
+                    links: Vec::with_capacity(64),
+                    second_hop: Vec::with_capacity(64),
+                };
+                let start = if top >= 1 {
+                    let above = descend(&view, query.bytes(), entry, top, 1, &mut walk.visited)?;
+                    let mut seeds =
+                        search_layer(&view, query.bytes(), &above, ef, 1, &mut walk.visited)?;
+                    seeds.truncate(SEEDS);
+                    seeds
+                } else {
+                    descend(&view, query.bytes(), entry, top, 0, &mut walk.visited)?
+                };
+                walk.visited.clear();
+                for s in start {
+                    walk.visited.insert(s.id);
+                    walk.frontier.push(Reverse(s));
+                    if walk.allowed.contains(s.id) {
+                        walk.offer(s);
+                    }
+                }
+                State::Walk(Box::new(walk))
+            }
+            _ => {
+                let mut scored = Vec::with_capacity(allowed.len() as usize);
+                for id in allowed.iter() {
+                    scored.push(Reverse(Scored {
+                        score: view.score(query.bytes(), id)?,
+                        id,
+                    }));
+                }
+                State::Exact(BinaryHeap::from(scored))
+            }
+        };
+        Ok(NeighborStream { view, query, state })
+    }
+
+    /// Whether this stream scans exactly instead of walking the graph.
+    pub fn is_exact(&self) -> bool {
+        matches!(self.state, State::Exact(_))
+    }
+
+    /// Nodes the walk has scored so far (zero for an exact scan).
+    pub fn visited(&self) -> usize {
+        match &self.state {
+            State::Exact(_) => 0,
+            State::Walk(w) => w.visited_count,
+        }
+    }
+
+    fn next_scored(&mut self) -> Result<Option<Scored>> {
+        match &mut self.state {
+            State::Exact(heap) => Ok(heap.pop().map(|Reverse(s)| s)),
+            State::Walk(walk) => walk.next(&self.view, self.query.bytes()),
+        }
+    }
+}
+
+impl Iterator for NeighborStream<'_> {
+    type Item = Result<Neighbor>;
+
+    fn next(&mut self) -> Option<Result<Neighbor>> {
+        let metric = self.view.metric();
+        self.next_scored()
+            .map(|found| {
+                found.map(|s| Neighbor {
+                    id: s.id,
+                    distance: metric.to_distance(s.score),
+                })
+            })
+            .transpose()
+    }
+}
+
+impl Walk<'_> {
+    /// Adds an allowed item to the pool, keeping the `ef` best in the window.
+    fn offer(&mut self, s: Scored) {
+        if self.window.len() < self.ef {
+            self.window.insert(s);
+        } else if self.window.last().is_some_and(|worst| s < *worst) {
+            self.window.insert(s);
+            let worst = self.window.pop_last().expect("window is not empty");
+            self.overflow.push(Reverse(worst));
+        } else {
+            self.overflow.push(Reverse(s));
+        }
+    }
+
+    fn ready(&self) -> bool {
+        let Some(worst) = self.window.last() else {
+            return false;
+        };
+        match self.frontier.peek() {
+            None => self.finished,
+            Some(Reverse(closest)) => self.window.len() >= self.ef && closest.score > worst.score,
+        }
+    }
+
+    fn next(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<Option<Scored>> {
+        loop {
+            if self.ready() {
+                let best = self.window.pop_first().expect("ready implies a window");
+                if let Some(Reverse(next)) = self.overflow.pop() {
+                    self.window.insert(next);
+                }
+                return Ok(Some(best));
+            }
+            if let Some(Reverse(current)) = self.frontier.pop() {
+                self.expand(view, query, current.id)?;
+                if self.visited_count >= self.max_visited {
+                    // Out of budget: return what was found, nothing more.
+                    self.frontier.clear();
+                    self.finished = true;
+                }
+            } else if !self.finished {
+                self.score_unreached(view, query)?;
+                self.finished = true;
+            } else {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn expand(&mut self, view: &LmdbView<'_>, query: &[u8], id: ItemId) -> Result<()> {
+        let mut links = std::mem::take(&mut self.links);
+        links.clear();
+        view.neighbours(id, 0, &mut links)?;
+        for &n in &links {
+            if !self.visited.insert(n) {
+                continue;
+            }
+            if self.allowed.contains(n) {
+                self.discover(view, query, n, true)?;
+            } else if !self.two_hop {
+                self.discover(view, query, n, false)?;
+            } else {
+                let mut second = std::mem::take(&mut self.second_hop);
+                second.clear();
+                view.neighbours(n, 0, &mut second)?;
+                for &n2 in &second {
+                    if self.allowed.contains(n2) && self.visited.insert(n2) {
+                        self.discover(view, query, n2, true)?;
+                    }
+                }
+                self.second_hop = second;
+            }
+        }
+        self.links = links;
+        Ok(())
+    }
+
+    fn discover(
+        &mut self,
+        view: &LmdbView<'_>,
+        query: &[u8],
+        id: ItemId,
+        allowed: bool,
+    ) -> Result<()> {
+        let s = Scored {
+            score: view.score(query, id)?,
+            id,
+        };
+        self.visited_count += 1;
+        self.frontier.push(Reverse(s));
+        if allowed {
+            self.offer(s);
+        }
+        Ok(())
+    }
+
+    /// Scores the allowed items the walk never reached (cut off by the filter, or by deletes).
+    fn score_unreached(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<()> {
+        let allowed = std::mem::take(&mut self.allowed);
+        for id in allowed.iter() {
+            if self.visited.insert(id) {
+                self.offer(Scored {
+                    score: view.score(query, id)?,
+                    id,
+                });
+            }
+        }
+        self.allowed = allowed;
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! The metadata record: what kind of index this is and where its graph starts.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::distance::Metric;
+use crate::error::{corrupt, Error, Result};
+
+pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
+/// Bumped whenever the on-disk layout changes; readers refuse any other version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index
+/// is tied to the byte order of the machine that wrote it, as Postgres data files are.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub(crate) struct MetaRecord {
+    pub magic: [u8; 8],
+    pub format_version: u32,
+    pub metric: u32,
+    pub dimensions: u32,
+    pub vector_bytes: u32,
+    pub vectors_per_chunk: u32,
+    pub m: u32,
+    pub m0: u32,
+    pub ef_construction: u32,
+    /// Meaningless while `live == 0`.
+    pub entry_point: u32,
+    /// Top layer of the entry point.
+    pub max_level: u32,
+    /// Every id below this has been handed out at least once; free ids below it are reused.
+    pub next_id: u32,
+    pub live: u32,
+    pub seed: u64,
+}
+
+impl MetaRecord {
+    pub fn decode(bytes: &[u8]) -> Result<MetaRecord> {
+        if bytes.len() < 12 || bytes[..8] != MAGIC {
+            return Err(corrupt("metadata record has no hannoy magic number"));
+        }
+        let version = u32::from_ne_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return Err(Error::IncompatibleFormat {
+                found: version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        if bytes.len() != std::mem::size_of::<MetaRecord>() {
+            return Err(corrupt(format!(
+                "metadata record has {} bytes",
+                bytes.len()
+            )));
+        }
+        let meta: MetaRecord = bytemuck::pod_read_unaligned(bytes);
+        let metric = Metric::from_code(meta.metric)
+            .ok_or_else(|| corrupt(format!("unknown metric code {}", meta.metric)))?;
+        if meta.vector_bytes as usize != metric.vector_bytes(meta.dimensions as usize)
+            || meta.vectors_per_chunk == 0
+            || meta.m < 2
+            || meta.m0 < meta.m
+            || meta.max_level > MAX_LEVEL as u32
+            || meta.live > meta.next_id
+        {
+            return Err(corrupt("metadata record is inconsistent"));
+        }
+        Ok(meta)
+    }
+
+    pub fn metric(&self) -> Metric {
+        Metric::from_code(self.metric).expect("checked in decode")
+    }
+
+    pub fn cap(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.m0 as usize
+        } else {
+            self.m as usize
+        }
+    }
+
+    pub fn entry(&self) -> Option<(u32, usize)> {
+        (self.live > 0).then_some((self.entry_point, self.max_level as usize))
+    }
+}
+
+/// Levels are capped so the graph never has more layers than a link key can name, and so a
+/// freak draw cannot create a long chain of nearly empty layers.
+pub(crate) const MAX_LEVEL: usize = 15;

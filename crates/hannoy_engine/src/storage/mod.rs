@@ -1,0 +1,264 @@
+//! The LMDB layout of one index.
+//!
+//! | database  | key                         | value                                        |
+//! |-----------|-----------------------------|----------------------------------------------|
+//! | `meta`    | `"meta"`, `"items"`         | [`MetaRecord`]; roaring bitmap of live ids    |
+//! | `vectors` | chunk number (u32, integer) | `vectors_per_chunk` stored vectors            |
+//! | `links`   | `layer << 32 \| id` (u64)   | neighbour ids, native-endian u32s             |
+//!
+//! Every live item has a links entry on each of its layers (possibly empty), so the highest
+//! layer present is the graph's top and an item's layers can be found by probing. Free ids are
+//! the holes below `next_id` in the live bitmap: no separate free list to keep in step.
+//! Other named databases in the same environment belong to the caller (the access method).
+
+pub(crate) mod chunks;
+pub(crate) mod meta;
+
+use heed::byteorder::NativeEndian;
+use heed::types::{Bytes, Str, U32, U64};
+use heed::{Database, Env, IntegerComparator, PutFlags, RoTxn, RwTxn, WithoutTls};
+use roaring::RoaringBitmap;
+
+use crate::error::{corrupt, Result};
+use crate::ItemId;
+pub(crate) use meta::MetaRecord;
+
+/// Databases the engine reserves in an environment.
+pub const ENGINE_DATABASES: u32 = 3;
+
+const META_KEY: &str = "meta";
+const ITEMS_KEY: &str = "items";
+
+#[derive(Clone, Copy)]
+pub(crate) struct Store {
+    meta: Database<Str, Bytes>,
+    vectors: Database<U32<NativeEndian>, Bytes, IntegerComparator>,
+    links: Database<U64<NativeEndian>, Bytes, IntegerComparator>,
+}
+
+#[inline]
+pub(crate) fn link_key(layer: usize, id: ItemId) -> u64 {
+    ((layer as u64) << 32) | id as u64
+}
+
+/// A stored neighbour list, decoded as it is iterated: LMDB only guarantees 2-byte alignment for
+/// inline values, so the u32s are read from the mapped bytes without a cast or a copy.
+#[derive(Clone, Copy)]
+pub(crate) struct LinkList<'t>(&'t [u8]);
+
+impl<'t> LinkList<'t> {
+    pub fn iter(self) -> impl Iterator<Item = ItemId> + 't {
+        self.0
+            .chunks_exact(4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+fn encode_links(ids: &[ItemId]) -> &[u8] {
+    bytemuck::cast_slice(ids)
+}
+
+impl Store {
+    pub fn create(env: &Env<WithoutTls>, wtxn: &mut RwTxn) -> Result<Store> {
+        Ok(Store {
+            meta: env.create_database(wtxn, Some("hannoy.meta"))?,
+            vectors: env
+                .database_options()
+                .types::<U32<NativeEndian>, Bytes>()
+                .name("hannoy.vectors")
+                .key_comparator::<IntegerComparator>()
+                .create(wtxn)?,
+            links: env
+                .database_options()
+                .types::<U64<NativeEndian>, Bytes>()
+                .name("hannoy.links")
+                .key_comparator::<IntegerComparator>()
+                .create(wtxn)?,
+        })
+    }
+
+    /// `None` when the environment holds no index.
+    pub fn open(env: &Env<WithoutTls>, rtxn: &RoTxn) -> Result<Option<Store>> {
+        let meta = env.open_database(rtxn, Some("hannoy.meta"))?;
+        let vectors = env
+            .database_options()
+            .types::<U32<NativeEndian>, Bytes>()
+            .name("hannoy.vectors")
+            .key_comparator::<IntegerComparator>()
+            .open(rtxn)?;
+        let links = env
+            .database_options()
+            .types::<U64<NativeEndian>, Bytes>()
+            .name("hannoy.links")
+            .key_comparator::<IntegerComparator>()
+            .open(rtxn)?;
+        Ok(match (meta, vectors, links) {
+            (Some(meta), Some(vectors), Some(links)) => Some(Store {
+                meta,
+                vectors,
+                links,
+            }),
+            _ => None,
+        })
+    }
+
+    pub fn read_meta(&self, txn: &RoTxn) -> Result<Option<MetaRecord>> {
+        self.meta
+            .get(txn, META_KEY)?
+            .map(MetaRecord::decode)
+            .transpose()
+    }
+
+    pub fn write_meta(&self, wtxn: &mut RwTxn, meta: &MetaRecord) -> Result<()> {
+        Ok(self.meta.put(wtxn, META_KEY, bytemuck::bytes_of(meta))?)
+    }
+
+    pub fn read_items(&self, txn: &RoTxn) -> Result<RoaringBitmap> {
+        match self.meta.get(txn, ITEMS_KEY)? {
+            None => Ok(RoaringBitmap::new()),
+            Some(bytes) => RoaringBitmap::deserialize_from(bytes)
+                .map_err(|e| corrupt(format!("live item bitmap: {e}"))),
+        }
+    }
+
+    pub fn write_items(&self, wtxn: &mut RwTxn, items: &RoaringBitmap) -> Result<()> {
+        let mut bytes = Vec::with_capacity(items.serialized_size());
+        items.serialize_into(&mut bytes)?;
+        Ok(self.meta.put(wtxn, ITEMS_KEY, &bytes)?)
+    }
+
+    /// The stored vector of `id`, borrowed from the memory map.
+    #[inline]
+    pub fn vector<'t>(&self, txn: &'t RoTxn, meta: &MetaRecord, id: ItemId) -> Result<&'t [u8]> {
+        let (chunk, range) = chunks::locate(
+            id,
+            meta.vectors_per_chunk as usize,
+            meta.vector_bytes as usize,
+        );
+        let bytes = self
+            .vectors
+            .get(txn, &chunk)?
+            .ok_or_else(|| corrupt(format!("no vector chunk for item {id}")))?;
+        bytes
+            .get(range)
+            .ok_or_else(|| corrupt(format!("vector chunk {chunk} is truncated")))
+    }
+
+    /// Writes stored vectors for `ids` (ascending), rewriting each touched chunk once.
+    pub fn put_vectors<'v>(
+        &self,
+        wtxn: &mut RwTxn,
+        meta: &MetaRecord,
+        mut items: impl Iterator<Item = (ItemId, &'v [u8])>,
+        append: bool,
+    ) -> Result<()> {
+        let per_chunk = meta.vectors_per_chunk as usize;
+        let vector_bytes = meta.vector_bytes as usize;
+        let mut pending = items.next();
+        while let Some((first, _)) = pending {
+            let chunk_no = first / per_chunk as u32;
+            let mut chunk: Vec<u8> = match self.vectors.get(wtxn, &chunk_no)? {
+                Some(existing) => existing.to_vec(),
+                None => vec![0; per_chunk * vector_bytes],
+            };
+            while let Some((id, vector)) = pending {
+                let (c, range) = chunks::locate(id, per_chunk, vector_bytes);
+                if c != chunk_no {
+                    break;
+                }
+                chunk[range].copy_from_slice(vector);
+                pending = items.next();
+            }
+            let flags = if append {
+                PutFlags::APPEND
+            } else {
+                PutFlags::empty()
+            };
+            self.vectors
+                .put_with_flags(wtxn, flags, &chunk_no, &chunk)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub fn links<'t>(
+        &self,
+        txn: &'t RoTxn,
+        id: ItemId,
+        layer: usize,
+    ) -> Result<Option<LinkList<'t>>> {
+        Ok(self.links.get(txn, &link_key(layer, id))?.map(LinkList))
+    }
+
+    pub fn put_links(
+        &self,
+        wtxn: &mut RwTxn,
+        id: ItemId,
+        layer: usize,
+        ids: &[ItemId],
+        append: bool,
+    ) -> Result<()> {
+        let flags = if append {
+            PutFlags::APPEND
+        } else {
+            PutFlags::empty()
+        };
+        Ok(self
+            .links
+            .put_with_flags(wtxn, flags, &link_key(layer, id), encode_links(ids))?)
+    }
+
+    pub fn delete_links(&self, wtxn: &mut RwTxn, id: ItemId, layer: usize) -> Result<bool> {
+        Ok(self.links.delete(wtxn, &link_key(layer, id))?)
+    }
+
+    /// Every links entry in key order: (layer, id, neighbours).
+    pub fn all_links<'t>(
+        &self,
+        txn: &'t RoTxn,
+    ) -> Result<impl Iterator<Item = Result<(usize, ItemId, LinkList<'t>)>> + 't> {
+        Ok(self.links.iter(txn)?.map(|entry| {
+            let (key, value) = entry?;
+            Ok(((key >> 32) as usize, key as u32, LinkList(value)))
+        }))
+    }
+
+    /// The highest layer that has any entry, and its first item.
+    pub fn top_entry(&self, txn: &RoTxn) -> Result<Option<(ItemId, usize)>> {
+        let Some((key, _)) = self.links.last(txn)? else {
+            return Ok(None);
+        };
+        let layer = (key >> 32) as usize;
+        let first = self
+            .links
+            .range(txn, &(link_key(layer, 0)..=link_key(layer, u32::MAX)))?
+            .next()
+            .transpose()?
+            .map(|(k, _)| k as u32)
+            .unwrap_or(key as u32);
+        Ok(Some((first, layer)))
+    }
+
+    pub fn stats(&self, txn: &RoTxn) -> Result<StoreStats> {
+        let v = self.vectors.stat(txn)?;
+        let l = self.links.stat(txn)?;
+        let m = self.meta.stat(txn)?;
+        let pages =
+            |s: &heed::DatabaseStat| (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
+        Ok(StoreStats {
+            vector_pages: pages(&v),
+            link_pages: pages(&l),
+            meta_pages: pages(&m),
+            link_entries: l.entries as u64,
+        })
+    }
+}
+
+/// Page counts per database, to report where the disk goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStats {
+    pub vector_pages: u64,
+    pub link_pages: u64,
+    pub meta_pages: u64,
+    pub link_entries: u64,
+}

@@ -1,0 +1,200 @@
+//! Seeded data sets and an exact (f64) reference for the engine's tests.
+#![allow(dead_code)]
+
+use hannoy_engine::{never_cancel, Index, IndexOptions, ItemId, Metric, VectorRef};
+use roaring::RoaringBitmap;
+
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x2545_F491_4F6C_DD1D)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn normal(&mut self) -> f32 {
+        let (u, v) = (self.unit(), self.unit());
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+}
+
+fn normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt() as f32;
+    v.iter_mut().for_each(|x| *x /= n);
+}
+
+/// A harder mixture than a few tidy blobs: many small clusters of different spreads, 5% near
+/// duplicates of other points, normalised. Queries are generated separately, partly off-cluster.
+pub fn clustered(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(seed);
+    let clusters = (n / 50).max(8);
+    let centers: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| {
+            let mut c: Vec<f32> = (0..dims).map(|_| rng.normal()).collect();
+            normalize(&mut c);
+            c
+        })
+        .collect();
+    let spreads: Vec<f32> = (0..clusters)
+        .map(|_| 0.3 + 0.9 * rng.unit() as f32)
+        .collect();
+    let mut data: Vec<Vec<f32>> = Vec::with_capacity(n);
+    for i in 0..n {
+        if i > 10 && rng.below(20) == 0 {
+            let base = data[rng.below(i)].clone();
+            let mut v: Vec<f32> = base.iter().map(|x| x + 0.001 * rng.normal()).collect();
+            normalize(&mut v);
+            data.push(v);
+            continue;
+        }
+        let c = rng.below(clusters);
+        let scale = spreads[c] / (dims as f32).sqrt();
+        let mut v: Vec<f32> = centers[c]
+            .iter()
+            .map(|x| x + scale * rng.normal())
+            .collect();
+        normalize(&mut v);
+        data.push(v);
+    }
+    data
+}
+
+/// Queries: half near data points (with more noise than the data), half between clusters.
+pub fn queries(data: &[Vec<f32>], count: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(seed ^ 0xABCD);
+    let dims = data[0].len();
+    (0..count)
+        .map(|i| {
+            let a = &data[rng.below(data.len())];
+            let mut q: Vec<f32> = if i % 2 == 0 {
+                a.iter()
+                    .map(|x| x + 0.5 / (dims as f32).sqrt() * rng.normal())
+                    .collect()
+            } else {
+                let b = &data[rng.below(data.len())];
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| 0.5 * (x + y) + 0.2 / (dims as f32).sqrt() * rng.normal())
+                    .collect()
+            };
+            normalize(&mut q);
+            q
+        })
+        .collect()
+}
+
+/// Un-normalised copies (scaled by a per-vector factor) so Euclidean, inner product and L1 see
+/// vectors of different lengths.
+pub fn scaled(data: &[Vec<f32>], seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(seed);
+    data.iter()
+        .map(|v| {
+            let s = 0.5 + rng.unit() as f32;
+            v.iter().map(|x| x * s).collect()
+        })
+        .collect()
+}
+
+/// Bit vectors: each cluster has a random centre, members flip 10% of its bits.
+pub fn bit_clusters(n: usize, bits: usize, seed: u64) -> Vec<Vec<u64>> {
+    let mut rng = Rng::new(seed);
+    let words = bits.div_ceil(64);
+    let mask_last = if bits % 64 == 0 {
+        u64::MAX
+    } else {
+        (1u64 << (bits % 64)) - 1
+    };
+    let clusters = (n / 50).max(8);
+    let centers: Vec<Vec<u64>> = (0..clusters)
+        .map(|_| (0..words).map(|_| rng.next_u64()).collect())
+        .collect();
+    (0..n)
+        .map(|_| {
+            let mut v = centers[rng.below(clusters)].clone();
+            for _ in 0..bits / 10 {
+                let b = rng.below(bits);
+                v[b / 64] ^= 1 << (b % 64);
+            }
+            v[words - 1] &= mask_last;
+            v
+        })
+        .collect()
+}
+
+pub fn reference_distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
+    let pairs = a.iter().zip(b).map(|(x, y)| (*x as f64, *y as f64));
+    match metric {
+        Metric::Euclidean => pairs.map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt(),
+        Metric::Manhattan => pairs.map(|(x, y)| (x - y).abs()).sum(),
+        Metric::InnerProduct => -pairs.map(|(x, y)| x * y).sum::<f64>(),
+        Metric::Cosine => {
+            let (mut dot, mut na, mut nb) = (0.0, 0.0, 0.0);
+            for (x, y) in pairs {
+                dot += x * y;
+                na += x * x;
+                nb += y * y;
+            }
+            1.0 - dot / (na.sqrt() * nb.sqrt())
+        }
+        Metric::Hamming => unreachable!("bit vectors use hamming_distance"),
+    }
+}
+
+pub fn hamming_distance(a: &[u64], b: &[u64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x ^ y).count_ones() as f64)
+        .sum()
+}
+
+/// Distances from a query to every candidate, sorted ascending (id breaks ties).
+pub fn exact(distances: impl Iterator<Item = (ItemId, f64)>, k: usize) -> Vec<(ItemId, f64)> {
+    let mut all: Vec<(ItemId, f64)> = distances.collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+/// Recall that treats ties fairly: a found item counts if it is no farther than the true k-th.
+pub fn recall(
+    found: &[ItemId],
+    truth: &[(ItemId, f64)],
+    distance_of: impl Fn(ItemId) -> f64,
+) -> f64 {
+    if truth.is_empty() {
+        return if found.is_empty() { 1.0 } else { 0.0 };
+    }
+    let kth = truth.last().unwrap().1;
+    let hits = found
+        .iter()
+        .take(truth.len())
+        .filter(|id| distance_of(**id) <= kth + 1e-5 * kth.abs().max(1.0))
+        .count();
+    hits as f64 / truth.len() as f64
+}
+
+pub fn create(dir: &std::path::Path, metric: Metric, dims: usize) -> Index {
+    Index::create(dir, &IndexOptions::new(metric, dims)).unwrap()
+}
+
+pub fn insert_floats(index: &Index, data: &[Vec<f32>]) -> Vec<ItemId> {
+    let batch = index
+        .prepare(data.iter().map(|v| VectorRef::Floats(v)))
+        .unwrap();
+    index.write(|w| w.insert(&batch, &never_cancel)).unwrap()
+}
+
+pub fn bitmap(ids: impl IntoIterator<Item = ItemId>) -> RoaringBitmap {
+    ids.into_iter().collect()
+}

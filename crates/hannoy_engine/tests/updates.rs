@@ -1,0 +1,303 @@
+//! Incremental inserts, deletes with repair, reopening, and readers during writes.
+
+mod common;
+
+use common::*;
+use hannoy_engine::{never_cancel, Index, IndexOptions, Metric, SearchParams, Strategy, VectorRef};
+use roaring::RoaringBitmap;
+
+const K: usize = 10;
+
+/// Mean recall@10 of graph searches over the live items.
+fn recall_live(index: &Index, data: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
+    let reader = index.read().unwrap();
+    let live = reader.items().clone();
+    let params = SearchParams {
+        strategy: Strategy::Graph,
+        ..Default::default()
+    };
+    let mut total = 0.0;
+    for q in queries {
+        let found: Vec<u32> = reader
+            .search(VectorRef::Floats(q), K, &params)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        assert!(
+            found.iter().all(|id| live.contains(*id)),
+            "a search returned an id that is not live"
+        );
+        let truth = exact(
+            live.iter().map(|id| {
+                (
+                    id,
+                    reference_distance(Metric::Cosine, q, &data[id as usize]),
+                )
+            }),
+            K,
+        );
+        total += recall(&found, &truth, |id| {
+            reference_distance(Metric::Cosine, q, &data[id as usize])
+        });
+    }
+    total / queries.len() as f64
+}
+
+#[test]
+fn deleting_half_then_ninety_percent_keeps_recall_and_reachability() {
+    let data = clustered(10_000, 64, 21);
+    let queries = queries(&data, 100, 22);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Cosine, 64);
+    insert_floats(&index, &data);
+    let mut rng = Rng::new(23);
+    let mut deleted = RoaringBitmap::new();
+    for target in [0.5, 0.9] {
+        let live = index.read().unwrap().items().clone();
+        // Delete from the live items so that `target` of all items end up deleted.
+        let fraction = (target - deleted.len() as f64 / data.len() as f64)
+            / (live.len() as f64 / data.len() as f64);
+        let doomed: RoaringBitmap = live.iter().filter(|_| rng.unit() < fraction).collect();
+        let stats = index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
+        assert_eq!(stats.deleted, doomed.len());
+        deleted |= &doomed;
+
+        let reader = index.read().unwrap();
+        assert_eq!(reader.len(), data.len() as u64 - deleted.len());
+        let report = reader.check().unwrap();
+        assert!(report.is_sound(), "after deleting {target}: {report:?}");
+        // Drain a stream: every live item once, no deleted one.
+        let drained: Vec<u32> = reader
+            .stream(
+                VectorRef::Floats(&queries[0]),
+                &SearchParams {
+                    strategy: Strategy::Graph,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .map(|n| n.unwrap().id)
+            .collect();
+        let drained_set: RoaringBitmap = drained.iter().copied().collect();
+        assert_eq!(drained.len() as u64, reader.len());
+        assert_eq!(&drained_set, reader.items());
+        drop(reader);
+        let r = recall_live(&index, &data, &queries);
+        println!(
+            "after deleting {:.0}%: recall@10 {r:.4}, {stats:?}",
+            target * 100.0
+        );
+        assert!(r >= 0.95, "after deleting {target}: recall {r:.4}");
+    }
+}
+
+#[test]
+fn ten_incremental_batches_match_one_bulk_build() {
+    let data = clustered(20_000, 64, 31);
+    let queries = queries(&data, 200, 32);
+    let bulk_dir = tempfile::tempdir().unwrap();
+    let bulk = create(bulk_dir.path(), Metric::Cosine, 64);
+    insert_floats(&bulk, &data);
+    let bulk_recall = recall_live(&bulk, &data, &queries);
+
+    let inc_dir = tempfile::tempdir().unwrap();
+    let inc = create(inc_dir.path(), Metric::Cosine, 64);
+    for (i, part) in data.chunks(data.len() / 10).enumerate() {
+        let ids = insert_floats(&inc, part);
+        let first = (i * part.len()) as u32;
+        assert_eq!(ids, (first..first + part.len() as u32).collect::<Vec<_>>());
+    }
+    let report = inc.read().unwrap().check().unwrap();
+    assert_eq!(report.live, data.len() as u64);
+    assert_eq!(
+        report.dangling_links + report.orphan_lists + report.missing_lists,
+        0,
+        "{report:?}"
+    );
+    let inc_recall = recall_live(&inc, &data, &queries);
+    println!(
+        "bulk {bulk_recall:.4}, ten batches {inc_recall:.4}, reachable {}/{}",
+        report.reachable, report.live
+    );
+    assert!(
+        inc_recall >= bulk_recall - 0.01,
+        "incremental {inc_recall:.4} vs bulk {bulk_recall:.4}"
+    );
+}
+
+#[test]
+fn freed_ids_are_reused_and_space_is_recycled() {
+    let data = clustered(3_000, 32, 41);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, 32);
+    insert_floats(&index, &data);
+    let doomed: RoaringBitmap = (0..3_000u32).filter(|i| i % 3 == 0).collect();
+    index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
+    let again = insert_floats(&index, &data[..doomed.len() as usize]);
+    assert_eq!(
+        again,
+        doomed.iter().collect::<Vec<_>>(),
+        "the lowest free ids are handed out first"
+    );
+
+    // Delete everything and insert it again: the file barely grows.
+    let all = index.read().unwrap().items().clone();
+    index.write(|w| w.delete(&all, &never_cancel)).unwrap();
+    assert!(index.read().unwrap().is_empty());
+    let before = index.info().unwrap().file_bytes;
+    let ids = insert_floats(&index, &data);
+    assert_eq!(ids, (0..3_000).collect::<Vec<_>>());
+    let after = index.info().unwrap().file_bytes;
+    assert!(
+        after as f64 <= before as f64 * 1.02,
+        "file grew from {before} to {after}"
+    );
+    assert!(index.read().unwrap().check().unwrap().is_sound());
+}
+
+#[test]
+fn reopening_gives_identical_results() {
+    let data = clustered(5_000, 48, 51);
+    let queries = queries(&data, 20, 52);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |index: &Index| -> Vec<Vec<(u32, f32)>> {
+        let reader = index.read().unwrap();
+        queries
+            .iter()
+            .map(|q| {
+                reader
+                    .search(VectorRef::Floats(q), 25, &SearchParams::default())
+                    .unwrap()
+                    .iter()
+                    .map(|n| (n.id, n.distance))
+                    .collect()
+            })
+            .collect()
+    };
+    let before = {
+        let index = create(dir.path(), Metric::Cosine, 48);
+        insert_floats(&index, &data);
+        index
+            .write(|w| w.delete(&(0..500).collect(), &never_cancel))
+            .unwrap();
+        run(&index)
+    };
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(
+        index.info().unwrap().options,
+        IndexOptions::new(Metric::Cosine, 48)
+    );
+    assert_eq!(run(&index), before);
+}
+
+#[test]
+fn the_map_grows_when_full() {
+    let data = clustered(6_000, 256, 61);
+    let dir = tempfile::tempdir().unwrap();
+    // 1 MiB cannot hold 6 MB of vectors: the write must grow the map and retry.
+    let index =
+        Index::create_with_map_size(dir.path(), &IndexOptions::new(Metric::Cosine, 256), 1 << 20)
+            .unwrap();
+    insert_floats(&index, &data);
+    let reader = index.read().unwrap();
+    assert_eq!(reader.len(), 6_000);
+    let found = reader
+        .search(VectorRef::Floats(&data[17]), 1, &SearchParams::default())
+        .unwrap();
+    assert_eq!(found[0].id, 17);
+}
+
+#[test]
+fn readers_never_see_half_a_batch() {
+    let data = clustered(8_000, 32, 71);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Cosine, 32);
+    let batch = 500;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..3)
+            .map(|r| {
+                let (index, data, done) = (&index, &data, &done);
+                scope.spawn(move || {
+                    let mut seen = 0;
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        let reader = index.read().unwrap();
+                        let len = reader.len() as usize;
+                        assert_eq!(len % batch, 0, "reader {r} saw {len} items");
+                        assert_eq!(reader.items().max().map_or(0, |m| m as usize + 1), len);
+                        if len > 0 {
+                            let q = &data[(seen * 7) % len];
+                            let found = reader
+                                .search(VectorRef::Floats(q), 5, &SearchParams::default())
+                                .unwrap();
+                            assert!(found.iter().all(|n| (n.id as usize) < len));
+                            assert_eq!(found.len(), 5.min(len));
+                        }
+                        seen += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for part in data.chunks(batch) {
+            insert_floats(&index, part);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+    });
+}
+
+/// Another process reads while this one writes: run by `a_second_process_reads_while_we_write`.
+#[test]
+#[ignore = "run as a child process by a_second_process_reads_while_we_write"]
+fn child_process_reader() {
+    let path = std::env::var("HANNOY_CHILD_INDEX").expect("set by the parent test");
+    let index = Index::open(&path).unwrap();
+    let mut last = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let reader = index.read().unwrap();
+        let len = reader.len();
+        assert_eq!(len % 500, 0, "child saw {len} items");
+        assert!(len >= last, "the item count went backwards");
+        last = len;
+        if len == 4_000 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(last, 4_000, "the child never saw the last batch");
+}
+
+#[test]
+fn a_second_process_reads_while_we_write() {
+    let data = clustered(4_000, 32, 81);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Cosine, 32);
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_reader",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("HANNOY_CHILD_INDEX", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for part in data.chunks(500) {
+        insert_floats(&index, part);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {text}");
+    assert!(text.contains("1 passed"), "the child ran no test: {text}");
+}
