@@ -21,6 +21,15 @@ struct Args {
     threads: Vec<usize>,
     metric: Metric,
     quick: bool,
+    data: DataKind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum DataKind {
+    /// Topics spread along a few directions each, like real text embeddings.
+    Embeddings,
+    /// Isotropic blobs with near duplicates: a hard case for any graph index.
+    Hard,
 }
 
 fn parse() -> Args {
@@ -31,6 +40,7 @@ fn parse() -> Args {
         threads: vec![1, 2],
         metric: Metric::Cosine,
         quick: false,
+        data: DataKind::Embeddings,
     };
     let list = |s: &str| {
         s.split(',')
@@ -62,9 +72,16 @@ fn parse() -> Args {
                     .expect("cosine, euclidean, ...");
             }
             "--quick" => args.quick = true,
+            "--data" => {
+                args.data = match it.next().as_deref() {
+                    Some("embeddings") => DataKind::Embeddings,
+                    Some("hard") => DataKind::Hard,
+                    other => panic!("--data embeddings|hard, not {other:?}"),
+                }
+            }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--quick]");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard] [--quick]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -160,12 +177,16 @@ fn main() {
 
 fn bench_one(args: &Args, n: usize, dims: usize) {
     let metric = args.metric;
+    let (label, generate): (&str, fn(usize, usize, u64) -> Vec<Vec<f32>>) = match args.data {
+        DataKind::Embeddings => ("embedding-like topics", embedding_like),
+        DataKind::Hard => ("hard isotropic blobs with near duplicates", clustered),
+    };
     println!(
-        "\n### {n} x {dims}, {metric}, m = 16, ef_construction = 64, {} queries, k = 10\n",
+        "\n### {n} x {dims} {label}, {metric}, m = 16, ef_construction = 64, {} queries, k = 10\n",
         args.queries
     );
     let t = Instant::now();
-    let data = clustered(n, dims, 11);
+    let data = generate(n, dims, 11);
     let queries = queries(&data, args.queries, 12);
     eprintln!("generated data in {:.1}s", t.elapsed().as_secs_f64());
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -220,37 +241,62 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
         ));
     }
 
-    for &(label, fraction) in &[("50%", 0.5), ("10%", 0.1), ("1%", 0.01), ("0.1%", 0.001)] {
+    // Each filter runs with the strategy the cost model picks ("auto") and with the other one
+    // forced, so the table shows whether the pick was right.
+    for &(label, fraction) in &[
+        ("50%", 0.5),
+        ("20%", 0.2),
+        ("10%", 0.1),
+        ("1%", 0.01),
+        ("0.1%", 0.001),
+    ] {
         let mut rng = Rng::new(99);
         let filter: RoaringBitmap = (0..n as u32).filter(|_| rng.unit() < fraction).collect();
         let truth = ground_truth(metric, &data, &live, &queries, Some(&filter));
-        let params = SearchParams {
+        let auto = SearchParams {
             filter: Some(&filter),
             ..Default::default()
         };
-        let r = run_queries(&index, metric, &data, &queries, &truth, &params);
-        let strategy = index
+        let picked_exact = index
             .read()
             .unwrap()
-            .stream(VectorRef::Floats(&queries[0]), &params)
+            .stream(VectorRef::Floats(&queries[0]), &auto)
             .unwrap()
             .is_exact();
-        rows.push((
-            format!("filter {label} ({} items)", filter.len()),
-            format!(
-                "recall@10 {:.3}, {:.1} rows, {:.0} q/s, p99 {:.2} ms, {}",
-                r.recall,
-                r.rows,
-                r.qps,
-                r.p99_ms,
-                if strategy { "exact scan" } else { "graph walk" }
+        let other = if picked_exact {
+            Strategy::Graph
+        } else {
+            Strategy::Exact
+        };
+        for (name, strategy) in [
+            (
+                if picked_exact {
+                    "auto: exact"
+                } else {
+                    "auto: walk"
+                },
+                Strategy::Auto,
             ),
-        ));
+            (if picked_exact { "walk" } else { "exact" }, other),
+        ] {
+            let params = SearchParams {
+                strategy,
+                ..auto.clone()
+            };
+            let r = run_queries(&index, metric, &data, &queries, &truth, &params);
+            rows.push((
+                format!("filter {label} ({} items), {name}", filter.len()),
+                format!(
+                    "recall@10 {:.3}, {:.1} rows, {:.0} q/s, p99 {:.2} ms",
+                    r.recall, r.rows, r.qps, r.p99_ms
+                ),
+            ));
+        }
     }
 
     if !args.quick {
         // Insert 1% more, then delete 10% and repair.
-        let extra = clustered(n / 100, dims, 13);
+        let extra = generate(n / 100, dims, 13);
         let batch = index
             .prepare(extra.iter().map(|v| VectorRef::Floats(v)))
             .unwrap();

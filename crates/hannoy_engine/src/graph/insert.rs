@@ -195,7 +195,7 @@ fn link_into_stored(
     let chosen: Vec<Chosen> = (0..batch.len())
         .into_par_iter()
         .map_init(
-            || Visited::new(meta.next_id as usize),
+            || Visited::pooled(meta.next_id as usize),
             |visited, local| {
                 check()?;
                 pool.with(|txn| {
@@ -311,24 +311,23 @@ fn keep_new_items_reachable(
     let local = |id: ItemId| ids.binary_search(&id).ok();
     let mut reached = vec![false; ids.len()];
     let mut stack: Vec<usize> = Vec::new();
-    let mut visit =
-        |start: usize, reached: &mut Vec<bool>, stack: &mut Vec<usize>, linked: &Linked| {
-            if reached[start] {
-                return;
-            }
-            reached[start] = true;
-            stack.push(start);
-            while let Some(i) = stack.pop() {
-                for &n in &linked.new_links[i][0] {
-                    if let Some(j) = local(n) {
-                        if !reached[j] {
-                            reached[j] = true;
-                            stack.push(j);
-                        }
+    let visit = |start: usize, reached: &mut Vec<bool>, stack: &mut Vec<usize>, linked: &Linked| {
+        if reached[start] {
+            return;
+        }
+        reached[start] = true;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            for &n in &linked.new_links[i][0] {
+                if let Some(j) = local(n) {
+                    if !reached[j] {
+                        reached[j] = true;
+                        stack.push(j);
                     }
                 }
             }
-        };
+        }
+    };
     let roots: Vec<usize> = match stored_entry {
         None => vec![batch_entry as usize],
         Some(_) => linked

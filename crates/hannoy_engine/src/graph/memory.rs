@@ -55,11 +55,31 @@ impl GraphView for MemGraph<'_> {
     }
 
     #[inline]
+    fn prefetch(&self, id: ItemId) {
+        prefetch_bytes(self.vectors.get(id as usize));
+    }
+
+    #[inline]
     fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
         if let Some(list) = self.links[id as usize].get(layer) {
             out.extend(lock(list).iter().map(|l| l.id));
         }
         Ok(())
+    }
+}
+
+/// Asks the CPU to start loading up to 1 KiB of `bytes` into cache.
+#[inline]
+fn prefetch_bytes(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64).take(16) {
+        // SAFETY: a prefetch is only a hint; it never faults, even on an invalid address, and
+        // this one points into a live slice. SSE is part of the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
     }
 }
 
@@ -97,7 +117,7 @@ impl<'v> MemGraph<'v> {
 
         let cancelled = AtomicBool::new(false);
         rest.par_iter().try_for_each_init(
-            || Visited::new(n),
+            || Visited::pooled(n),
             |visited, &q| {
                 if cancelled.load(Ordering::Relaxed) || cancel() {
                     cancelled.store(true, Ordering::Relaxed);

@@ -70,6 +70,39 @@ pub fn clustered(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
     data
 }
 
+/// Embedding-like data: topics whose members spread along a few directions of their own (a
+/// low-rank offset with decaying variance) plus a little isotropic noise, normalised. Real text
+/// embeddings have this low intrinsic dimension; isotropic blobs (`clustered`) are much harder
+/// for any graph index and serve as the hard case.
+pub fn embedding_like(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(seed ^ 0xE3B);
+    let topics = (n / 200).max(4);
+    let rank = 24.min(dims);
+    let unit = |rng: &mut Rng| {
+        let mut v: Vec<f32> = (0..dims).map(|_| rng.normal()).collect();
+        normalize(&mut v);
+        v
+    };
+    let centers: Vec<Vec<f32>> = (0..topics).map(|_| unit(&mut rng)).collect();
+    let bases: Vec<Vec<Vec<f32>>> = (0..topics)
+        .map(|_| (0..rank).map(|_| unit(&mut rng)).collect())
+        .collect();
+    (0..n)
+        .map(|_| {
+            let t = rng.below(topics);
+            let mut v = centers[t].clone();
+            for (i, b) in bases[t].iter().enumerate() {
+                let w = 0.35 * rng.normal() / ((i + 1) as f32).sqrt();
+                v.iter_mut().zip(b).for_each(|(x, y)| *x += w * y);
+            }
+            let noise = 0.05 / (dims as f32).sqrt();
+            v.iter_mut().for_each(|x| *x += noise * rng.normal());
+            normalize(&mut v);
+            v
+        })
+        .collect()
+}
+
 /// Queries: half near data points (with more noise than the data), half between clusters.
 pub fn queries(data: &[Vec<f32>], count: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = Rng::new(seed ^ 0xABCD);
