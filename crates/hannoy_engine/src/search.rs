@@ -181,12 +181,15 @@ impl<'t> NeighborStream<'t> {
             }
             _ => {
                 let mut scored = Vec::with_capacity(allowed.len() as usize);
-                for id in allowed.iter() {
-                    scored.push(Reverse(Scored {
-                        score: view.score(query.bytes(), id)?,
-                        id,
-                    }));
-                }
+                let metric = view.metric();
+                view.store
+                    .for_each_vector(view.txn, view.meta, allowed.iter(), |id, v| {
+                        scored.push(Reverse(Scored {
+                            score: metric.score(query.bytes(), v),
+                            id,
+                        }));
+                        Ok(())
+                    })?;
                 State::Exact(BinaryHeap::from(scored))
             }
         };
@@ -329,14 +332,19 @@ impl Walk<'_> {
     /// Scores the allowed items the walk never reached (cut off by the filter, or by deletes).
     fn score_unreached(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<()> {
         let allowed = std::mem::take(&mut self.allowed);
-        for id in allowed.iter() {
-            if self.visited.insert(id) {
+        let unreached = allowed
+            .iter()
+            .filter(|&id| self.visited.insert(id))
+            .collect::<Vec<_>>();
+        let metric = view.metric();
+        view.store
+            .for_each_vector(view.txn, view.meta, unreached.into_iter(), |id, v| {
                 self.offer(Scored {
-                    score: view.score(query, id)?,
+                    score: metric.score(query, v),
                     id,
                 });
-            }
-        }
+                Ok(())
+            })?;
         self.allowed = allowed;
         Ok(())
     }

@@ -154,8 +154,10 @@ pub struct PreparedVectors {
 impl PreparedVectors {
     pub(crate) fn with_capacity(vector_bytes: usize, capacity: usize) -> Self {
         let stride_words = vector_bytes.div_ceil(8);
+        let words = Vec::with_capacity(stride_words * capacity);
+        advise_huge_pages(&words);
         PreparedVectors {
-            words: Vec::with_capacity(stride_words * capacity),
+            words,
             vector_bytes,
             stride_words,
             len: 0,
@@ -197,6 +199,23 @@ impl PreparedVectors {
         }
         self.len += 1;
         Ok(())
+    }
+}
+
+/// A build reads vectors at random, and with 4 KiB pages most of those reads also miss the TLB.
+/// Asking for transparent huge pages on a large batch buffer removes most of those misses.
+fn advise_huge_pages(words: &Vec<u64>) {
+    const HUGE: usize = 2 << 20;
+    let bytes = words.capacity() * 8;
+    if bytes < 4 * HUGE {
+        return;
+    }
+    let start = (words.as_ptr() as usize).next_multiple_of(HUGE);
+    let end = (words.as_ptr() as usize + bytes) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: the range lies inside this Vec's allocation; MADV_HUGEPAGE only changes how the
+        // kernel backs those pages, never their contents, and failure is harmless.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }
 }
 

@@ -151,8 +151,14 @@ fn gather_candidates(
         list.iter().partition(|id| !doomed.contains(**id));
     let mut seen_doomed = queue.clone();
     let mut extra = Vec::new();
+    let direct = queue.len();
     let mut head = 0;
-    while head < queue.len() && head < MAX_DELETED_HOPS {
+    // Every deleted neighbour is looked through; chains of deleted nodes only while the
+    // candidates found so far could not refill the list.
+    while head < queue.len()
+        && head < MAX_DELETED_HOPS
+        && (head < direct || extra.len() < list.len())
+    {
         let d = queue[head];
         head += 1;
         for &n in doomed_links

@@ -144,6 +144,41 @@ impl Store {
             .ok_or_else(|| corrupt(format!("vector chunk {chunk} is truncated")))
     }
 
+    /// Calls `f` with the stored vector of each id (ascending), reading each chunk once: an
+    /// exact scan would otherwise pay a B-tree lookup per item, more than the distance itself.
+    pub fn for_each_vector<'t>(
+        &self,
+        txn: &'t RoTxn,
+        meta: &MetaRecord,
+        ids: impl Iterator<Item = ItemId>,
+        mut f: impl FnMut(ItemId, &'t [u8]) -> Result<()>,
+    ) -> Result<()> {
+        let (per_chunk, vector_bytes) =
+            (meta.vectors_per_chunk as usize, meta.vector_bytes as usize);
+        let mut current: Option<(u32, &'t [u8])> = None;
+        for id in ids {
+            let (chunk_no, range) = chunks::locate(id, per_chunk, vector_bytes);
+            let chunk = match current {
+                Some((no, bytes)) if no == chunk_no => bytes,
+                _ => {
+                    let bytes = self
+                        .vectors
+                        .get(txn, &chunk_no)?
+                        .ok_or_else(|| corrupt(format!("no vector chunk for item {id}")))?;
+                    current = Some((chunk_no, bytes));
+                    bytes
+                }
+            };
+            f(
+                id,
+                chunk
+                    .get(range)
+                    .ok_or_else(|| corrupt(format!("vector chunk {chunk_no} is truncated")))?,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Writes stored vectors for `ids` (ascending), rewriting each touched chunk once.
     pub fn put_vectors<'v>(
         &self,
