@@ -33,6 +33,8 @@ pub enum Error {
     Corrupt(String),
     #[error("the index has no free item ids left (at most 2^32 - 1 items)")]
     IdsExhausted,
+    #[error("the index's map is full and cannot grow while this process keeps read snapshots of it open")]
+    ReadersBlockResize,
     #[error("operation cancelled")]
     Cancelled,
     #[error("storage error: {0}")]

@@ -19,7 +19,11 @@ use crate::{ItemId, Neighbor};
 
 /// Named databases an environment can hold beyond the engine's, for the caller's own maps.
 pub const CALLER_DATABASES: u32 = 13;
-const INITIAL_MAP_SIZE: usize = 64 << 20;
+/// Only address space until written (the file grows with the data), so start large: growing
+/// needs every transaction of this process closed, which a long scan can prevent.
+const INITIAL_MAP_SIZE: usize = 1 << 30;
+/// How long a map resize waits for this process's readers to finish before giving up.
+const RESIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What kind of index to create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +221,20 @@ impl Index {
 
     /// Grows the map (doubling) or adopts a size another process set.
     fn resize(&self, grow: bool) -> Result<()> {
-        let _exclusive = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        // Waiting on the lock could deadlock when this very thread holds a Reader, so poll.
+        let deadline = std::time::Instant::now() + RESIZE_WAIT;
+        let _exclusive = loop {
+            match self.gate.try_write() {
+                Ok(guard) => break guard,
+                Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return Err(Error::ReadersBlockResize),
+            }
+        };
         let current = self.env.info().map_size;
         let size = if grow {
             (current * 2).next_multiple_of(PAGE_SIZE)
@@ -292,14 +309,7 @@ impl Index {
         &self,
         vectors: impl IntoIterator<Item = VectorRef<'a>>,
     ) -> Result<PreparedVectors> {
-        let meta = self.read()?.meta;
-        let vectors = vectors.into_iter();
-        let mut prepared =
-            PreparedVectors::with_capacity(meta.vector_bytes as usize, vectors.size_hint().0);
-        for v in vectors {
-            prepared.push(meta.metric(), meta.dimensions as usize, v)?;
-        }
-        Ok(prepared)
+        PreparedVectors::prepare(&self.read()?.meta, vectors)
     }
 }
 
@@ -318,9 +328,7 @@ impl<'i> Reader<'i> {
         store: Store,
         gate: RwLockReadGuard<'i, ()>,
     ) -> Result<Self> {
-        let meta = store
-            .read_meta(&txn)?
-            .ok_or_else(|| crate::error::corrupt("metadata missing"))?;
+        let meta = store.require_meta(&txn)?;
         let items = store.read_items(&txn)?;
         Ok(Reader {
             txn,
@@ -419,9 +427,7 @@ pub fn never_cancel() -> bool {
 
 impl<'i> Writer<'i> {
     fn new(txn: RwTxn<'i>, store: Store) -> Result<Self> {
-        let meta = store
-            .read_meta(&txn)?
-            .ok_or_else(|| crate::error::corrupt("metadata missing"))?;
+        let meta = store.require_meta(&txn)?;
         let items = store.read_items(&txn)?;
         Ok(Writer {
             txn,
@@ -453,13 +459,7 @@ impl<'i> Writer<'i> {
         &self,
         vectors: impl IntoIterator<Item = VectorRef<'a>>,
     ) -> Result<PreparedVectors> {
-        let vectors = vectors.into_iter();
-        let mut prepared =
-            PreparedVectors::with_capacity(self.meta.vector_bytes as usize, vectors.size_hint().0);
-        for v in vectors {
-            prepared.push(self.meta.metric(), self.meta.dimensions as usize, v)?;
-        }
-        Ok(prepared)
+        PreparedVectors::prepare(&self.meta, vectors)
     }
 
     /// Adds a batch (in parallel on rayon's current pool); returns the new ids in batch order.

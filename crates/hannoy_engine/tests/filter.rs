@@ -35,34 +35,7 @@ fn filtered_recall(
         strategy,
         ..Default::default()
     };
-    let mut total = 0.0;
-    let mut fewest = usize::MAX;
-    for q in queries {
-        let found: Vec<u32> = reader
-            .search(VectorRef::Floats(q), K, &params)
-            .unwrap()
-            .iter()
-            .map(|n| n.id)
-            .collect();
-        assert!(
-            found.iter().all(|id| filter.contains(*id)),
-            "a search returned an item outside the filter"
-        );
-        fewest = fewest.min(found.len());
-        let truth = exact(
-            filter.iter().map(|id| {
-                (
-                    id,
-                    reference_distance(Metric::Cosine, q, &data[id as usize]),
-                )
-            }),
-            K,
-        );
-        total += recall(&found, &truth, |id| {
-            reference_distance(Metric::Cosine, q, &data[id as usize])
-        });
-    }
-    (total / queries.len() as f64, fewest)
+    mean_recall(&reader, Metric::Cosine, data, queries, K, &params, filter)
 }
 
 #[test]

@@ -20,25 +20,7 @@ fn float_recall(metric: Metric, data: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 
         strategy: Strategy::Graph,
         ..Default::default()
     };
-    let mut total = 0.0;
-    for q in queries {
-        let found: Vec<u32> = reader
-            .search(VectorRef::Floats(q), K, &params)
-            .unwrap()
-            .iter()
-            .map(|n| n.id)
-            .collect();
-        let truth = exact(
-            data.iter()
-                .enumerate()
-                .map(|(i, v)| (i as u32, reference_distance(metric, q, v))),
-            K,
-        );
-        total += recall(&found, &truth, |id| {
-            reference_distance(metric, q, &data[id as usize])
-        });
-    }
-    total / queries.len() as f64
+    mean_recall(&reader, metric, data, queries, K, &params, reader.items()).0
 }
 
 #[test]

@@ -11,37 +11,20 @@ const K: usize = 10;
 /// Mean recall@10 of graph searches over the live items.
 fn recall_live(index: &Index, data: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
     let reader = index.read().unwrap();
-    let live = reader.items().clone();
     let params = SearchParams {
         strategy: Strategy::Graph,
         ..Default::default()
     };
-    let mut total = 0.0;
-    for q in queries {
-        let found: Vec<u32> = reader
-            .search(VectorRef::Floats(q), K, &params)
-            .unwrap()
-            .iter()
-            .map(|n| n.id)
-            .collect();
-        assert!(
-            found.iter().all(|id| live.contains(*id)),
-            "a search returned an id that is not live"
-        );
-        let truth = exact(
-            live.iter().map(|id| {
-                (
-                    id,
-                    reference_distance(Metric::Cosine, q, &data[id as usize]),
-                )
-            }),
-            K,
-        );
-        total += recall(&found, &truth, |id| {
-            reference_distance(Metric::Cosine, q, &data[id as usize])
-        });
-    }
-    total / queries.len() as f64
+    mean_recall(
+        &reader,
+        Metric::Cosine,
+        data,
+        queries,
+        K,
+        &params,
+        reader.items(),
+    )
+    .0
 }
 
 #[test]
@@ -300,4 +283,32 @@ fn a_second_process_reads_while_we_write() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed: {text}");
     assert!(text.contains("1 passed"), "the child ran no test: {text}");
+}
+
+#[test]
+fn a_full_map_with_a_reader_open_in_this_thread_is_an_error_not_a_deadlock() {
+    let data = clustered(3_000, 256, 91);
+    let dir = tempfile::tempdir().unwrap();
+    let index =
+        Index::create_with_map_size(dir.path(), &IndexOptions::new(Metric::Cosine, 256), 1 << 20)
+            .unwrap();
+    let reader = index.read().unwrap();
+    let batch = index
+        .prepare(data.iter().map(|v| VectorRef::Floats(v)))
+        .unwrap();
+    let err = index
+        .write(|w| w.insert(&batch, &never_cancel))
+        .unwrap_err();
+    assert!(
+        matches!(err, hannoy_engine::Error::ReadersBlockResize),
+        "{err}"
+    );
+    drop(reader);
+    assert_eq!(
+        index
+            .write(|w| w.insert(&batch, &never_cancel))
+            .unwrap()
+            .len(),
+        3_000
+    );
 }

@@ -105,119 +105,55 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let (mut s0, mut s1, mut s2, mut s3) = (
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-        );
-        let mut i = 0;
-        while i + 32 <= n {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-            s1 = _mm256_fmadd_ps(
-                _mm256_loadu_ps(pa.add(i + 8)),
-                _mm256_loadu_ps(pb.add(i + 8)),
-                s1,
-            );
-            s2 = _mm256_fmadd_ps(
-                _mm256_loadu_ps(pa.add(i + 16)),
-                _mm256_loadu_ps(pb.add(i + 16)),
-                s2,
-            );
-            s3 = _mm256_fmadd_ps(
-                _mm256_loadu_ps(pa.add(i + 24)),
-                _mm256_loadu_ps(pb.add(i + 24)),
-                s3,
-            );
-            i += 32;
-        }
-        while i + 8 <= n {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-            i += 8;
-        }
-        let mut sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-        while i < n {
-            sum += *pa.add(i) * *pb.add(i);
-            i += 1;
-        }
-        sum
-    }
+    const DOT: u8 = 0;
+    const L2: u8 = 1;
+    const L1: u8 = 2;
 
+    /// One pass over both slices with four 8-lane accumulators; `OP` picks what is summed:
+    /// the product (`DOT`), the squared difference (`L2`) or the absolute difference (`L1`).
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn l2_avx(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let (mut s0, mut s1, mut s2, mut s3) = (
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-        );
-        let mut i = 0;
-        while i + 32 <= n {
-            let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-            let d1 = _mm256_sub_ps(
-                _mm256_loadu_ps(pa.add(i + 8)),
-                _mm256_loadu_ps(pb.add(i + 8)),
-            );
-            let d2 = _mm256_sub_ps(
-                _mm256_loadu_ps(pa.add(i + 16)),
-                _mm256_loadu_ps(pb.add(i + 16)),
-            );
-            let d3 = _mm256_sub_ps(
-                _mm256_loadu_ps(pa.add(i + 24)),
-                _mm256_loadu_ps(pb.add(i + 24)),
-            );
-            s0 = _mm256_fmadd_ps(d0, d0, s0);
-            s1 = _mm256_fmadd_ps(d1, d1, s1);
-            s2 = _mm256_fmadd_ps(d2, d2, s2);
-            s3 = _mm256_fmadd_ps(d3, d3, s3);
-            i += 32;
-        }
-        while i + 8 <= n {
-            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-            s0 = _mm256_fmadd_ps(d, d, s0);
-            i += 8;
-        }
-        let mut sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-        while i < n {
-            let d = *pa.add(i) - *pb.add(i);
-            sum += d * d;
-            i += 1;
-        }
-        sum
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn l1_avx(a: &[f32], b: &[f32]) -> f32 {
+    unsafe fn fold<const OP: u8>(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
         // Clearing the sign bit is the absolute value.
-        let mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let sign_off = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        macro_rules! step {
+            ($acc:expr, $i:expr) => {{
+                let (x, y) = (_mm256_loadu_ps(pa.add($i)), _mm256_loadu_ps(pb.add($i)));
+                match OP {
+                    DOT => _mm256_fmadd_ps(x, y, $acc),
+                    L2 => {
+                        let d = _mm256_sub_ps(x, y);
+                        _mm256_fmadd_ps(d, d, $acc)
+                    }
+                    _ => _mm256_add_ps($acc, _mm256_and_ps(_mm256_sub_ps(x, y), sign_off)),
+                }
+            }};
+        }
+        let mut acc = [_mm256_setzero_ps(); 4];
         let mut i = 0;
-        while i + 16 <= n {
-            let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-            let d1 = _mm256_sub_ps(
-                _mm256_loadu_ps(pa.add(i + 8)),
-                _mm256_loadu_ps(pb.add(i + 8)),
-            );
-            s0 = _mm256_add_ps(s0, _mm256_and_ps(d0, mask));
-            s1 = _mm256_add_ps(s1, _mm256_and_ps(d1, mask));
-            i += 16;
+        while i + 32 <= n {
+            acc[0] = step!(acc[0], i);
+            acc[1] = step!(acc[1], i + 8);
+            acc[2] = step!(acc[2], i + 16);
+            acc[3] = step!(acc[3], i + 24);
+            i += 32;
         }
         while i + 8 <= n {
-            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-            s0 = _mm256_add_ps(s0, _mm256_and_ps(d, mask));
+            acc[0] = step!(acc[0], i);
             i += 8;
         }
-        let mut sum = hsum(_mm256_add_ps(s0, s1));
+        let mut sum = hsum(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ));
         while i < n {
-            sum += (*pa.add(i) - *pb.add(i)).abs();
+            let (x, y) = (*pa.add(i), *pb.add(i));
+            sum += match OP {
+                DOT => x * y,
+                L2 => (x - y) * (x - y),
+                _ => (x - y).abs(),
+            };
             i += 1;
         }
         sum
@@ -234,15 +170,15 @@ mod x86 {
 
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: see the module comment.
-        unsafe { dot_avx(a, b) }
+        unsafe { fold::<DOT>(a, b) }
     }
     pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: see the module comment.
-        unsafe { l2_avx(a, b) }
+        unsafe { fold::<L2>(a, b) }
     }
     pub fn l1(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: see the module comment.
-        unsafe { l1_avx(a, b) }
+        unsafe { fold::<L1>(a, b) }
     }
     pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
         // SAFETY: see the module comment.

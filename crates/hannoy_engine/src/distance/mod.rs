@@ -10,6 +10,7 @@ mod kernels;
 use std::borrow::Cow;
 
 use crate::error::{Error, Result};
+use crate::storage::MetaRecord;
 use kernels::kernels;
 
 /// Which distance kernels this CPU runs ("avx2+fma" or "portable").
@@ -162,6 +163,20 @@ impl PreparedVectors {
             stride_words,
             len: 0,
         }
+    }
+
+    /// Checks every vector against the index's metric and dimensions and stores them.
+    pub(crate) fn prepare<'a>(
+        meta: &MetaRecord,
+        vectors: impl IntoIterator<Item = VectorRef<'a>>,
+    ) -> Result<Self> {
+        let vectors = vectors.into_iter();
+        let mut prepared =
+            PreparedVectors::with_capacity(meta.vector_bytes as usize, vectors.size_hint().0);
+        for v in vectors {
+            prepared.push(meta.metric(), meta.dimensions as usize, v)?;
+        }
+        Ok(prepared)
     }
 
     pub fn len(&self) -> usize {

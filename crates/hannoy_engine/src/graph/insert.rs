@@ -199,11 +199,7 @@ fn link_into_stored(
             |visited, local| {
                 check()?;
                 pool.with(|txn| {
-                    let view = WithBatch {
-                        stored: LmdbView::new(txn, store, meta),
-                        batch,
-                        ids,
-                    };
+                    let view = WithBatch::new(LmdbView::new(txn, store, meta), batch, ids);
                     let query = batch.get(local);
                     let level = graph.level(local as ItemId);
                     let mut eps =
@@ -264,11 +260,7 @@ fn link_into_stored(
         .map(|(key, added)| {
             check()?;
             pool.with(|txn| {
-                let view = WithBatch {
-                    stored: LmdbView::new(txn, store, meta),
-                    batch,
-                    ids,
-                };
+                let view = WithBatch::new(LmdbView::new(txn, store, meta), batch, ids);
                 let (owner, layer) = (key as ItemId, (key >> 32) as usize);
                 let mut existing = Vec::new();
                 view.neighbours(owner, layer, &mut existing)?;

@@ -48,6 +48,12 @@ pub(crate) struct WithBatch<'t, 'b> {
     pub ids: &'b [ItemId],
 }
 
+impl<'t, 'b> WithBatch<'t, 'b> {
+    pub fn new(stored: LmdbView<'t>, batch: &'b PreparedVectors, ids: &'b [ItemId]) -> Self {
+        WithBatch { stored, batch, ids }
+    }
+}
+
 impl GraphView for WithBatch<'_, '_> {
     fn metric(&self) -> Metric {
         self.stored.metric()

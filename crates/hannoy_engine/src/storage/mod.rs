@@ -109,6 +109,11 @@ impl Store {
             .transpose()
     }
 
+    pub fn require_meta(&self, txn: &RoTxn) -> Result<MetaRecord> {
+        self.read_meta(txn)?
+            .ok_or_else(|| corrupt("metadata record missing"))
+    }
+
     pub fn write_meta(&self, wtxn: &mut RwTxn, meta: &MetaRecord) -> Result<()> {
         Ok(self.meta.put(wtxn, META_KEY, bytemuck::bytes_of(meta))?)
     }

@@ -1,7 +1,9 @@
 //! Seeded data sets and an exact (f64) reference for the engine's tests.
 #![allow(dead_code)]
 
-use hannoy_engine::{never_cancel, Index, IndexOptions, ItemId, Metric, VectorRef};
+use hannoy_engine::{
+    never_cancel, Index, IndexOptions, ItemId, Metric, Reader, SearchParams, VectorRef,
+};
 use roaring::RoaringBitmap;
 
 pub struct Rng(u64);
@@ -230,4 +232,42 @@ pub fn insert_floats(index: &Index, data: &[Vec<f32>]) -> Vec<ItemId> {
 
 pub fn bitmap(ids: impl IntoIterator<Item = ItemId>) -> RoaringBitmap {
     ids.into_iter().collect()
+}
+
+/// Mean recall@k of `reader.search` over `queries` against brute force over `allowed`, and the
+/// fewest results any query returned. Fails if a result lies outside `allowed`.
+pub fn mean_recall(
+    reader: &Reader,
+    metric: Metric,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    k: usize,
+    params: &SearchParams<'_>,
+    allowed: &RoaringBitmap,
+) -> (f64, usize) {
+    let mut total = 0.0;
+    let mut fewest = usize::MAX;
+    for q in queries {
+        let found: Vec<u32> = reader
+            .search(VectorRef::Floats(q), k, params)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        assert!(
+            found.iter().all(|id| allowed.contains(*id)),
+            "a search returned an item that is not allowed"
+        );
+        fewest = fewest.min(found.len());
+        let truth = exact(
+            allowed
+                .iter()
+                .map(|id| (id, reference_distance(metric, q, &data[id as usize]))),
+            k,
+        );
+        total += recall(&found, &truth, |id| {
+            reference_distance(metric, q, &data[id as usize])
+        });
+    }
+    (total / queries.len() as f64, fewest)
 }
