@@ -4,7 +4,7 @@
 use roaring::RoaringBitmap;
 
 use crate::error::Result;
-use crate::graph::delete::mark_reachable;
+use crate::graph::repair::mark_reachable;
 use crate::graph::view::LmdbView;
 use crate::graph::GraphView;
 use crate::storage::Store;

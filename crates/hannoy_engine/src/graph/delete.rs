@@ -14,8 +14,7 @@ use roaring::RoaringBitmap;
 
 use super::insert::ReaderPool;
 use super::view::LmdbView;
-use super::visited::Visited;
-use super::{search_layer, GraphView, Scored};
+use super::{GraphView, Scored};
 use crate::error::{Error, Result};
 use crate::storage::{link_key, MetaRecord, Store};
 use crate::ItemId;
@@ -130,7 +129,7 @@ pub(crate) fn delete_items(
         meta.max_level = top as u32;
     }
 
-    let reconnected = reconnect_unreachable(wtxn, store, meta, items)?;
+    let reconnected = super::repair::reconnect_unreachable(wtxn, store, meta, items)?;
     Ok(DeleteStats {
         deleted: doomed.len(),
         repaired_lists: repaired.len() as u64,
@@ -180,79 +179,4 @@ fn gather_candidates(
     extra.dedup();
     extra.retain(|n| *n != owner && sorted_kept.binary_search(n).is_err());
     (kept, extra)
-}
-
-/// Links every live item that cannot be reached from the entry point on layer 0 back into the
-/// graph, through an in-link from its nearest reachable item. Deletes that cut a region off
-/// (deleting 90% of a cluster, say) are the only way this happens; normally it finds nothing.
-pub(crate) fn reconnect_unreachable(
-    wtxn: &mut RwTxn,
-    store: Store,
-    meta: &MetaRecord,
-    items: &RoaringBitmap,
-) -> Result<u64> {
-    let Some((entry, top)) = meta.entry() else {
-        return Ok(0);
-    };
-    let mut reachable = RoaringBitmap::new();
-    mark_reachable(&LmdbView::new(wtxn, store, meta), entry, &mut reachable)?;
-    let mut reconnected = 0;
-    let mut visited = Visited::pooled(meta.next_id as usize);
-    for lost in items.iter() {
-        if reachable.contains(lost) {
-            continue;
-        }
-        let (anchor, mut list) = {
-            let view = LmdbView::new(wtxn, store, meta);
-            let query = view.vector(lost)?;
-            let eps = super::descend(&view, query, entry, top, 0, &mut visited)?;
-            let found = search_layer(
-                &view,
-                query,
-                &eps,
-                meta.ef_construction as usize,
-                0,
-                &mut visited,
-            )?;
-            let Some(anchor) = found
-                .iter()
-                .find(|s| s.id != lost && reachable.contains(s.id))
-            else {
-                return Err(crate::error::corrupt("no reachable item to reconnect to"));
-            };
-            let mut list = Vec::new();
-            view.neighbours(anchor.id, 0, &mut list)?;
-            (anchor.id, list)
-        };
-        // The list may exceed its cap by this one link until its next prune: dropping another
-        // link here could cut off whatever was reachable only through it.
-        list.push(lost);
-        store.put_links(wtxn, anchor, 0, &list, false)?;
-        mark_reachable(&LmdbView::new(wtxn, store, meta), lost, &mut reachable)?;
-        reconnected += 1;
-    }
-    Ok(reconnected)
-}
-
-/// Adds everything reachable from `start` on layer 0 to `reachable`.
-pub(crate) fn mark_reachable(
-    view: &LmdbView<'_>,
-    start: ItemId,
-    reachable: &mut RoaringBitmap,
-) -> Result<()> {
-    if !reachable.insert(start) {
-        return Ok(());
-    }
-    let mut stack = vec![start];
-    let mut links = Vec::new();
-    while let Some(id) = stack.pop() {
-        links.clear();
-        view.neighbours(id, 0, &mut links)?;
-        for &n in &links {
-            if reachable.insert(n) {
-                stack.push(n);
-            }
-        }
-    }
-    Ok(())
 }

@@ -165,6 +165,13 @@ pub(crate) fn insert_batch(
         items.insert(id);
     }
     meta.live += ids.len() as u32;
+    // New items are made reachable above, but pruning a stored list can take away some older
+    // node's last in-link. Finding that takes a pass over layer 0's lists, so it runs when the
+    // batch is a tenth of the index or more; deletes always run it, and a drained stream scores
+    // unreached items anyway.
+    if !fresh_index && ids.len() as u64 * 10 >= items.len() {
+        super::repair::reconnect_unreachable(wtxn, store, meta, items)?;
+    }
     Ok(ids)
 }
 

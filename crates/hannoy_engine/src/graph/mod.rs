@@ -4,6 +4,7 @@
 pub(crate) mod delete;
 pub(crate) mod insert;
 pub(crate) mod memory;
+pub(crate) mod repair;
 pub(crate) mod select;
 pub(crate) mod view;
 pub(crate) mod visited;
