@@ -24,6 +24,9 @@ struct Args {
     data: DataKind,
 }
 
+/// Makes `n` vectors of `dims` from a seed.
+type Generator = fn(usize, usize, u64) -> Vec<Vec<f32>>;
+
 #[derive(Clone, Copy, PartialEq)]
 enum DataKind {
     /// Topics spread along a few directions each, like real text embeddings.
@@ -177,7 +180,7 @@ fn main() {
 
 fn bench_one(args: &Args, n: usize, dims: usize) {
     let metric = args.metric;
-    let (label, generate): (&str, fn(usize, usize, u64) -> Vec<Vec<f32>>) = match args.data {
+    let (label, generate): (&str, Generator) = match args.data {
         DataKind::Embeddings => ("embedding-like topics", embedding_like),
         DataKind::Hard => ("hard isotropic blobs with near duplicates", clustered),
     };

@@ -12,7 +12,8 @@ fn bad_vectors_are_refused_on_insert_and_on_search() {
     let dir = tempfile::tempdir().unwrap();
     let index = create(dir.path(), Metric::Cosine, 3);
     insert_floats(&index, &[vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0]]);
-    let bad: [(&[f32], fn(&Error) -> bool); 5] = [
+    type Expectation = fn(&Error) -> bool;
+    let bad: [(&[f32], Expectation); 5] = [
         (&[1.0, 2.0], |e| {
             matches!(
                 e,

@@ -145,7 +145,7 @@ pub fn scaled(data: &[Vec<f32>], seed: u64) -> Vec<Vec<f32>> {
 pub fn bit_clusters(n: usize, bits: usize, seed: u64) -> Vec<Vec<u64>> {
     let mut rng = Rng::new(seed);
     let words = bits.div_ceil(64);
-    let mask_last = if bits % 64 == 0 {
+    let mask_last = if bits.is_multiple_of(64) {
         u64::MAX
     } else {
         (1u64 << (bits % 64)) - 1
