@@ -14,6 +14,7 @@ pub mod distance;
 mod error;
 mod graph;
 mod index;
+mod owned;
 mod search;
 mod storage;
 
@@ -25,6 +26,7 @@ pub use distance::{Metric, PreparedQuery, PreparedVectors, VectorRef, MAX_BITS, 
 pub use error::{Error, Result};
 pub use graph::delete::DeleteStats;
 pub use index::{never_cancel, Index, IndexInfo, IndexOptions, Reader, Writer, CALLER_DATABASES};
+pub use owned::{OwnedReader, OwnedStream};
 pub use search::{
     Neighbor, NeighborStream, SearchParams, Strategy, DEFAULT_EF_SEARCH, EXACT_BELOW,
 };
