@@ -2,11 +2,13 @@
 //! calls they do not control (an index access method's `amgettuple`, for one).
 //!
 //! A [`Reader`] borrows its [`Index`] and a [`NeighborStream`] borrows its reader. Here the
-//! borrowed value sits behind an `Arc`, whose heap address never changes while a clone is held,
-//! and the borrower is declared before that `Arc` so it is dropped first. That is the whole
+//! borrowed value sits behind an `Arc` or `Rc`, whose heap address never changes while a clone
+//! is held, and the borrower is declared before it so it is dropped first. (A reader holds a
+//! lock guard and stays on its thread, hence `Rc` for readers.) That is the whole
 //! invariant behind the two lifetime extensions below.
 
 use std::ops::Deref;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::{Index, Neighbor, NeighborStream, Reader, Result, SearchParams, VectorRef};
@@ -43,17 +45,17 @@ impl Deref for OwnedReader {
 pub struct OwnedStream {
     // Declared first: dropped before the reader it borrows from.
     stream: NeighborStream<'static>,
-    _reader: Arc<OwnedReader>,
+    _reader: Rc<OwnedReader>,
 }
 
 impl OwnedStream {
     pub fn new(
-        reader: Arc<OwnedReader>,
+        reader: Rc<OwnedReader>,
         query: VectorRef<'_>,
         params: &SearchParams<'_>,
     ) -> Result<OwnedStream> {
         let stream = reader.stream(query, params)?;
-        // SAFETY: `stream` borrows the `OwnedReader` inside the Arc's allocation, which
+        // SAFETY: `stream` borrows the `OwnedReader` inside the Rc's allocation, which
         // `_reader` keeps alive and unmoved for as long as `stream` exists. The stream keeps no
         // borrow of `query` or `params` (it copies the query and intersects the filter).
         let stream =

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use common::*;
@@ -21,7 +22,7 @@ fn an_owned_stream_outlives_its_index_handle_and_sees_its_snapshot() {
         .map(|n| n.unwrap().id)
         .collect();
 
-    let reader = Arc::new(OwnedReader::new(Arc::clone(&index)).unwrap());
+    let reader = Rc::new(OwnedReader::new(Arc::clone(&index)).unwrap());
     // A write after the snapshot is not seen by it.
     insert_floats(&index, &data[2_000..]);
     assert_eq!(index.read().unwrap().len(), 3_000);
@@ -33,14 +34,14 @@ fn an_owned_stream_outlives_its_index_handle_and_sees_its_snapshot() {
         let index = index;
         drop(index);
         OwnedStream::new(
-            Arc::clone(&reader),
+            Rc::clone(&reader),
             VectorRef::Floats(&data[5]),
             &SearchParams::default(),
         )
         .unwrap()
     };
     let second = OwnedStream::new(
-        Arc::clone(&reader),
+        Rc::clone(&reader),
         VectorRef::Floats(&data[5]),
         &SearchParams::default(),
     )
