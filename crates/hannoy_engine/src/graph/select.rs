@@ -71,7 +71,8 @@ pub(crate) fn select<G: GraphView + ?Sized>(
 /// The statuses are kept up to date incrementally: the new link is checked against the diverse
 /// links before it, and, if it is diverse itself, the diverse links after it are checked against
 /// it. A filler link that a newly demoted link used to dominate is not promoted; recomputing the
-/// whole tail for that tripled the cost of a build for no measurable recall.
+/// whole tail for that made a build a third slower (30k x 384: 11.2 s against 8.4 s) for the same
+/// recall.
 pub(crate) fn add_link<G: GraphView + ?Sized>(
     graph: &G,
     list: &mut Vec<Link>,

@@ -135,18 +135,20 @@ impl Store {
     /// The stored vector of `id`, borrowed from the memory map.
     #[inline]
     pub fn vector<'t>(&self, txn: &'t RoTxn, meta: &MetaRecord, id: ItemId) -> Result<&'t [u8]> {
-        let (chunk, range) = chunks::locate(
+        let (chunk_no, range) = chunks::locate(
             id,
             meta.vectors_per_chunk as usize,
             meta.vector_bytes as usize,
         );
-        let bytes = self
-            .vectors
-            .get(txn, &chunk)?
-            .ok_or_else(|| corrupt(format!("no vector chunk for item {id}")))?;
-        bytes
-            .get(range)
-            .ok_or_else(|| corrupt(format!("vector chunk {chunk} is truncated")))
+        slot(self.chunk(txn, chunk_no, id)?, chunk_no, range)
+    }
+
+    /// The stored chunk `chunk_no`, which holds `id`'s vector.
+    #[inline]
+    fn chunk<'t>(&self, txn: &'t RoTxn, chunk_no: u32, id: ItemId) -> Result<&'t [u8]> {
+        self.vectors
+            .get(txn, &chunk_no)?
+            .ok_or_else(|| corrupt(format!("no vector chunk for item {id}")))
     }
 
     /// Calls `f` with the stored vector of each id (ascending), reading each chunk once: an
@@ -166,20 +168,12 @@ impl Store {
             let chunk = match current {
                 Some((no, bytes)) if no == chunk_no => bytes,
                 _ => {
-                    let bytes = self
-                        .vectors
-                        .get(txn, &chunk_no)?
-                        .ok_or_else(|| corrupt(format!("no vector chunk for item {id}")))?;
+                    let bytes = self.chunk(txn, chunk_no, id)?;
                     current = Some((chunk_no, bytes));
                     bytes
                 }
             };
-            f(
-                id,
-                chunk
-                    .get(range)
-                    .ok_or_else(|| corrupt(format!("vector chunk {chunk_no} is truncated")))?,
-            )?;
+            f(id, slot(chunk, chunk_no, range)?)?;
         }
         Ok(())
     }
@@ -292,6 +286,14 @@ impl Store {
             link_entries: l.entries as u64,
         })
     }
+}
+
+/// One vector's bytes inside its chunk.
+#[inline]
+fn slot(chunk: &[u8], chunk_no: u32, range: std::ops::Range<usize>) -> Result<&[u8]> {
+    chunk
+        .get(range)
+        .ok_or_else(|| corrupt(format!("vector chunk {chunk_no} is truncated")))
 }
 
 /// Page counts per database, to report where the disk goes.
