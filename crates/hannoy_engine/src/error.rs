@@ -6,6 +6,8 @@
 pub enum Error {
     #[error("vector has {got} dimensions, the index expects {expected}")]
     DimensionMismatch { expected: usize, got: usize },
+    #[error("vectors of different dimensions {left} and {right} have no distance")]
+    DifferentDimensions { left: usize, right: usize },
     #[error("vector must have at least one dimension")]
     EmptyVector,
     #[error("vector has {got} dimensions, more than the maximum of {max}")]

@@ -18,7 +18,7 @@ use crate::storage::{MetaRecord, Store, StoreStats, ENGINE_DATABASES};
 use crate::{ItemId, Neighbor};
 
 /// Named databases an environment can hold beyond the engine's, for the caller's own maps.
-pub const CALLER_DATABASES: u32 = 13;
+pub const CALLER_DATABASES: u32 = 11;
 /// Only address space until written (the file grows with the data), so start large: growing
 /// needs every transaction of this process closed, which a long scan can prevent.
 const INITIAL_MAP_SIZE: usize = 1 << 30;
@@ -406,6 +406,21 @@ impl<'i> Reader<'i> {
         )))
     }
 
+    /// The caller's key of a live item (see [`Writer::insert_keyed`]).
+    pub fn key(&self, id: ItemId) -> Result<Option<u64>> {
+        self.store.key_of(&self.txn, id)
+    }
+
+    /// The live item holding `key`.
+    pub fn item_for_key(&self, key: u64) -> Result<Option<ItemId>> {
+        self.store.item_of(&self.txn, key)
+    }
+
+    /// Every keyed item as (id, key), ascending by id.
+    pub fn keys(&self) -> Result<impl Iterator<Item = Result<(ItemId, u64)>> + '_> {
+        self.store.all_keys(&self.txn)
+    }
+
     /// Verifies the graph's invariants; see [`CheckReport`].
     pub fn check(&self) -> Result<CheckReport> {
         check_graph(&self.view(), self.store, &self.items)
@@ -489,20 +504,75 @@ impl<'i> Writer<'i> {
         )
     }
 
-    /// Deletes the given ids (ids that are not live are ignored) and repairs the graph.
+    /// As [`Writer::insert`], giving each new item the caller's key, one per vector. Keys are
+    /// one-to-one: an item that already holds one of these keys is deleted first, so a key
+    /// inserted again replaces its old vector.
+    pub fn insert_keyed(
+        &mut self,
+        batch: &PreparedVectors,
+        keys: &[u64],
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<ItemId>> {
+        if keys.len() != batch.len() {
+            return Err(Error::InvalidParameter {
+                name: "keys",
+                reason: format!("{} keys for {} vectors", keys.len(), batch.len()),
+            });
+        }
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::InvalidParameter {
+                name: "keys",
+                reason: "a key appears twice in one batch".into(),
+            });
+        }
+        let mut replaced = RoaringBitmap::new();
+        for &key in keys {
+            if let Some(id) = self.store.item_of(&self.txn, key)? {
+                replaced.insert(id);
+            }
+        }
+        if !replaced.is_empty() {
+            self.delete(&replaced, cancel)?;
+        }
+        let ids = self.insert(batch, cancel)?;
+        for (&id, &key) in ids.iter().zip(keys) {
+            self.store.put_key(&mut self.txn, id, key)?;
+        }
+        Ok(ids)
+    }
+
+    /// The live item holding `key`.
+    pub fn item_for_key(&self, key: u64) -> Result<Option<ItemId>> {
+        self.store.item_of(&self.txn, key)
+    }
+
+    /// Every keyed item as (id, key), ascending by id.
+    pub fn keys(&self) -> Result<Vec<(ItemId, u64)>> {
+        self.store.all_keys(&self.txn)?.collect()
+    }
+
+    /// Deletes the given ids (ids that are not live are ignored), forgets their keys and
+    /// repairs the graph.
     pub fn delete(
         &mut self,
         ids: &RoaringBitmap,
         cancel: &(dyn Fn() -> bool + Sync),
     ) -> Result<DeleteStats> {
-        delete_items(
+        let doomed = ids & &self.items;
+        let stats = delete_items(
             &mut self.txn,
             self.store,
             &mut self.meta,
             &mut self.items,
-            ids,
+            &doomed,
             cancel,
-        )
+        )?;
+        for id in &doomed {
+            self.store.delete_key_of(&mut self.txn, id)?;
+        }
+        Ok(stats)
     }
 
     fn commit(mut self) -> Result<()> {

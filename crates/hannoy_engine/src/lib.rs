@@ -27,6 +27,7 @@ pub use error::{Error, Result};
 pub use graph::delete::DeleteStats;
 pub use index::{never_cancel, Index, IndexInfo, IndexOptions, Reader, Writer, CALLER_DATABASES};
 pub use owned::{OwnedReader, OwnedStream};
+pub use roaring::RoaringBitmap;
 pub use search::{
     Neighbor, NeighborStream, SearchParams, Strategy, DEFAULT_EF_SEARCH, EXACT_BELOW,
 };

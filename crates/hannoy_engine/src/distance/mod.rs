@@ -99,6 +99,66 @@ impl Metric {
     }
 }
 
+impl Metric {
+    /// The distance between two caller vectors, as the SQL operators report it without an index.
+    /// Both must have the same length and finite elements; cosine distance involving a zero
+    /// vector is NaN (undefined), as pgvector reports it.
+    pub fn distance(self, a: VectorRef<'_>, b: VectorRef<'_>) -> Result<f64> {
+        if a.dimensions() != b.dimensions() {
+            return Err(Error::DifferentDimensions {
+                left: a.dimensions(),
+                right: b.dimensions(),
+            });
+        }
+        check_dimensions(self, a.dimensions())?;
+        let k = kernels();
+        match (self, a, b) {
+            (
+                Metric::Hamming,
+                VectorRef::Bits { words: x, .. },
+                VectorRef::Bits { words: y, .. },
+            ) => {
+                if x.len() != y.len() {
+                    return Err(Error::DifferentDimensions {
+                        left: x.len() * 64,
+                        right: y.len() * 64,
+                    });
+                }
+                Ok((k.hamming)(x, y) as f64)
+            }
+            (Metric::Hamming, ..) => Err(Error::WrongVectorKind {
+                metric: self.name(),
+                expected: "bit",
+            }),
+            (_, VectorRef::Floats(x), VectorRef::Floats(y)) => {
+                for v in [x, y] {
+                    if let Some(index) = v.iter().position(|e| !e.is_finite()) {
+                        return Err(Error::NonFinite {
+                            index,
+                            value: v[index],
+                        });
+                    }
+                }
+                Ok(match self {
+                    Metric::Euclidean => ((k.l2_squared)(x, y) as f64).sqrt(),
+                    Metric::InnerProduct => -((k.dot)(x, y) as f64),
+                    Metric::Manhattan => (k.l1)(x, y) as f64,
+                    _ => {
+                        let norms = (k.dot)(x, x) as f64 * (k.dot)(y, y) as f64;
+                        let similarity = (k.dot)(x, y) as f64 / norms.sqrt();
+                        // Rounding can push the similarity of parallel vectors past 1.
+                        1.0 - similarity.clamp(-1.0, 1.0)
+                    }
+                })
+            }
+            _ => Err(Error::WrongVectorKind {
+                metric: self.name(),
+                expected: "float",
+            }),
+        }
+    }
+}
+
 impl std::fmt::Display for Metric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -442,5 +502,47 @@ mod tests {
         ));
         // The inner product keeps zero vectors: they are a valid point, just far from everything.
         assert!(q(Metric::InnerProduct, 2, VectorRef::Floats(&[0.0, 0.0])).is_ok());
+    }
+
+    #[test]
+    fn caller_distances_match_the_reference_and_refuse_bad_pairs() {
+        let a = [1.0f32, 2.0, 3.0];
+        let b = [4.0f32, -6.0, 8.0];
+        let d = |m: Metric| {
+            m.distance(VectorRef::Floats(&a), VectorRef::Floats(&b))
+                .unwrap()
+        };
+        assert!((d(Metric::Euclidean) - (9.0f64 + 64.0 + 25.0).sqrt()).abs() < 1e-5);
+        assert!((d(Metric::InnerProduct) - -(4.0 - 12.0 + 24.0)).abs() < 1e-5);
+        assert!((d(Metric::Manhattan) - 16.0).abs() < 1e-5);
+        let cos = 1.0 - 16.0 / ((14.0f64).sqrt() * (116.0f64).sqrt());
+        assert!((d(Metric::Cosine) - cos).abs() < 1e-6);
+        let zero = [0.0f32; 3];
+        assert!(Metric::Cosine
+            .distance(VectorRef::Floats(&a), VectorRef::Floats(&zero))
+            .unwrap()
+            .is_nan());
+        assert!(matches!(
+            Metric::Euclidean.distance(VectorRef::Floats(&a), VectorRef::Floats(&a[..2])),
+            Err(Error::DifferentDimensions { left: 3, right: 2 })
+        ));
+        assert!(matches!(
+            Metric::Euclidean.distance(VectorRef::Floats(&[f32::NAN]), VectorRef::Floats(&[1.0])),
+            Err(Error::NonFinite { index: 0, .. })
+        ));
+        assert!(matches!(
+            Metric::Euclidean.distance(VectorRef::Floats(&[]), VectorRef::Floats(&[])),
+            Err(Error::EmptyVector)
+        ));
+        let (x, y) = ([0b101101u64], [0b000111u64]);
+        let hx = VectorRef::Bits {
+            words: &x,
+            dimensions: 6,
+        };
+        let hy = VectorRef::Bits {
+            words: &y,
+            dimensions: 6,
+        };
+        assert_eq!(Metric::Hamming.distance(hx, hy).unwrap(), 3.0);
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{corrupt, Error, Result};
 
 pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
 /// Bumped whenever the on-disk layout changes; readers refuse any other version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index
 /// is tied to the byte order of the machine that wrote it, as Postgres data files are.

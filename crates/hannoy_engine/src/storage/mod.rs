@@ -5,10 +5,13 @@
 //! | `meta`    | `"meta"`, `"items"`         | [`MetaRecord`]; roaring bitmap of live ids    |
 //! | `vectors` | chunk number (u32, integer) | `vectors_per_chunk` stored vectors            |
 //! | `links`   | `layer << 32 \| id` (u64)   | neighbour ids, native-endian u32s             |
+//! | `keys`    | id (u32, integer)           | the caller's key for the item (u64)          |
+//! | `key_ids` | key (u64, integer)          | the item holding that key (u32)               |
 //!
 //! Every live item has a links entry on each of its layers (possibly empty), so the highest
 //! layer present is the graph's top and an item's layers can be found by probing. Free ids are
 //! the holes below `next_id` in the live bitmap: no separate free list to keep in step.
+//! Keys are optional and one-to-one: the access method keys items by heap TID.
 //! Other named databases in the same environment belong to the caller (the access method).
 
 pub(crate) mod chunks;
@@ -24,7 +27,7 @@ use crate::ItemId;
 pub(crate) use meta::MetaRecord;
 
 /// Databases the engine reserves in an environment.
-pub const ENGINE_DATABASES: u32 = 3;
+pub const ENGINE_DATABASES: u32 = 5;
 
 const META_KEY: &str = "meta";
 const ITEMS_KEY: &str = "items";
@@ -34,6 +37,8 @@ pub(crate) struct Store {
     meta: Database<Str, Bytes>,
     vectors: Database<U32<NativeEndian>, Bytes, IntegerComparator>,
     links: Database<U64<NativeEndian>, Bytes, IntegerComparator>,
+    keys: Database<U32<NativeEndian>, U64<NativeEndian>, IntegerComparator>,
+    key_ids: Database<U64<NativeEndian>, U32<NativeEndian>, IntegerComparator>,
 }
 
 #[inline]
@@ -74,6 +79,18 @@ impl Store {
                 .name("hannoy.links")
                 .key_comparator::<IntegerComparator>()
                 .create(wtxn)?,
+            keys: env
+                .database_options()
+                .types::<U32<NativeEndian>, U64<NativeEndian>>()
+                .name("hannoy.keys")
+                .key_comparator::<IntegerComparator>()
+                .create(wtxn)?,
+            key_ids: env
+                .database_options()
+                .types::<U64<NativeEndian>, U32<NativeEndian>>()
+                .name("hannoy.key_ids")
+                .key_comparator::<IntegerComparator>()
+                .create(wtxn)?,
         })
     }
 
@@ -92,11 +109,25 @@ impl Store {
             .name("hannoy.links")
             .key_comparator::<IntegerComparator>()
             .open(rtxn)?;
-        Ok(match (meta, vectors, links) {
-            (Some(meta), Some(vectors), Some(links)) => Some(Store {
+        let keys = env
+            .database_options()
+            .types::<U32<NativeEndian>, U64<NativeEndian>>()
+            .name("hannoy.keys")
+            .key_comparator::<IntegerComparator>()
+            .open(rtxn)?;
+        let key_ids = env
+            .database_options()
+            .types::<U64<NativeEndian>, U32<NativeEndian>>()
+            .name("hannoy.key_ids")
+            .key_comparator::<IntegerComparator>()
+            .open(rtxn)?;
+        Ok(match (meta, vectors, links, keys, key_ids) {
+            (Some(meta), Some(vectors), Some(links), Some(keys), Some(key_ids)) => Some(Store {
                 meta,
                 vectors,
                 links,
+                keys,
+                key_ids,
             }),
             _ => None,
         })
@@ -244,6 +275,36 @@ impl Store {
 
     pub fn delete_links(&self, wtxn: &mut RwTxn, id: ItemId, layer: usize) -> Result<bool> {
         Ok(self.links.delete(wtxn, &link_key(layer, id))?)
+    }
+
+    pub fn key_of(&self, txn: &RoTxn, id: ItemId) -> Result<Option<u64>> {
+        Ok(self.keys.get(txn, &id)?)
+    }
+
+    pub fn item_of(&self, txn: &RoTxn, key: u64) -> Result<Option<ItemId>> {
+        Ok(self.key_ids.get(txn, &key)?)
+    }
+
+    pub fn put_key(&self, wtxn: &mut RwTxn, id: ItemId, key: u64) -> Result<()> {
+        self.keys.put(wtxn, &id, &key)?;
+        Ok(self.key_ids.put(wtxn, &key, &id)?)
+    }
+
+    /// Forgets `id`'s key, if it has one.
+    pub fn delete_key_of(&self, wtxn: &mut RwTxn, id: ItemId) -> Result<()> {
+        if let Some(key) = self.keys.get(wtxn, &id)? {
+            self.keys.delete(wtxn, &id)?;
+            self.key_ids.delete(wtxn, &key)?;
+        }
+        Ok(())
+    }
+
+    /// Every (id, key) pair, ascending by id.
+    pub fn all_keys<'t>(
+        &self,
+        txn: &'t RoTxn,
+    ) -> Result<impl Iterator<Item = Result<(ItemId, u64)>> + 't> {
+        Ok(self.keys.iter(txn)?.map(|entry| Ok(entry?)))
     }
 
     /// Every links entry in key order: (layer, id, neighbours).

@@ -1,0 +1,77 @@
+//! Caller keys: one-to-one with live items, replaced on re-insert, forgotten on delete.
+
+mod common;
+
+use common::*;
+use hannoy_engine::{never_cancel, Error, Index, Metric, SearchParams, VectorRef};
+
+fn insert_keyed(index: &Index, data: &[Vec<f32>], keys: &[u64]) -> hannoy_engine::Result<Vec<u32>> {
+    index.write(|w| {
+        let batch = w.prepare(data.iter().map(|v| VectorRef::Floats(v)))?;
+        w.insert_keyed(&batch, keys, &never_cancel)
+    })
+}
+
+#[test]
+fn keys_follow_their_items_through_replace_and_delete() {
+    let data = clustered(600, 16, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, 16);
+    let keys: Vec<u64> = (0..500).map(|i| 1_000_000 + 7 * i).collect();
+    let ids = insert_keyed(&index, &data[..500], &keys).unwrap();
+
+    let reader = index.read().unwrap();
+    for (&id, &key) in ids.iter().zip(&keys) {
+        assert_eq!(reader.key(id).unwrap(), Some(key));
+        assert_eq!(reader.item_for_key(key).unwrap(), Some(id));
+    }
+    assert_eq!(reader.keys().unwrap().count(), 500);
+    drop(reader);
+
+    // Key 10 gets a new vector: the old item goes, the nearest neighbour of the new vector is
+    // the new item, and the count stays.
+    let replacement = ids_replaced(&index, &data[550], keys[10]);
+    let reader = index.read().unwrap();
+    assert_eq!(reader.len(), 500);
+    assert_eq!(reader.item_for_key(keys[10]).unwrap(), Some(replacement));
+    let nearest = reader
+        .search(VectorRef::Floats(&data[550]), 1, &SearchParams::default())
+        .unwrap();
+    assert_eq!(nearest[0].id, replacement);
+    assert_eq!(reader.key(replacement).unwrap(), Some(keys[10]));
+    assert!(reader.check().unwrap().is_sound());
+    drop(reader);
+
+    // Deleting items forgets their keys.
+    let doomed = bitmap(ids[100..200].iter().copied().filter(|&id| id != ids[10]));
+    index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
+    let reader = index.read().unwrap();
+    assert_eq!(reader.len(), 400);
+    assert_eq!(reader.keys().unwrap().count(), 400);
+    assert_eq!(reader.item_for_key(keys[150]).unwrap(), None);
+    assert!(reader.check().unwrap().is_sound());
+}
+
+fn ids_replaced(index: &Index, vector: &[f32], key: u64) -> u32 {
+    insert_keyed(index, &[vector.to_vec()], &[key]).unwrap()[0]
+}
+
+#[test]
+fn a_batch_with_a_repeated_key_or_a_key_count_mismatch_changes_nothing() {
+    let data = clustered(10, 8, 6);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, 8);
+    let err = insert_keyed(&index, &data[..3], &[1, 2, 1]).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidParameter { name: "keys", .. }),
+        "{err}"
+    );
+    let err = insert_keyed(&index, &data[..3], &[1, 2]).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidParameter { name: "keys", .. }),
+        "{err}"
+    );
+    let reader = index.read().unwrap();
+    assert_eq!(reader.len(), 0);
+    assert_eq!(reader.keys().unwrap().count(), 0);
+}
