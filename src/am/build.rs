@@ -1,0 +1,190 @@
+//! ambuild: the heap is scanned on the backend thread into owned batches, each batch bounded
+//! by maintenance_work_mem and linked in parallel by the engine on this backend's pool.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hannoy_engine::{Index, IndexOptions, Metric};
+use pgrx::prelude::*;
+
+use crate::error::{raise, OrRaise};
+use crate::threads;
+use crate::vector::{OwnedVector, VectorType};
+
+// From Postgres's commands/progress.h (not in pgrx's bindings).
+const PROGRESS_CREATEIDX_SUBPHASE: i32 = 10;
+const PROGRESS_CREATEIDX_TUPLES_TOTAL: i32 = 11;
+const PROGRESS_CREATEIDX_TUPLES_DONE: i32 = 12;
+/// Our one build phase; 1 is Postgres's "initializing".
+const PHASE_LOAD_AND_LINK: i64 = 2;
+/// The fewest vectors a batch holds, however small maintenance_work_mem is: a batch of a few
+/// vectors is linked with little parallelism.
+const MIN_BATCH: usize = 64;
+
+/// What one batch costs in memory per vector while the engine links it: the vector as read,
+/// its prepared copy, the copy in LMDB's dirty pages, and its links on layer 0 and above.
+fn bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
+    3 * metric.vector_bytes(dimensions) + 12 * m + 64
+}
+
+pub struct BuildState {
+    metric: Metric,
+    vector_type: VectorType,
+    options: (usize, usize),
+    dir: PathBuf,
+    index: Option<Arc<Index>>,
+    dimensions: Option<usize>,
+    batch: Vec<OwnedVector>,
+    keys: Vec<u64>,
+    batch_limit: usize,
+    heap_tuples: f64,
+    indexed: u64,
+}
+
+impl BuildState {
+    fn engine_options(&self, dimensions: usize) -> IndexOptions {
+        let mut options = IndexOptions::new(self.metric, dimensions);
+        (options.m, options.ef_construction) = self.options;
+        options
+    }
+
+    fn add(&mut self, vector: OwnedVector, key: u64) {
+        let dimensions = vector.dimensions();
+        if self.index.is_none() {
+            // The first vector fixes the dimension count; bad options fail here, before any work.
+            let options = self.engine_options(dimensions);
+            options.validate().or_raise();
+            self.index = Some(crate::storage::open_or_create(&self.dir, &options));
+            // SAFETY: a plain read of a GUC variable on the backend thread.
+            let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
+            let per_vector = bytes_per_vector(self.metric, dimensions, self.options.0);
+            self.batch_limit = (budget / per_vector).max(MIN_BATCH);
+        }
+        let expected = *self.dimensions.get_or_insert(dimensions);
+        if expected != dimensions {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                format!("expected {expected} dimensions, not {dimensions}"),
+                Some("Every vector in a hannoy index has the dimension count of the first."),
+            );
+        }
+        self.batch.push(vector);
+        self.keys.push(key);
+        if self.batch.len() >= self.batch_limit {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(index) = self.index.clone() else {
+            return;
+        };
+        if self.batch.is_empty() {
+            return;
+        }
+        let (batch, keys) = (&self.batch, &self.keys);
+        let result = threads::run(|| {
+            index.write(|writer| {
+                let prepared = writer.prepare(batch.iter().map(OwnedVector::as_ref))?;
+                writer.insert_keyed(&prepared, keys, &threads::cancel_requested)
+            })
+        });
+        threads::check_cancelled(result).or_raise();
+        self.indexed += self.batch.len() as u64;
+        self.batch.clear();
+        self.keys.clear();
+        // SAFETY: progress reporting from the backend thread during CREATE INDEX.
+        unsafe {
+            pg_sys::pgstat_progress_update_param(
+                PROGRESS_CREATEIDX_TUPLES_DONE,
+                self.indexed as i64,
+            )
+        };
+    }
+}
+
+/// Builds the index from every live heap row with a non-NULL vector.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambuild(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    index_info: *mut pg_sys::IndexInfo,
+) -> *mut pg_sys::IndexBuildResult {
+    // SAFETY: Postgres passes open, exclusively locked relations and a valid IndexInfo.
+    unsafe {
+        super::refuse_unsupported(index);
+        let (metric, vector_type) = super::column_metric(index);
+        let options = super::options::read(index);
+        let dir = crate::storage::create(index);
+        pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOAD_AND_LINK);
+        let reltuples = (*(*heap).rd_rel).reltuples;
+        if reltuples > 0.0 {
+            pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, reltuples as i64);
+        }
+        let mut state = BuildState {
+            metric,
+            vector_type,
+            options,
+            dir,
+            index: None,
+            dimensions: None,
+            batch: Vec::new(),
+            keys: Vec::new(),
+            batch_limit: MIN_BATCH,
+            heap_tuples: 0.0,
+            indexed: 0,
+        };
+        pg_sys::IndexBuildHeapScan(heap, index, index_info, Some(build_callback), &mut state);
+        state.flush();
+
+        let mut result = PgBox::<pg_sys::IndexBuildResult>::alloc0();
+        result.heap_tuples = state.heap_tuples;
+        result.index_tuples = state.indexed as f64;
+        result.into_pg()
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn build_callback(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    // SAFETY: `state` is the BuildState passed to IndexBuildHeapScan above; `values`/`isnull`
+    // hold one entry per index column and `tid` points at the row's TID, all for this call.
+    unsafe {
+        let state = &mut *state.cast::<BuildState>();
+        state.heap_tuples += 1.0;
+        // Rows without a vector cannot be found by distance; leave them out, as pgvector does.
+        if *isnull {
+            return;
+        }
+        let vector = state.vector_type.read(*values);
+        state.add(vector, super::tid_key(&*tid));
+    }
+}
+
+/// Only called for unlogged tables, which are refused (see `refuse_unsupported`).
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
+    // SAFETY: Postgres passes an open index relation.
+    unsafe { super::refuse_unsupported(index) };
+    raise(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        "hannoy indexes on unlogged tables are not supported",
+        None,
+    );
+}
+
+/// Names the build phase shown in pg_stat_progress_create_index.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambuildphasename(phase: i64) -> *mut std::ffi::c_char {
+    match phase {
+        1 => c"initializing".as_ptr().cast_mut(),
+        PHASE_LOAD_AND_LINK => c"loading and linking vectors".as_ptr().cast_mut(),
+        _ => std::ptr::null_mut(),
+    }
+}

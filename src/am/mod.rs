@@ -1,0 +1,149 @@
+//! The `hannoy` access method: its handler, operator classes, and the callbacks Postgres calls,
+//! one phase per file as pgvector splits its C sources.
+
+pub mod build;
+pub mod cost;
+pub mod insert;
+pub mod options;
+pub mod scan;
+pub mod vacuum;
+
+use std::ffi::CStr;
+
+use hannoy_engine::Metric;
+use pgrx::prelude::*;
+
+use crate::error::raise;
+use crate::vector::VectorType;
+
+/// Builds the routine table Postgres asks for when it opens a hannoy index.
+#[pg_extern(sql = "
+CREATE FUNCTION hannoy_amhandler(internal) RETURNS index_am_handler
+    PARALLEL SAFE IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+CREATE ACCESS METHOD hannoy TYPE INDEX HANDLER hannoy_amhandler;
+COMMENT ON ACCESS METHOD hannoy IS 'disk-backed HNSW index for nearest-neighbour search';
+")]
+fn hannoy_amhandler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::IndexAmRoutine> {
+    // SAFETY: alloc_node pallocs a zeroed IndexAmRoutine with its node tag set.
+    let mut am =
+        unsafe { PgBox::<pg_sys::IndexAmRoutine>::alloc_node(pg_sys::NodeTag::T_IndexAmRoutine) };
+    // Ordering operators only, no search strategies of our own.
+    am.amstrategies = 0;
+    // Support function 1: the distance function, which names the metric.
+    am.amsupport = 1;
+    am.amcanorderbyop = true;
+    // A scan with no ORDER BY is costed out (see cost.rs), but must be possible to plan.
+    am.amoptionalkey = true;
+    am.amkeytype = pg_sys::InvalidOid;
+
+    am.ambuild = Some(build::ambuild);
+    am.ambuildempty = Some(build::ambuildempty);
+    am.ambuildphasename = Some(build::ambuildphasename);
+    am.aminsert = Some(insert::aminsert);
+    am.ambulkdelete = Some(vacuum::ambulkdelete);
+    am.amvacuumcleanup = Some(vacuum::amvacuumcleanup);
+    am.amcostestimate = Some(cost::amcostestimate);
+    am.amoptions = Some(options::amoptions);
+    am.amvalidate = Some(amvalidate);
+    am.ambeginscan = Some(scan::ambeginscan);
+    am.amrescan = Some(scan::amrescan);
+    am.amgettuple = Some(scan::amgettuple);
+    am.amendscan = Some(scan::amendscan);
+    am.into_pg_boxed()
+}
+
+/// Operator classes are only created by this extension's script, so there is nothing to check.
+#[pg_guard]
+unsafe extern "C-unwind" fn amvalidate(_opclass: pg_sys::Oid) -> bool {
+    true
+}
+
+pgrx::extension_sql!(
+    r#"
+CREATE OPERATOR CLASS real_l2_ops DEFAULT FOR TYPE real[] USING hannoy AS
+    OPERATOR 1 <-> (real[], real[]) FOR ORDER BY float_ops,
+    FUNCTION 1 l2_distance(real[], real[]);
+CREATE OPERATOR CLASS real_cosine_ops FOR TYPE real[] USING hannoy AS
+    OPERATOR 1 <=> (real[], real[]) FOR ORDER BY float_ops,
+    FUNCTION 1 cosine_distance(real[], real[]);
+CREATE OPERATOR CLASS real_ip_ops FOR TYPE real[] USING hannoy AS
+    OPERATOR 1 <#> (real[], real[]) FOR ORDER BY float_ops,
+    FUNCTION 1 negative_inner_product(real[], real[]);
+CREATE OPERATOR CLASS real_l1_ops FOR TYPE real[] USING hannoy AS
+    OPERATOR 1 <+> (real[], real[]) FOR ORDER BY float_ops,
+    FUNCTION 1 l1_distance(real[], real[]);
+CREATE OPERATOR CLASS bit_hamming_ops DEFAULT FOR TYPE bit USING hannoy AS
+    OPERATOR 1 <~> (bit, bit) FOR ORDER BY float_ops,
+    FUNCTION 1 hamming_distance(bit, bit);
+"#,
+    name = "operator_classes",
+    requires = [hannoy_amhandler, "distance_operators"]
+);
+
+/// What the vector column of an index holds and how it is compared: read from the distance
+/// function its operator class names as support function 1.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn column_metric(index: pg_sys::Relation) -> (Metric, VectorType) {
+    // SAFETY: hannoy opclasses all define support function 1; get_func_name pallocs a copy.
+    let name = unsafe {
+        let proc = pg_sys::index_getprocid(index, 1, 1);
+        let name = pg_sys::get_func_name(proc);
+        if name.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(name).to_string_lossy().into_owned()
+        }
+    };
+    match name.as_str() {
+        "l2_distance" => (Metric::Euclidean, VectorType::RealArray),
+        "cosine_distance" => (Metric::Cosine, VectorType::RealArray),
+        "negative_inner_product" => (Metric::InnerProduct, VectorType::RealArray),
+        "l1_distance" => (Metric::Manhattan, VectorType::RealArray),
+        "hamming_distance" => (Metric::Hamming, VectorType::Bit),
+        other => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
+            format!(
+                "hannoy does not know the distance function \"{other}\" of this operator class"
+            ),
+            None,
+        ),
+    }
+}
+
+/// Refuses relations whose index storage could not follow them: temporary tables (dropped at
+/// session end without a drop event) and unlogged tables (reset to empty after a crash, which
+/// the folder would not follow).
+///
+/// # Safety
+/// `index` must be an open index relation.
+pub unsafe fn refuse_unsupported(index: pg_sys::Relation) {
+    // SAFETY: rd_rel is valid for an open relation.
+    let persistence = unsafe { (*(*index).rd_rel).relpersistence } as u8;
+    if persistence == pg_sys::RELPERSISTENCE_TEMP {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "hannoy indexes on temporary tables are not supported",
+            None,
+        );
+    }
+    if persistence == pg_sys::RELPERSISTENCE_UNLOGGED {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "hannoy indexes on unlogged tables are not supported",
+            None,
+        );
+    }
+}
+
+/// A heap TID as the engine's item key: block number above the offset, so keys sort like TIDs.
+pub fn tid_key(tid: &pg_sys::ItemPointerData) -> u64 {
+    let (block, offset) = pgrx::itemptr::item_pointer_get_both(*tid);
+    ((block as u64) << 16) | offset as u64
+}
+
+/// The heap TID an item key stands for.
+pub fn key_tid(key: u64, tid: &mut pg_sys::ItemPointerData) {
+    pgrx::itemptr::item_pointer_set_all(tid, (key >> 16) as u32, key as u16);
+}

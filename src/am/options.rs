@@ -1,0 +1,93 @@
+//! Index options (`WITH (m = 16, ef_construction = 64)`), validated by Postgres's reloptions
+//! machinery against the ranges registered here.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hannoy_engine::IndexOptions;
+use pgrx::pg_sys;
+
+/// The parsed options, laid out as `build_reloptions` fills them.
+#[repr(C)]
+struct HannoyReloptions {
+    vl_len_: i32,
+    m: i32,
+    ef_construction: i32,
+}
+
+static KIND: AtomicU32 = AtomicU32::new(0);
+
+/// Registers the option kind and its options; from `_PG_init`.
+pub fn register() {
+    // SAFETY: backend-thread calls into reloptions with static C strings, once per backend.
+    unsafe {
+        let kind = pg_sys::add_reloption_kind();
+        KIND.store(kind, Ordering::Relaxed);
+        pg_sys::add_int_reloption(
+            kind,
+            c"m".as_ptr(),
+            c"Links per node on the upper layers of the graph (twice as many on layer 0)".as_ptr(),
+            IndexOptions::DEFAULT_M as i32,
+            2,
+            100,
+            pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
+        );
+        pg_sys::add_int_reloption(
+            kind,
+            c"ef_construction".as_ptr(),
+            c"Size of the candidate list while linking the graph".as_ptr(),
+            IndexOptions::DEFAULT_EF_CONSTRUCTION as i32,
+            4,
+            1000,
+            pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
+        );
+    }
+}
+
+/// Parses and (when `validate`) checks reloptions; unknown names and out-of-range values
+/// raise 22023 from Postgres itself.
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amoptions(
+    reloptions: pg_sys::Datum,
+    validate: bool,
+) -> *mut pg_sys::bytea {
+    let table = [
+        pg_sys::relopt_parse_elt {
+            optname: c"m".as_ptr(),
+            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
+            offset: std::mem::offset_of!(HannoyReloptions, m) as i32,
+        },
+        pg_sys::relopt_parse_elt {
+            optname: c"ef_construction".as_ptr(),
+            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
+            offset: std::mem::offset_of!(HannoyReloptions, ef_construction) as i32,
+        },
+    ];
+    // SAFETY: the table describes HannoyReloptions exactly; build_reloptions pallocs the result.
+    unsafe {
+        pg_sys::build_reloptions(
+            reloptions,
+            validate,
+            KIND.load(Ordering::Relaxed),
+            std::mem::size_of::<HannoyReloptions>(),
+            table.as_ptr(),
+            table.len() as i32,
+        )
+        .cast()
+    }
+}
+
+/// (m, ef_construction) of an index, defaults where not given.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn read(index: pg_sys::Relation) -> (usize, usize) {
+    // SAFETY: rd_options of a hannoy index is NULL or what `amoptions` built.
+    let options = unsafe { (*index).rd_options.cast::<HannoyReloptions>().as_ref() };
+    match options {
+        Some(o) => (o.m as usize, o.ef_construction as usize),
+        None => (
+            IndexOptions::DEFAULT_M,
+            IndexOptions::DEFAULT_EF_CONSTRUCTION,
+        ),
+    }
+}

@@ -1,0 +1,202 @@
+//! Index scans: rows in distance order for `ORDER BY vector <op> query`, streamed for as long as
+//! the executor pulls. The access method never sees the LIMIT: a filter it does not hold or a
+//! large LIMIT simply pulls more rows, up to hannoy.max_scan_tuples.
+
+use std::rc::Rc;
+
+use hannoy_engine::{ItemId, OwnedReader, OwnedStream, SearchParams};
+use pgrx::prelude::*;
+use pgrx::PgMemoryContexts;
+
+use crate::error::{raise, OrRaise};
+use crate::guc;
+use crate::vector::VectorType;
+
+/// The rows a scan still has to give.
+enum Rows {
+    /// Nearest first: the first `ef_search` neighbours sorted exactly, then the stream as it
+    /// comes. A walk can find a node after nodes farther than it have gone out; sorting the
+    /// first batch keeps every LIMIT up to ef_search in exact order, and past it a late find
+    /// comes out a little early instead of being dropped, so every row is still returned.
+    Nearest {
+        head: std::collections::VecDeque<ItemId>,
+        stream: OwnedStream,
+    },
+    /// Every item, for a NULL query: all distances are NULL, so any order is the right one.
+    Unordered(std::vec::IntoIter<ItemId>),
+}
+
+#[derive(Default)]
+struct ScanState {
+    /// Declared before the reader: a stream borrows the reader's snapshot.
+    rows: Option<Rows>,
+    reader: Option<Rc<OwnedReader>>,
+    /// Whether the rows of the current keys have been set up (an empty index has none).
+    started: bool,
+    returned: usize,
+}
+
+impl ScanState {
+    fn reset(&mut self) {
+        self.rows = None;
+        self.reader = None;
+        self.started = false;
+        self.returned = 0;
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambeginscan(
+    index: pg_sys::Relation,
+    nkeys: std::ffi::c_int,
+    norderbys: std::ffi::c_int,
+) -> pg_sys::IndexScanDesc {
+    // SAFETY: RelationGetIndexScan allocates the descriptor in the current memory context; the
+    // state lives in that context too and is dropped when it goes, also on error, which
+    // releases the LMDB snapshot.
+    unsafe {
+        let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
+        let state =
+            PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(ScanState::default());
+        (*scan).opaque = state.cast();
+        scan
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amrescan(
+    scan: pg_sys::IndexScanDesc,
+    keys: pg_sys::ScanKey,
+    nkeys: std::ffi::c_int,
+    orderbys: pg_sys::ScanKey,
+    norderbys: std::ffi::c_int,
+) {
+    // SAFETY: the executor passes arrays of the sizes it gave ambeginscan, which allocated
+    // keyData and orderByData with those sizes; the state is ours from ambeginscan.
+    unsafe {
+        if !keys.is_null() && nkeys > 0 {
+            std::ptr::copy(keys, (*scan).keyData, nkeys as usize);
+        }
+        if !orderbys.is_null() && norderbys > 0 {
+            std::ptr::copy(orderbys, (*scan).orderByData, norderbys as usize);
+        }
+        state(scan).reset();
+    }
+}
+
+/// # Safety
+/// `scan` must come from `ambeginscan`.
+unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
+    // SAFETY: ambeginscan stored a live ScanState in `opaque`.
+    unsafe { &mut *(*scan).opaque.cast::<ScanState>() }
+}
+
+/// Opens the snapshot and sets up the rows for the current order-by key.
+///
+/// # Safety
+/// `scan` must come from `ambeginscan` and have been given its keys by `amrescan`.
+unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
+    // SAFETY: the descriptor's fields are valid for the scan's life.
+    unsafe {
+        let snapshot = (*scan).xs_snapshot;
+        if snapshot.is_null() || (*snapshot).snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "hannoy index scans need an MVCC snapshot",
+                None,
+            );
+        }
+        if (*scan).numberOfOrderBys < 1 {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "a hannoy index can only be scanned in distance order",
+                Some("Use ORDER BY vector <operator> value."),
+            );
+        }
+        let dir = crate::storage::locate((*scan).indexRelation);
+        state.started = true;
+        let Some(engine) = crate::storage::open(&dir) else {
+            return; // never held a vector: no rows
+        };
+        let reader = Rc::new(OwnedReader::new(engine).or_raise());
+        let order_by = &*(*scan).orderByData;
+        state.rows = Some(if order_by.sk_flags & pg_sys::SK_ISNULL as i32 != 0 {
+            Rows::Unordered(reader.items().iter().collect::<Vec<_>>().into_iter())
+        } else {
+            let vector_type = if reader.metric().is_binary() {
+                VectorType::Bit
+            } else {
+                VectorType::RealArray
+            };
+            let query = vector_type.read(order_by.sk_argument);
+            let params = SearchParams {
+                ef_search: guc::ef_search(),
+                ..SearchParams::default()
+            };
+            let mut stream =
+                OwnedStream::new(Rc::clone(&reader), query.as_ref(), &params).or_raise();
+            let mut head = Vec::with_capacity(params.ef_search);
+            for neighbor in stream.by_ref().take(params.ef_search) {
+                head.push(neighbor.or_raise());
+            }
+            head.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+            Rows::Nearest {
+                head: head.into_iter().map(|n| n.id).collect(),
+                stream,
+            }
+        });
+        state.reader = Some(reader);
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amgettuple(
+    scan: pg_sys::IndexScanDesc,
+    _direction: pg_sys::ScanDirection::Type,
+) -> bool {
+    // SAFETY: `scan` comes from ambeginscan; xs_heaptid is ours to set.
+    unsafe {
+        let state = state(scan);
+        if !state.started {
+            start(scan, state);
+        }
+        if state.returned >= guc::max_scan_tuples() {
+            return false;
+        }
+        let (Some(rows), Some(reader)) = (state.rows.as_mut(), state.reader.as_ref()) else {
+            return false;
+        };
+        loop {
+            let id = match rows {
+                Rows::Nearest { head, stream } => match head.pop_front() {
+                    Some(id) => id,
+                    None => match stream.next() {
+                        Some(neighbor) => neighbor.or_raise().id,
+                        None => return false,
+                    },
+                },
+                Rows::Unordered(ids) => match ids.next() {
+                    Some(id) => id,
+                    None => return false,
+                },
+            };
+            // Every item is inserted with its TID; an item without one is skipped, not guessed.
+            let Some(key) = reader.key(id).or_raise() else {
+                continue;
+            };
+            super::key_tid(key, &mut (*scan).xs_heaptid);
+            // Distances are exact and in order: nothing for the executor to check or re-sort.
+            (*scan).xs_recheck = false;
+            (*scan).xs_recheckorderby = false;
+            state.returned += 1;
+            return true;
+        }
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
+    // SAFETY: `scan` comes from ambeginscan. Ending the snapshot now, not when the memory
+    // context goes, keeps LMDB from holding old pages for longer than the scan.
+    unsafe { state(scan).reset() };
+}

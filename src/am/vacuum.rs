@@ -1,0 +1,78 @@
+//! VACUUM: items whose heap rows are dead are deleted from the engine (which repairs their
+//! neighbours' links) and the deletion is durable before the heap reuses their TIDs.
+
+use hannoy_engine::RoaringBitmap;
+use pgrx::prelude::*;
+
+use crate::error::OrRaise;
+use crate::threads;
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambulkdelete(
+    info: *mut pg_sys::IndexVacuumInfo,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+    callback: pg_sys::IndexBulkDeleteCallback,
+    callback_state: *mut std::ffi::c_void,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    // SAFETY: Postgres passes valid vacuum info; `stats` is NULL or ours from an earlier pass;
+    // the callback is called on this thread with a TID that lives for the call.
+    unsafe {
+        let stats = if stats.is_null() {
+            PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg()
+        } else {
+            stats
+        };
+        let dir = crate::storage::locate((*info).index);
+        let (Some(engine), Some(callback)) = (crate::storage::open(&dir), callback) else {
+            return stats;
+        };
+        let mut dead = RoaringBitmap::new();
+        let mut tid = pg_sys::ItemPointerData::default();
+        let keys: Vec<(u32, u64)> = {
+            let reader = engine.read().or_raise();
+            reader
+                .keys()
+                .or_raise()
+                .collect::<Result<_, _>>()
+                .or_raise()
+        };
+        for (i, (id, key)) in keys.iter().enumerate() {
+            if i % 1024 == 0 {
+                pgrx::check_for_interrupts!();
+            }
+            super::key_tid(*key, &mut tid);
+            if callback(&mut tid, callback_state) {
+                dead.insert(*id);
+            }
+        }
+        if !dead.is_empty() {
+            let result = threads::run(|| {
+                engine.write(|writer| writer.delete(&dead, &threads::cancel_requested))
+            });
+            threads::check_cancelled(result).or_raise();
+        }
+        (*stats).tuples_removed += dead.len() as f64;
+        (*stats).num_index_tuples = (keys.len() as u64 - dead.len()) as f64;
+        stats
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amvacuumcleanup(
+    info: *mut pg_sys::IndexVacuumInfo,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    // SAFETY: as in ambulkdelete.
+    unsafe {
+        if (*info).analyze_only || !stats.is_null() {
+            return stats;
+        }
+        let stats = PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg();
+        let dir = crate::storage::locate((*info).index);
+        if let Some(engine) = crate::storage::open(&dir) {
+            (*stats).num_index_tuples = engine.read().or_raise().len() as f64;
+        }
+        (*stats).num_pages = 1;
+        stats
+    }
+}

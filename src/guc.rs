@@ -1,0 +1,44 @@
+//! The `hannoy.*` settings.
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// Candidate list size of a scan's graph walk: larger finds more true neighbours, slower.
+pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(40);
+/// The most rows one index scan returns before it stops as if the index were exhausted: the
+/// bound on how far a scan streams when a filter the index cannot see rejects most rows.
+pub static MAX_SCAN_TUPLES: GucSetting<i32> = GucSetting::<i32>::new(20_000);
+
+pub fn register() {
+    GucRegistry::define_int_guc(
+        c"hannoy.ef_search",
+        c"Size of the candidate list of a hannoy index scan.",
+        c"Larger values find more of the true nearest neighbours and take longer. A scan keeps \
+          returning rows past this many, in distance order, for as long as they are fetched.",
+        &EF_SEARCH,
+        1,
+        1000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"hannoy.max_scan_tuples",
+        c"Most rows one hannoy index scan returns.",
+        c"A scan whose rows are mostly rejected by conditions the index does not hold stops \
+          after this many rows.",
+        &MAX_SCAN_TUPLES,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // SAFETY: called from _PG_init on the backend thread with a static C string.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"hannoy".as_ptr()) };
+}
+
+pub fn ef_search() -> usize {
+    EF_SEARCH.get().max(1) as usize
+}
+
+pub fn max_scan_tuples() -> usize {
+    MAX_SCAN_TUPLES.get().max(1) as usize
+}

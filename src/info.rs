@@ -1,0 +1,86 @@
+//! `hannoy_index_info(index)`: what an index holds and what it costs on disk. Postgres's own
+//! size functions see only the one-page relation, not the engine's folder.
+
+use std::ffi::CStr;
+
+use pgrx::prelude::*;
+use pgrx::PgRelation;
+
+use crate::error::{raise, OrRaise};
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(strict)]
+fn hannoy_index_info(
+    index: PgRelation,
+) -> TableIterator<
+    'static,
+    (
+        name!(items, i64),
+        name!(dimensions, Option<i32>),
+        name!(metric, Option<String>),
+        name!(m, i32),
+        name!(ef_construction, i32),
+        name!(layers, i32),
+        name!(size_bytes, i64),
+        name!(used_bytes, i64),
+        name!(format_version, Option<i32>),
+        name!(storage, String),
+    ),
+> {
+    // SAFETY: PgRelation keeps the relation open and locked for this call.
+    let (is_hannoy, name) = unsafe {
+        let rel = index.as_ptr();
+        let am = pg_sys::get_am_name((*(*rel).rd_rel).relam);
+        let am = (!am.is_null()).then(|| CStr::from_ptr(am).to_string_lossy().into_owned());
+        (
+            (*(*rel).rd_rel).relkind as u8 == pg_sys::RELKIND_INDEX
+                && am.as_deref() == Some("hannoy"),
+            index.name().to_string(),
+        )
+    };
+    if !is_hannoy {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("\"{name}\" is not a hannoy index"),
+            None,
+        );
+    }
+    // SAFETY: an open hannoy index relation.
+    let (dir, (m, ef_construction)) = unsafe {
+        (
+            crate::storage::locate(index.as_ptr()),
+            crate::am::options::read(index.as_ptr()),
+        )
+    };
+    let storage = dir.display().to_string();
+    let row = match crate::storage::open(&dir) {
+        None => (
+            0,
+            None,
+            None,
+            m as i32,
+            ef_construction as i32,
+            0,
+            0,
+            0,
+            None,
+            storage,
+        ),
+        Some(engine) => {
+            let info = engine.info().or_raise();
+            (
+                info.len as i64,
+                Some(info.options.dimensions as i32),
+                Some(info.options.metric.name().to_string()),
+                info.options.m as i32,
+                info.options.ef_construction as i32,
+                info.max_level as i32 + 1,
+                info.file_bytes as i64,
+                info.used_bytes as i64,
+                Some(info.format_version as i32),
+                storage,
+            )
+        }
+    };
+    TableIterator::once(row)
+}

@@ -1,0 +1,44 @@
+//! hannoy_pg: the `hannoy` index access method. Postgres hands rows and scan keys to the access
+//! method (`am/`), which keeps one engine index per Postgres index (`storage/`) and leaves all
+//! graph work to `hannoy_engine`, on owned data and off the backend's thread where it is heavy.
+
+mod am;
+mod error;
+mod guc;
+mod info;
+mod operators;
+mod storage;
+mod threads;
+mod vector;
+
+pgrx::pg_module_magic!(name, version);
+
+/// Runs when a backend loads the library: settings and index options must exist before the
+/// first index is opened.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::register();
+    am::options::register();
+}
+
+/// The extension's tests live in tests/pg; `#[pg_schema]` needs them in one inline module.
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    include!("../tests/pg/common.rs");
+    include!("../tests/pg/scans.rs");
+    include!("../tests/pg/bad_input.rs");
+    include!("../tests/pg/lifecycle.rs");
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,149 @@
+//! When storage folders are deleted. Postgres unlinks a relation's files at commit of the
+//! transaction that dropped or replaced it, and those of a relation created in an aborted
+//! transaction at abort; the folders follow the same rules, subtransactions included:
+//!
+//! - a folder made by `ambuild` is deleted if its (sub)transaction aborts;
+//! - a folder replaced by a rebuild, or whose index is dropped, is deleted when the top-level
+//!   transaction commits, and kept if the (sub)transaction that replaced or dropped it aborts.
+//!
+//! Drops are seen by the `sql_drop` event trigger below. A backend that dies between commit and
+//! deletion leaves a folder behind; it holds no index Postgres knows of.
+
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+
+use pgrx::prelude::*;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum When {
+    Commit,
+    Abort,
+}
+
+struct Pending {
+    dir: PathBuf,
+    when: When,
+    /// The subtransaction that scheduled it; moves to the parent when that one commits.
+    subxact: pg_sys::SubTransactionId,
+}
+
+thread_local! {
+    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn delete_at_commit(dir: PathBuf) {
+    schedule(dir, When::Commit);
+}
+
+pub fn delete_at_abort(dir: PathBuf) {
+    schedule(dir, When::Abort);
+}
+
+fn schedule(dir: PathBuf, when: When) {
+    if !REGISTERED.replace(true) {
+        // SAFETY: registers plain C callbacks once per backend; they stay valid for its life.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
+        }
+    }
+    // SAFETY: called inside a transaction, where the current subtransaction id is defined.
+    let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    PENDING.with(|p| p.borrow_mut().push(Pending { dir, when, subxact }));
+}
+
+fn remove(dir: &std::path::Path) {
+    super::forget(dir);
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // An ERROR here would turn into a PANIC (commit is already durable); warn instead.
+        Err(e) => warning!("could not remove hannoy storage {}: {e}", dir.display()),
+    }
+}
+
+/// Deletes the folders due at this end of the transaction and forgets the rest.
+fn finish(outcome: When) {
+    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    for entry in pending.iter().filter(|e| e.when == outcome) {
+        remove(&entry.dir);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => finish(When::Commit),
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => finish(When::Abort),
+        XACT_EVENT_PRE_PREPARE if PENDING.with(|p| !p.borrow().is_empty()) => {
+            crate::error::raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "cannot PREPARE a transaction that created, rebuilt or dropped a hannoy index",
+                None,
+            );
+        }
+        _ => {}
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subxact(
+    event: pg_sys::SubXactEvent::Type,
+    subxact: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    match event {
+        SUBXACT_EVENT_COMMIT_SUB => PENDING.with(|p| {
+            for entry in p.borrow_mut().iter_mut().filter(|e| e.subxact == subxact) {
+                entry.subxact = parent;
+            }
+        }),
+        SUBXACT_EVENT_ABORT_SUB => {
+            let aborted: Vec<Pending> = PENDING.with(|p| {
+                let (aborted, kept) = std::mem::take(&mut *p.borrow_mut())
+                    .into_iter()
+                    .partition(|e| e.subxact == subxact);
+                *p.borrow_mut() = kept;
+                aborted
+            });
+            for entry in aborted.iter().filter(|e| e.when == When::Abort) {
+                remove(&entry.dir);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Event trigger function: schedules the storage of every dropped index for deletion at
+/// commit. The catalog rows are already gone, so any index's folder is looked for by OID.
+#[pg_extern(sql = "
+CREATE FUNCTION hannoy_drop_storage() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+CREATE EVENT TRIGGER hannoy_drop_storage ON sql_drop EXECUTE FUNCTION hannoy_drop_storage();
+")]
+fn hannoy_drop_storage() {
+    let dropped: Vec<pg_sys::Oid> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT objid FROM pg_event_trigger_dropped_objects() WHERE object_type = 'index'",
+                None,
+                &[],
+            )?
+            .map(|row| row.get::<pg_sys::Oid>(1))
+            .filter_map(|oid| oid.transpose())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| error!("could not list dropped objects: {e}"));
+    // SAFETY: MyDatabaseId is set in a connected backend.
+    let database = unsafe { pg_sys::MyDatabaseId };
+    for oid in dropped {
+        let dir = super::index_folder(database, oid);
+        if dir.exists() {
+            delete_at_commit(dir);
+        }
+    }
+}

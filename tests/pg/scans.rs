@@ -1,0 +1,166 @@
+// Ordered scans: exact order with a large ef_search, recall at default settings, streaming
+// past ef_search, and plans that use the index only for ORDER BY distance.
+
+const OPERATORS: [(&str, &str); 4] = [
+    ("real_l2_ops", "<->"),
+    ("real_cosine_ops", "<=>"),
+    ("real_ip_ops", "<#>"),
+    ("real_l1_ops", "<+>"),
+];
+
+#[pg_test]
+fn operators_compute_pgvector_distances_without_an_index() {
+    let value = |sql: &str| Spi::get_one::<f64>(sql).unwrap().unwrap();
+    assert!((value("SELECT '{1,2,3}'::real[] <-> '{4,6,3}'") - 5.0).abs() < 1e-9);
+    assert!((value("SELECT '{1,0}'::real[] <=> '{0,1}'") - 1.0).abs() < 1e-9);
+    assert!((value("SELECT '{1,2,3}'::real[] <#> '{4,5,6}'") + 32.0).abs() < 1e-9);
+    assert!((value("SELECT '{1,2,3}'::real[] <+> '{4,6,3}'") - 7.0).abs() < 1e-9);
+    assert!((value("SELECT B'10110' <~> B'00111'") - 2.0).abs() < 1e-9);
+    assert!((value("SELECT '10110'::varbit <~> '00111'::varbit") - 2.0).abs() < 1e-9);
+    assert!(value("SELECT '{0,0}'::real[] <=> '{1,2}'").is_nan());
+}
+
+#[pg_test]
+fn with_a_large_ef_search_every_operator_class_returns_the_exact_order() {
+    clustered_table("exact_t", 2_000, 16, 20, 0.4, 0.11);
+    run("SET enable_seqscan = off; SET hannoy.ef_search = 1000");
+    for (opclass, op) in OPERATORS {
+        run(&format!(
+            "CREATE INDEX exact_t_idx ON exact_t USING hannoy (embedding {opclass})"
+        ));
+        for q in [7, 500, 1999] {
+            let query = format!(
+                "SELECT id, embedding {op} (SELECT embedding FROM exact_t WHERE id = {q}) \
+                 FROM exact_t ORDER BY embedding {op} (SELECT embedding FROM exact_t WHERE id = {q}) LIMIT 50"
+            );
+            assert!(explain(&query).contains("Index Scan using exact_t_idx"), "{opclass}");
+            let (index_ids, index_distances) = (ids(&query), distances(&query));
+            run("SET enable_indexscan = off; SET enable_seqscan = on");
+            let (exact_ids, exact_distances) = (ids(&query), distances(&query));
+            run("SET enable_indexscan = on; SET enable_seqscan = off");
+            assert_eq!(index_ids, exact_ids, "{opclass} query {q}");
+            assert_eq!(index_distances, exact_distances, "{opclass} query {q}");
+        }
+        run("DROP INDEX exact_t_idx");
+    }
+}
+
+#[pg_test]
+fn bit_hamming_ops_returns_the_exact_distances_in_order() {
+    run("SELECT setseed(0.3);
+         CREATE TABLE bits_t (id int, code bit(96));
+         INSERT INTO bits_t SELECT i, (SELECT string_agg(CASE WHEN random() < 0.5 THEN '1' ELSE '0' END, '')
+                                       FROM generate_series(1, 96) WHERE i > 0)::bit(96)
+         FROM generate_series(1, 3000) i;
+         CREATE INDEX ON bits_t USING hannoy (code bit_hamming_ops);
+         SET enable_seqscan = off; SET hannoy.ef_search = 1000;");
+    let query = "SELECT id, code <~> (SELECT code FROM bits_t WHERE id = 42) FROM bits_t \
+                 ORDER BY code <~> (SELECT code FROM bits_t WHERE id = 42) LIMIT 100";
+    assert!(explain(query).contains("Index Scan using bits_t_code_idx"));
+    let index_distances = distances(query);
+    run("SET enable_indexscan = off; SET enable_seqscan = on");
+    assert_eq!(index_distances, distances(query));
+    assert_eq!(index_distances[0], 0.0);
+}
+
+#[pg_test]
+fn recall_at_10_is_at_least_0_95_on_10k_rows_at_default_settings() {
+    clustered_table("recall_t", 10_000, 64, 50, 0.6, 0.21);
+    run("CREATE INDEX recall_t_idx ON recall_t USING hannoy (embedding real_l2_ops)");
+    assert_eq!(
+        one_i64("SELECT items FROM hannoy_index_info('recall_t_idx')"),
+        10_000
+    );
+    let mut found = 0;
+    let queries: Vec<i32> = (0..30).map(|i| 1 + i * 331).collect();
+    for &q in &queries {
+        let query = format!(
+            "SELECT id FROM recall_t ORDER BY embedding <-> \
+             (SELECT array_agg(e + 0.05::real ORDER BY o) FROM recall_t, unnest(embedding) WITH ORDINALITY u(e, o) WHERE id = {q}) LIMIT 10"
+        );
+        let approximate = ids(&query);
+        run("SET enable_indexscan = off");
+        let exact = ids(&query);
+        run("SET enable_indexscan = on");
+        assert_eq!(exact.len(), 10);
+        found += approximate.iter().filter(|id| exact.contains(id)).count();
+    }
+    let recall = found as f64 / (10 * queries.len()) as f64;
+    assert!(recall >= 0.95, "recall@10 = {recall}");
+}
+
+#[pg_test]
+fn a_scan_streams_past_ef_search_and_fills_limits_behind_filters() {
+    clustered_table("stream_t", 2_000, 24, 10, 0.5, 0.31);
+    run("CREATE INDEX ON stream_t USING hannoy (embedding);
+         SET enable_seqscan = off; SET hannoy.ef_search = 10;");
+    let q = "(SELECT embedding FROM stream_t WHERE id = 5)";
+    let query = format!("SELECT id, embedding <-> {q} FROM stream_t ORDER BY embedding <-> {q} LIMIT 500");
+    assert!(explain(&query).contains("Index Scan"));
+    let d = distances(&query);
+    assert_eq!(d.len(), 500);
+    // The first ef_search rows are in exact order; past them a late find may come out early.
+    assert!(d[..10].windows(2).all(|w| w[0] <= w[1]), "{:?}", &d[..10]);
+    let inversions = d.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(inversions <= 10, "{inversions} out-of-order rows in 500");
+    run("SET hannoy.ef_search = 40");
+    for probe in [1, 77, 1500] {
+        let top = format!(
+            "SELECT id, embedding <-> (SELECT embedding FROM stream_t WHERE id = {probe}) FROM stream_t \
+             ORDER BY embedding <-> (SELECT embedding FROM stream_t WHERE id = {probe}) LIMIT 40"
+        );
+        let d = distances(&top);
+        assert!(d.windows(2).all(|w| w[0] <= w[1]), "query {probe}: {d:?}");
+    }
+    run("SET hannoy.ef_search = 10");
+
+    let all = format!("SELECT id FROM stream_t ORDER BY embedding <-> {q} LIMIT 5000");
+    let mut every = ids(&all);
+    every.sort_unstable();
+    assert_eq!(every, (1..=2_000).collect::<Vec<_>>());
+
+    // A condition the index does not hold: the scan keeps going until the LIMIT is full.
+    let filtered = format!(
+        "SELECT id FROM stream_t WHERE id % 20 = 0 ORDER BY embedding <-> {q} LIMIT 60"
+    );
+    assert!(explain(&filtered).contains("Index Scan"));
+    let rows = ids(&filtered);
+    assert_eq!(rows.len(), 60);
+    assert!(rows.iter().all(|id| id % 20 == 0));
+
+    // The scan bound stops it early.
+    run("SET hannoy.max_scan_tuples = 100");
+    assert_eq!(ids(&all).len(), 100);
+}
+
+#[pg_test]
+fn the_planner_uses_the_index_only_for_order_by_distance() {
+    clustered_table("plan_t", 10_000, 32, 20, 0.5, 0.41);
+    run("CREATE INDEX plan_t_idx ON plan_t USING hannoy (embedding); ANALYZE plan_t;");
+    let q = "'{0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1,0,0}'";
+    let ordered = format!("SELECT id FROM plan_t ORDER BY embedding <-> {q} LIMIT 10");
+    assert!(explain(&ordered).contains("Index Scan using plan_t_idx"), "{}", explain(&ordered));
+    // Not for other orders or plain filters, even with sequential scans discouraged.
+    run("SET enable_seqscan = off");
+    for query in [
+        "SELECT id FROM plan_t WHERE id < 10".to_string(),
+        "SELECT count(*) FROM plan_t".to_string(),
+        format!("SELECT id FROM plan_t ORDER BY embedding <=> {q} LIMIT 10"),
+    ] {
+        assert!(!explain(&query).contains("plan_t_idx"), "{query}: {}", explain(&query));
+    }
+}
+
+#[pg_test]
+fn an_index_on_an_empty_table_fixes_dimensions_at_the_first_insert() {
+    run("CREATE TABLE empty_t (id int, embedding real[]);
+         CREATE INDEX empty_t_idx ON empty_t USING hannoy (embedding real_cosine_ops);
+         SET enable_seqscan = off;");
+    assert!(ids("SELECT id FROM empty_t ORDER BY embedding <=> '{1,2,3}' LIMIT 5").is_empty());
+    run("INSERT INTO empty_t VALUES (1, '{1,2,3}'), (2, '{3,2,1}'), (3, NULL), (4, '{1,2,2.9}')");
+    assert_eq!(
+        ids("SELECT id FROM empty_t ORDER BY embedding <=> '{1,2,3}' LIMIT 5"),
+        vec![1, 4, 2]
+    );
+    assert_eq!(one_i64("SELECT dimensions::bigint FROM hannoy_index_info('empty_t_idx')"), 3);
+}
