@@ -1,7 +1,9 @@
 //! The worker pool of this backend and the rules for using it: workers compute on owned data
 //! and never call into Postgres; only the backend thread does.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use pgrx::pg_sys;
 
@@ -11,6 +13,39 @@ static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
 /// global pool (whose threads would be created without the signal mask below).
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
+}
+
+/// Runs `work` on the pool while this (backend) thread reports progress: `report` gets, every
+/// 100 ms, how many times the engine has polled the cancel callback it was given, which it does
+/// once per item of each pass. Only `report` runs here, so it may call into Postgres; `work`
+/// may not.
+pub fn run_watched<R: Send>(
+    work: impl FnOnce(&(dyn Fn() -> bool + Sync)) -> R + Send,
+    mut report: impl FnMut(u64),
+) -> R {
+    let polls = AtomicU64::new(0);
+    let cancel = || {
+        polls.fetch_add(1, Ordering::Relaxed);
+        cancel_requested()
+    };
+    let outcome = Mutex::new(None);
+    let done = AtomicBool::new(false);
+    pool().in_place_scope(|scope| {
+        scope.spawn(|_| {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&cancel)));
+            *outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            done.store(true, Ordering::Release);
+        });
+        while !done.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(100));
+            report(polls.load(Ordering::Relaxed));
+        }
+    });
+    let result = outcome.into_inner().unwrap_or_else(|e| e.into_inner());
+    match result.expect("the spawned work ran to completion") {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 fn pool() -> &'static rayon::ThreadPool {

@@ -83,24 +83,30 @@ impl BuildState {
             return;
         }
         let (batch, keys) = (&self.batch, &self.keys);
-        let result = threads::run(|| {
-            index.write(|writer| {
-                let prepared = writer.prepare(batch.iter().map(OwnedVector::as_ref))?;
-                writer.insert_keyed(&prepared, keys, &threads::cancel_requested)
-            })
-        });
+        // The engine polls the cancel callback once per item while building the batch's own
+        // graph, and once more per item while linking it into a non-empty index.
+        let polls_per_item = if self.indexed == 0 { 1 } else { 2 };
+        let (before, len) = (self.indexed, batch.len() as u64);
+        let result = threads::run_watched(
+            |cancel| {
+                index.write(|writer| {
+                    let prepared = writer.prepare(batch.iter().map(OwnedVector::as_ref))?;
+                    writer.insert_keyed(&prepared, keys, cancel)
+                })
+            },
+            |polls| report_tuples_done(before + (polls / polls_per_item).min(len)),
+        );
         threads::check_cancelled(result).or_raise();
-        self.indexed += self.batch.len() as u64;
+        self.indexed += len;
         self.batch.clear();
         self.keys.clear();
-        // SAFETY: progress reporting from the backend thread during CREATE INDEX.
-        unsafe {
-            pg_sys::pgstat_progress_update_param(
-                PROGRESS_CREATEIDX_TUPLES_DONE,
-                self.indexed as i64,
-            )
-        };
+        report_tuples_done(self.indexed);
     }
+}
+
+fn report_tuples_done(done: u64) {
+    // SAFETY: a write to this backend's progress slot, from the backend thread.
+    unsafe { pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, done as i64) };
 }
 
 /// Builds the index from every live heap row with a non-NULL vector.

@@ -56,7 +56,12 @@ fn schedule(dir: PathBuf, when: When) {
 fn remove(dir: &std::path::Path) {
     super::forget(dir);
     match std::fs::remove_dir_all(dir) {
-        Ok(()) => {}
+        Ok(()) => {
+            // The index's folder goes with its last generation (fails harmlessly otherwise).
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         // An ERROR here would turn into a PANIC (commit is already durable); warn instead.
         Err(e) => warning!("could not remove hannoy storage {}: {e}", dir.display()),
