@@ -6,8 +6,9 @@
 //! - a folder replaced by a rebuild, or whose index is dropped, is deleted when the top-level
 //!   transaction commits, and kept if the (sub)transaction that replaced or dropped it aborts.
 //!
-//! Drops are seen by the `sql_drop` event trigger below. A backend that dies between commit and
-//! deletion leaves a folder behind; it holds no index Postgres knows of.
+//! Drops are seen by the `sql_drop` event trigger below. What nothing reports (DROP DATABASE,
+//! DROP EXTENSION ... CASCADE, the old index of REINDEX CONCURRENTLY, a backend that died between
+//! commit and deletion) is found by `sweep_orphans`, run at every build and drop.
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -151,4 +152,63 @@ fn hannoy_drop_storage() {
             delete_at_commit(dir);
         }
     }
+    sweep_orphans();
+}
+
+fn catalog_has(cache: pg_sys::SysCacheIdentifier::Type, oid: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache probe by OID on the backend thread, inside a transaction.
+    unsafe { pg_sys::SearchSysCacheExists(cache as i32, oid.into(), 0.into(), 0.into(), 0.into()) }
+}
+
+/// Whether no transaction holds `oid` (an index being created holds it exclusively until it
+/// ends) and the catalog, read after that, has no such relation: then no one will ever use it.
+fn relation_is_gone(oid: pg_sys::Oid) -> bool {
+    if catalog_has(pg_sys::SysCacheIdentifier::RELOID, oid) {
+        return false;
+    }
+    let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+    // SAFETY: lock calls on an OID's lock tag, released before returning.
+    unsafe {
+        if !pg_sys::ConditionalLockRelationOid(oid, lock) {
+            return false;
+        }
+        // Taking the lock processed invalidations: this read sees any creator's commit.
+        let gone = !catalog_has(pg_sys::SysCacheIdentifier::RELOID, oid);
+        pg_sys::UnlockRelationOid(oid, lock);
+        gone
+    }
+}
+
+/// Schedules for deletion at commit the folders of indexes that no longer exist: in this
+/// database, those whose relation is gone; elsewhere, those of dropped databases.
+pub fn sweep_orphans() {
+    // SAFETY: MyDatabaseId is set in a connected backend.
+    let database = unsafe { pg_sys::MyDatabaseId };
+    let root = super::index_folder(database, pg_sys::InvalidOid);
+    let Some(root) = root.parent().and_then(|db| db.parent()) else {
+        return;
+    };
+    let Ok(databases) = std::fs::read_dir(root) else {
+        return;
+    };
+    for db in databases.flatten() {
+        let Some(db_oid) = parse_oid(&db.file_name()) else {
+            continue;
+        };
+        if db_oid != database {
+            if !catalog_has(pg_sys::SysCacheIdentifier::DATABASEOID, db_oid) {
+                delete_at_commit(db.path());
+            }
+            continue;
+        }
+        for index in std::fs::read_dir(db.path()).into_iter().flatten().flatten() {
+            if parse_oid(&index.file_name()).is_some_and(relation_is_gone) {
+                delete_at_commit(index.path());
+            }
+        }
+    }
+}
+
+fn parse_oid(name: &std::ffi::OsStr) -> Option<pg_sys::Oid> {
+    name.to_str()?.parse::<u32>().ok().map(pg_sys::Oid::from)
 }

@@ -68,6 +68,7 @@ pub unsafe fn create(index: pg_sys::Relation) -> PathBuf {
     // SAFETY: forwarded from the caller.
     let (oid, storage_id) = unsafe { ((*index).rd_id, metapage::write_new(index)) };
     let dir = generation_folder(oid, storage_id);
+    lifecycle::sweep_orphans();
     lifecycle::delete_at_abort(dir.clone());
     if let Ok(entries) = std::fs::read_dir(index_folder(this_database(), oid)) {
         for entry in entries.flatten() {

@@ -270,6 +270,45 @@ mod committed {
     }
 
     #[test]
+    fn concurrent_create_and_reindex_give_working_indexes() {
+        let mut client = session();
+        client
+            .batch_execute(
+                "DROP TABLE IF EXISTS conc_t;
+                 CREATE TABLE conc_t (id int, embedding real[]);
+                 INSERT INTO conc_t SELECT i, ARRAY[sin(i), cos(i), sin(2 * i), cos(3 * i)]::real[]
+                 FROM generate_series(1, 3000) i;",
+            )
+            .unwrap();
+        client
+            .batch_execute("CREATE INDEX CONCURRENTLY conc_t_idx ON conc_t USING hannoy (embedding)")
+            .unwrap();
+        client.batch_execute("SET enable_seqscan = off").unwrap();
+        let indexed = nearest(&mut client, "conc_t");
+        let items: i64 = client
+            .query_one("SELECT items FROM hannoy_index_info('conc_t_idx')", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(items, 3000);
+        let old_folder = Path::new(&storage(&mut client, "conc_t_idx"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        client.batch_execute("REINDEX INDEX CONCURRENTLY conc_t_idx").unwrap();
+        assert_eq!(nearest(&mut client, "conc_t"), indexed);
+        // The old index is dropped without a drop event; the next build or drop sweeps it.
+        client
+            .batch_execute("CREATE TABLE conc_sweep (e real[]); DROP TABLE conc_sweep;")
+            .unwrap();
+        assert!(!old_folder.exists(), "{} outlived its index", old_folder.display());
+        client
+            .batch_execute("SET enable_indexscan = off; SET enable_seqscan = on")
+            .unwrap();
+        assert_eq!(nearest(&mut client, "conc_t"), indexed);
+        client.batch_execute("DROP TABLE conc_t").unwrap();
+    }
+
+    #[test]
     fn vacuum_removes_dead_rows_from_the_index() {
         let mut client = session_in_own_database("hannoy_vacuum_test");
         setup(&mut client, "vac_t");
