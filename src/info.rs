@@ -1,8 +1,6 @@
 //! `hannoy_index_info(index)`: what an index holds and what it costs on disk. Postgres's own
 //! size functions see only the one-page relation, not the engine's folder.
 
-use std::ffi::CStr;
-
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
@@ -28,16 +26,8 @@ fn hannoy_index_info(
     ),
 > {
     // SAFETY: PgRelation keeps the relation open and locked for this call.
-    let (is_hannoy, name) = unsafe {
-        let rel = index.as_ptr();
-        let am = pg_sys::get_am_name((*(*rel).rd_rel).relam);
-        let am = (!am.is_null()).then(|| CStr::from_ptr(am).to_string_lossy().into_owned());
-        (
-            (*(*rel).rd_rel).relkind as u8 == pg_sys::RELKIND_INDEX
-                && am.as_deref() == Some("hannoy"),
-            index.name().to_string(),
-        )
-    };
+    let is_hannoy = unsafe { crate::storage::is_hannoy_index(index.as_ptr()) };
+    let name = index.name().to_string();
     if !is_hannoy {
         raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,

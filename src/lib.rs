@@ -3,6 +3,7 @@
 //! graph work to `hannoy_engine`, on owned data and off the backend's thread where it is heavy.
 
 mod am;
+mod check;
 mod error;
 mod guc;
 mod info;

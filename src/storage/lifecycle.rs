@@ -160,53 +160,113 @@ fn catalog_has(cache: pg_sys::SysCacheIdentifier::Type, oid: pg_sys::Oid) -> boo
     unsafe { pg_sys::SearchSysCacheExists(cache as i32, oid.into(), 0.into(), 0.into(), 0.into()) }
 }
 
-/// Whether no transaction holds `oid` (an index being created holds it exclusively until it
-/// ends) and the catalog, read after that, has no such relation: then no one will ever use it.
-fn relation_is_gone(oid: pg_sys::Oid) -> bool {
-    if catalog_has(pg_sys::SysCacheIdentifier::RELOID, oid) {
-        return false;
-    }
+/// What `oid` is to the sweep, decided under a lock no builder holds (an index being created
+/// or rebuilt holds its OID exclusively until its transaction ends).
+enum Owner {
+    /// Busy or unknowable right now: leave its folders alone.
+    Busy,
+    /// No relation has this OID any more.
+    Gone,
+    /// A live hannoy index whose current storage is this folder.
+    Live(PathBuf),
+}
+
+fn owner(oid: pg_sys::Oid) -> Owner {
     let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
-    // SAFETY: lock calls on an OID's lock tag, released before returning.
+    // SAFETY: lock calls on an OID's lock tag, released before returning; the relation is only
+    // opened while the lock keeps it from being dropped, and closed again.
     unsafe {
         if !pg_sys::ConditionalLockRelationOid(oid, lock) {
-            return false;
+            return Owner::Busy;
         }
         // Taking the lock processed invalidations: this read sees any creator's commit.
-        let gone = !catalog_has(pg_sys::SysCacheIdentifier::RELOID, oid);
+        let owner = if !catalog_has(pg_sys::SysCacheIdentifier::RELOID, oid) {
+            Owner::Gone
+        } else {
+            let relation = pg_sys::relation_open(oid, pg_sys::NoLock as pg_sys::LOCKMODE);
+            let owner = if super::is_hannoy_index(relation) {
+                super::current_folder(relation).map_or(Owner::Busy, Owner::Live)
+            } else {
+                Owner::Gone // the OID now names something else
+            };
+            pg_sys::relation_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+            owner
+        };
         pg_sys::UnlockRelationOid(oid, lock);
-        gone
+        owner
     }
 }
 
-/// Schedules for deletion at commit the folders of indexes that no longer exist: in this
-/// database, those whose relation is gone; elsewhere, those of dropped databases.
-pub fn sweep_orphans() {
+/// Storage folders no index will use again: those of dropped databases, of indexes that no
+/// longer exist in this database, and generations of live indexes other than their current one
+/// (left by a crash between a rebuild's commit and its cleanup).
+pub fn orphans() -> Vec<PathBuf> {
+    let mut found = Vec::new();
     // SAFETY: MyDatabaseId is set in a connected backend.
     let database = unsafe { pg_sys::MyDatabaseId };
-    let root = super::index_folder(database, pg_sys::InvalidOid);
-    let Some(root) = root.parent().and_then(|db| db.parent()) else {
-        return;
+    let Some(root) = super::index_folder(database, pg_sys::InvalidOid)
+        .parent()
+        .and_then(|db| db.parent())
+        .map(PathBuf::from)
+    else {
+        return found;
     };
-    let Ok(databases) = std::fs::read_dir(root) else {
-        return;
-    };
-    for db in databases.flatten() {
+    for db in std::fs::read_dir(root).into_iter().flatten().flatten() {
         let Some(db_oid) = parse_oid(&db.file_name()) else {
             continue;
         };
         if db_oid != database {
             if !catalog_has(pg_sys::SysCacheIdentifier::DATABASEOID, db_oid) {
-                delete_at_commit(db.path());
+                found.push(db.path());
             }
             continue;
         }
         for index in std::fs::read_dir(db.path()).into_iter().flatten().flatten() {
-            if parse_oid(&index.file_name()).is_some_and(relation_is_gone) {
-                delete_at_commit(index.path());
+            let Some(oid) = parse_oid(&index.file_name()) else {
+                continue;
+            };
+            match owner(oid) {
+                Owner::Busy => {}
+                Owner::Gone => found.push(index.path()),
+                Owner::Live(current) => {
+                    for generation in std::fs::read_dir(index.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        if generation.path() != current {
+                            found.push(generation.path());
+                        }
+                    }
+                }
             }
         }
     }
+    found
+}
+
+/// Schedules every orphan for deletion at commit.
+pub fn sweep_orphans() {
+    for dir in orphans() {
+        delete_at_commit(dir);
+    }
+}
+
+/// Lists the storage folders no index will use again; with `remove`, deletes them when this
+/// transaction commits. For after a crash, or to see what a sweep would take.
+#[pg_extern(sql = "
+CREATE FUNCTION hannoy_orphaned_storage(remove boolean DEFAULT false) RETURNS SETOF text
+    STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+REVOKE ALL ON FUNCTION hannoy_orphaned_storage(boolean) FROM PUBLIC;
+")]
+fn hannoy_orphaned_storage(remove: bool) -> SetOfIterator<'static, String> {
+    let found = orphans();
+    if remove {
+        for dir in &found {
+            delete_at_commit(dir.clone());
+        }
+    }
+    SetOfIterator::new(found.into_iter().map(|dir| dir.display().to_string()))
 }
 
 fn parse_oid(name: &std::ffi::OsStr) -> Option<pg_sys::Oid> {

@@ -123,6 +123,33 @@ pub unsafe fn locate(index: pg_sys::Relation) -> PathBuf {
     dir
 }
 
+/// Whether `relation` is an index of this access method.
+///
+/// # Safety
+/// `relation` must be an open relation.
+pub unsafe fn is_hannoy_index(relation: pg_sys::Relation) -> bool {
+    // SAFETY: rd_rel is valid for an open relation; get_am_name pallocs a copy or gives NULL.
+    unsafe {
+        let rel = &*(*relation).rd_rel;
+        if rel.relkind as u8 != pg_sys::RELKIND_INDEX {
+            return false;
+        }
+        let am = pg_sys::get_am_name(rel.relam);
+        !am.is_null() && CStr::from_ptr(am).to_bytes() == b"hannoy"
+    }
+}
+
+/// The folder of `index`'s current storage when its metapage names one, whether or not it
+/// exists.
+///
+/// # Safety
+/// `index` must be an open relation.
+pub unsafe fn current_folder(index: pg_sys::Relation) -> Option<PathBuf> {
+    // SAFETY: forwarded from the caller.
+    let (oid, storage_id) = unsafe { ((*index).rd_id, metapage::read(index)?) };
+    Some(generation_folder(oid, storage_id))
+}
+
 thread_local! {
     /// Engine indexes this backend has open, by folder. LMDB allows one environment per file
     /// per process, and opening one costs a few system calls: keep them.

@@ -309,6 +309,59 @@ mod committed {
     }
 
     #[test]
+    fn orphaned_folders_are_listed_and_removed_on_request() {
+        let mut client = session();
+        setup(&mut client, "orph_t");
+        let current = storage(&mut client, "orph_t_idx");
+        let index_dir = Path::new(&current).parent().unwrap().to_path_buf();
+        let database_dir = index_dir.parent().unwrap().to_path_buf();
+        // What a crash can leave: a folder of an index that no longer exists, and an old
+        // generation next to a live index's current one.
+        let gone = database_dir.join("4000000000");
+        let stale = index_dir.join("00000000000000ff");
+        for dir in [gone.join("00000000000000aa"), stale.clone()] {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&gone)
+            .arg(&stale)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+
+        let listed = |client: &mut postgres::Client, remove: bool| -> Vec<String> {
+            client
+                .query("SELECT hannoy_orphaned_storage($1)", &[&remove])
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        };
+        let orphans = listed(&mut client, false);
+        for dir in [&gone, &stale] {
+            assert!(orphans.contains(&dir.display().to_string()), "{orphans:?}");
+        }
+        assert!(!orphans.contains(&current));
+        assert!(gone.exists() && stale.exists(), "listing alone removes nothing");
+
+        client.batch_execute("BEGIN").unwrap();
+        listed(&mut client, true);
+        client.batch_execute("ROLLBACK").unwrap();
+        assert!(gone.exists() && stale.exists(), "a rolled-back removal removes nothing");
+
+        listed(&mut client, true);
+        assert!(!gone.exists() && !stale.exists());
+        assert!(Path::new(&current).is_dir());
+        let sound: bool = client
+            .query_one("SELECT sound FROM hannoy_index_check('orph_t_idx')", &[])
+            .unwrap()
+            .get(0);
+        assert!(sound);
+        client.batch_execute("DROP TABLE orph_t").unwrap();
+    }
+
+    #[test]
     fn vacuum_removes_dead_rows_from_the_index() {
         let mut client = session_in_own_database("hannoy_vacuum_test");
         setup(&mut client, "vac_t");
@@ -319,6 +372,16 @@ mod committed {
             .unwrap()
             .get(0);
         assert_eq!(items, 2000);
+        let row = client
+            .query_one(
+                "SELECT sound, heap_rows, heap_rows_missing, keyed FROM hannoy_index_check('vac_t_idx')",
+                &[],
+            )
+            .unwrap();
+        let (sound, heap_rows, missing, keyed): (bool, Option<i64>, Option<i64>, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert!(sound);
+        assert_eq!((heap_rows, missing, keyed), (Some(2000), Some(0), 2000));
         client.batch_execute("SET enable_seqscan = off").unwrap();
         let rows: Vec<i32> = client
             .query(

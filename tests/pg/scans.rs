@@ -71,6 +71,13 @@ fn recall_at_10_is_at_least_0_95_on_10k_rows_at_default_settings() {
         one_i64("SELECT items FROM hannoy_index_info('recall_t_idx')"),
         10_000
     );
+    assert_eq!(
+        one_i64(
+            "SELECT (sound AND heap_rows = 10000 AND heap_rows_missing = 0 AND reachable = 10000)::int::int8
+             FROM hannoy_index_check('recall_t_idx')"
+        ),
+        1
+    );
     let mut found = 0;
     let queries: Vec<i32> = (0..30).map(|i| 1 + i * 331).collect();
     for &q in &queries {

@@ -26,6 +26,12 @@ pub struct CheckReport {
     pub missing_lists: u64,
     /// Live items whose vector cannot be read.
     pub missing_vectors: u64,
+    /// Live items with a caller key.
+    pub keyed: u64,
+    /// Keys held by ids that are not live.
+    pub stray_keys: u64,
+    /// Keys whose reverse entry is missing or points elsewhere, in either direction.
+    pub mismatched_keys: u64,
 }
 
 impl CheckReport {
@@ -35,6 +41,10 @@ impl CheckReport {
             && self.orphan_lists == 0
             && self.missing_lists == 0
             && self.missing_vectors == 0
+            && self.stray_keys == 0
+            && self.mismatched_keys == 0
+            // Keys are all or nothing: the access method keys every item.
+            && (self.keyed == 0 || self.keyed == self.live)
     }
 }
 
@@ -65,6 +75,20 @@ pub(crate) fn check_graph(
             report.missing_vectors += 1;
         }
     }
+    let mut keys = 0u64;
+    for entry in store.all_keys(view.txn)? {
+        let (id, key) = entry?;
+        keys += 1;
+        if !items.contains(id) {
+            report.stray_keys += 1;
+        } else {
+            report.keyed += 1;
+        }
+        if store.item_of(view.txn, key)? != Some(id) {
+            report.mismatched_keys += 1;
+        }
+    }
+    report.mismatched_keys += store.reverse_key_count(view.txn)?.abs_diff(keys);
     if let Some((entry, _)) = view.meta.entry() {
         let mut reachable = RoaringBitmap::new();
         mark_reachable(view, entry, &mut reachable)?;

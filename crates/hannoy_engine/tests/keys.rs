@@ -39,7 +39,9 @@ fn keys_follow_their_items_through_replace_and_delete() {
         .unwrap();
     assert_eq!(nearest[0].id, replacement);
     assert_eq!(reader.key(replacement).unwrap(), Some(keys[10]));
-    assert!(reader.check().unwrap().is_sound());
+    let report = reader.check().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.keyed, 500);
     drop(reader);
 
     // Deleting items forgets their keys.

@@ -299,6 +299,11 @@ impl Store {
         Ok(())
     }
 
+    /// Entries of the key -> item map (as many as the item -> key map when consistent).
+    pub fn reverse_key_count(&self, txn: &RoTxn) -> Result<u64> {
+        Ok(self.key_ids.len(txn)?)
+    }
+
     /// Every (id, key) pair, ascending by id.
     pub fn all_keys<'t>(
         &self,

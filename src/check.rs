@@ -1,0 +1,132 @@
+//! `hannoy_index_check(index)`: an integrity check in the spirit of amcheck. The engine checks
+//! its graph and key maps; this adds the comparison with the heap: every row visible now with a
+//! non-NULL vector must have an item under its TID.
+
+use pgrx::prelude::*;
+use pgrx::PgRelation;
+
+use crate::error::{raise, OrRaise};
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(strict)]
+fn hannoy_index_check(
+    index: PgRelation,
+) -> TableIterator<
+    'static,
+    (
+        name!(sound, bool),
+        name!(items, i64),
+        name!(reachable, i64),
+        name!(unreachable_sample, Vec<i64>),
+        name!(dangling_links, i64),
+        name!(orphan_lists, i64),
+        name!(missing_lists, i64),
+        name!(missing_vectors, i64),
+        name!(keyed, i64),
+        name!(stray_keys, i64),
+        name!(mismatched_keys, i64),
+        name!(heap_rows, Option<i64>),
+        name!(heap_rows_missing, Option<i64>),
+    ),
+> {
+    // SAFETY: PgRelation keeps the relation open and locked for this call.
+    if !unsafe { crate::storage::is_hannoy_index(index.as_ptr()) } {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("\"{}\" is not a hannoy index", index.name()),
+            None,
+        );
+    }
+    // The heap is read first: rows committed before this snapshot were in LMDB before their
+    // commit, so the engine snapshot taken next holds them all.
+    let heap_keys = heap_row_keys(index.oid());
+    // SAFETY: an open hannoy index relation.
+    let dir = unsafe { crate::storage::locate(index.as_ptr()) };
+    let row = match crate::storage::open(&dir) {
+        None => {
+            let heap_rows = heap_keys.as_ref().map(|k| k.len() as i64);
+            (
+                heap_rows.unwrap_or(0) == 0,
+                0,
+                0,
+                Vec::new(),
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                heap_rows,
+                heap_rows,
+            )
+        }
+        Some(engine) => {
+            let reader = engine.read().or_raise();
+            let report = reader.check().or_raise();
+            let missing = heap_keys.as_ref().map(|keys| {
+                let mut missing = 0i64;
+                for &key in keys {
+                    if reader.item_for_key(key).or_raise().is_none() {
+                        missing += 1;
+                    }
+                }
+                missing
+            });
+            (
+                report.is_sound() && missing.unwrap_or(0) == 0,
+                report.live as i64,
+                report.reachable as i64,
+                report
+                    .unreachable_sample
+                    .iter()
+                    .map(|&id| id as i64)
+                    .collect(),
+                report.dangling_links as i64,
+                report.orphan_lists as i64,
+                report.missing_lists as i64,
+                report.missing_vectors as i64,
+                report.keyed as i64,
+                report.stray_keys as i64,
+                report.mismatched_keys as i64,
+                heap_keys.as_ref().map(|k| k.len() as i64),
+                missing,
+            )
+        }
+    };
+    TableIterator::once(row)
+}
+
+/// Item keys (TIDs) of the heap rows with a non-NULL vector visible now; `None` for an index
+/// on an expression, whose values the heap does not hold.
+fn heap_row_keys(index: pg_sys::Oid) -> Option<Vec<u64>> {
+    let target: Option<(String, String)> = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT i.indrelid::regclass::text, quote_ident(a.attname::text)
+                 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                 WHERE i.indexrelid = $1",
+                Some(1),
+                &[index.into()],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>(match (row.get::<String>(1)?, row.get::<String>(2)?) {
+            (Some(table), Some(column)) => Some((table, column)),
+            _ => None,
+        })
+    })
+    .unwrap_or_else(|e| error!("could not read the index's table: {e}"));
+    let (table, column) = target?;
+    let query = format!(
+        "SELECT (((ctid::text::point)[0])::int8 << 16) | ((ctid::text::point)[1])::int8
+         FROM {table} WHERE {column} IS NOT NULL"
+    );
+    let keys = Spi::connect(|client| {
+        client
+            .select(&query, None, &[])?
+            .map(|row| row.get::<i64>(1).map(|k| k.unwrap_or_default() as u64))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| error!("could not read the index's table: {e}"));
+    Some(keys)
+}
