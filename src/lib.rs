@@ -32,6 +32,7 @@ mod tests {
     include!("../tests/pg/scans.rs");
     include!("../tests/pg/bad_input.rs");
     include!("../tests/pg/lifecycle.rs");
+    include!("../tests/pg/writes.rs");
 }
 
 /// Required by `cargo pgrx test`.

@@ -34,7 +34,10 @@ pub unsafe extern "C-unwind" fn aminsert(
 
         // The index entry must never outlive a lost heap insert: after a crash the TID could be
         // reused by another row. Making the WAL that created the row durable first rules it out.
-        pg_sys::XLogFlush(pg_sys::GetXLogInsertRecPtr());
+        // This backend wrote that record just now, so its last record's end covers it (the
+        // global insert position can point past a page header no record reached yet, which
+        // XLogFlush refuses).
+        pg_sys::XLogFlush(pg_sys::XactLastRecEnd);
         let result = threads::run(|| {
             engine.write(|writer| {
                 let prepared = writer.prepare([vector.as_ref()])?;

@@ -51,7 +51,7 @@ fn lifecycle_cluster_ready() {}
 mod committed {
     use std::path::Path;
 
-    fn session() -> postgres::Client {
+    pub(super) fn session() -> postgres::Client {
         pgrx_tests::run_test(
             "lifecycle_cluster_ready",
             None,
@@ -245,7 +245,7 @@ mod committed {
 
     /// A session in a database of its own: VACUUM only removes rows older than every snapshot
     /// in the database, and the other tests keep theirs open in the shared one.
-    fn session_in_own_database(name: &str) -> postgres::Client {
+    pub(super) fn session_in_own_database(name: &str) -> postgres::Client {
         let mut shared = session();
         let row = shared
             .query_one(

@@ -1,0 +1,146 @@
+// Writes after the build: deletes and VACUUM keep recall and reuse space; rolled-back inserts
+// are never returned. VACUUM removes only rows older than every snapshot in the database, so
+// each test works in a database of its own.
+
+#[cfg(test)]
+mod committed_writes {
+    use super::committed::{session, session_in_own_database};
+
+    fn load(client: &mut postgres::Client, rows: usize) {
+        client
+            .batch_execute(&format!(
+                "SELECT setseed(0.77);
+                 CREATE TABLE w (id int, embedding real[]);
+                 CREATE TEMP TABLE centres AS
+                   SELECT c AS cid, array_agg((random() * 2 - 1)::real ORDER BY d) AS v
+                   FROM generate_series(0, 39) c, generate_series(1, 32) d GROUP BY c;
+                 INSERT INTO w
+                   SELECT i, (SELECT array_agg((x + 0.5 * (2 * random() - 1))::real) FROM unnest(c.v) x)
+                   FROM generate_series(1, {rows}) i JOIN centres c ON c.cid = i % 40;"
+            ))
+            .unwrap();
+    }
+
+    fn ids(client: &mut postgres::Client, query: &str) -> Vec<i32> {
+        client
+            .query(query, &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    /// Mean recall@10 over `queries` rows' vectors, index against exact.
+    fn recall(client: &mut postgres::Client, queries: &[i32]) -> f64 {
+        let mut found = 0;
+        for q in queries {
+            let query = format!(
+                "SELECT id FROM w ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = {q}) LIMIT 10"
+            );
+            client
+                .batch_execute("SET enable_seqscan = off; SET enable_indexscan = on")
+                .unwrap();
+            let approximate = ids(client, &query);
+            client
+                .batch_execute("SET enable_seqscan = on; SET enable_indexscan = off")
+                .unwrap();
+            let exact = ids(client, &query);
+            assert_eq!(exact.len(), 10);
+            found += approximate.iter().filter(|id| exact.contains(id)).count();
+        }
+        client.batch_execute("RESET enable_seqscan; RESET enable_indexscan").unwrap();
+        found as f64 / (10 * queries.len()) as f64
+    }
+
+    fn check(client: &mut postgres::Client) -> (bool, i64, Option<i64>) {
+        let row = client
+            .query_one("SELECT sound, items, heap_rows_missing FROM hannoy_index_check('w_idx')", &[])
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    }
+
+    fn finish(client: postgres::Client, database: &str) {
+        drop(client);
+        session()
+            .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
+            .unwrap();
+    }
+
+    #[test]
+    fn recall_stays_above_0_95_after_deleting_three_quarters_and_vacuum() {
+        let mut client = session_in_own_database("hannoy_delete75");
+        load(&mut client, 8_000);
+        client
+            .batch_execute("CREATE INDEX w_idx ON w USING hannoy (embedding)")
+            .unwrap();
+        client.batch_execute("DELETE FROM w WHERE id % 4 <> 0").unwrap();
+        client.batch_execute("VACUUM w").unwrap();
+        assert_eq!(check(&mut client), (true, 2_000, Some(0)));
+        let queries: Vec<i32> = (1..=30).map(|i| i * 4 * 61).collect();
+        let recall = recall(&mut client, &queries);
+        assert!(recall >= 0.95, "recall@10 after deleting 75% = {recall}");
+        finish(client, "hannoy_delete75");
+    }
+
+    #[test]
+    fn deleting_everything_and_inserting_it_again_grows_the_folder_by_at_most_2_percent() {
+        let mut client = session_in_own_database("hannoy_regrow");
+        load(&mut client, 3_000);
+        client
+            .batch_execute(
+                "CREATE TABLE saved AS SELECT * FROM w;
+                 CREATE INDEX w_idx ON w USING hannoy (embedding);",
+            )
+            .unwrap();
+        let size = |client: &mut postgres::Client| -> i64 {
+            client
+                .query_one("SELECT size_bytes FROM hannoy_index_info('w_idx')", &[])
+                .unwrap()
+                .get(0)
+        };
+        // Rows arrive one insert at a time, as they would later on.
+        client.batch_execute("TRUNCATE w").unwrap();
+        client.batch_execute("INSERT INTO w SELECT * FROM saved").unwrap();
+        let before = size(&mut client);
+        client.batch_execute("DELETE FROM w").unwrap();
+        client.batch_execute("VACUUM w").unwrap();
+        assert_eq!(check(&mut client), (true, 0, Some(0)));
+        client.batch_execute("INSERT INTO w SELECT * FROM saved").unwrap();
+        let after = size(&mut client);
+        assert_eq!(check(&mut client), (true, 3_000, Some(0)));
+        assert!(
+            after as f64 <= before as f64 * 1.02,
+            "folder grew from {before} to {after} bytes"
+        );
+        finish(client, "hannoy_regrow");
+    }
+
+    #[test]
+    fn rolled_back_inserts_are_never_returned_and_vacuum_removes_them() {
+        let mut client = session_in_own_database("hannoy_rollback");
+        load(&mut client, 1_000);
+        client
+            .batch_execute("CREATE INDEX w_idx ON w USING hannoy (embedding)")
+            .unwrap();
+        client
+            .batch_execute(
+                "BEGIN;
+                 INSERT INTO w SELECT id + 100000, embedding FROM w;
+                 ROLLBACK;",
+            )
+            .unwrap();
+        client.batch_execute("SET enable_seqscan = off").unwrap();
+        let all = ids(
+            &mut client,
+            "SELECT id FROM w ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = 5) LIMIT 5000",
+        );
+        assert_eq!(all.len(), 1_000);
+        assert!(all.iter().all(|&id| id <= 1_000));
+        // The aborted rows' items stay until VACUUM, which removes every one of them.
+        let (_, items, _) = check(&mut client);
+        assert_eq!(items, 2_000);
+        client.batch_execute("VACUUM w").unwrap();
+        assert_eq!(check(&mut client), (true, 1_000, Some(0)));
+        finish(client, "hannoy_rollback");
+    }
+}
