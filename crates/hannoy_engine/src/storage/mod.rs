@@ -19,7 +19,9 @@ pub(crate) mod meta;
 
 use heed::byteorder::NativeEndian;
 use heed::types::{Bytes, Str, U32, U64};
-use heed::{Database, Env, IntegerComparator, PutFlags, RoTxn, RwTxn, WithoutTls};
+use heed::{
+    Database, DatabaseOpenOptions, Env, IntegerComparator, PutFlags, RoTxn, RwTxn, WithoutTls,
+};
 use roaring::RoaringBitmap;
 
 use crate::error::{corrupt, Result};
@@ -63,33 +65,27 @@ fn encode_links(ids: &[ItemId]) -> &[u8] {
     bytemuck::cast_slice(ids)
 }
 
+/// Options of a database keyed by native-endian integers and sorted as integers.
+fn integer_keyed<'e: 'n, 'n, K: 'static, V: 'static>(
+    env: &'e Env<WithoutTls>,
+    name: &'n str,
+) -> DatabaseOpenOptions<'e, 'n, WithoutTls, K, V, IntegerComparator> {
+    env.database_options()
+        .types::<K, V>()
+        .name(name)
+        .key_comparator::<IntegerComparator>()
+}
+
 impl Store {
     pub fn create(env: &Env<WithoutTls>, wtxn: &mut RwTxn) -> Result<Store> {
         Ok(Store {
             meta: env.create_database(wtxn, Some("hannoy.meta"))?,
-            vectors: env
-                .database_options()
-                .types::<U32<NativeEndian>, Bytes>()
-                .name("hannoy.vectors")
-                .key_comparator::<IntegerComparator>()
+            vectors: integer_keyed::<U32<NativeEndian>, Bytes>(env, "hannoy.vectors")
                 .create(wtxn)?,
-            links: env
-                .database_options()
-                .types::<U64<NativeEndian>, Bytes>()
-                .name("hannoy.links")
-                .key_comparator::<IntegerComparator>()
+            links: integer_keyed::<U64<NativeEndian>, Bytes>(env, "hannoy.links").create(wtxn)?,
+            keys: integer_keyed::<U32<NativeEndian>, U64<NativeEndian>>(env, "hannoy.keys")
                 .create(wtxn)?,
-            keys: env
-                .database_options()
-                .types::<U32<NativeEndian>, U64<NativeEndian>>()
-                .name("hannoy.keys")
-                .key_comparator::<IntegerComparator>()
-                .create(wtxn)?,
-            key_ids: env
-                .database_options()
-                .types::<U64<NativeEndian>, U32<NativeEndian>>()
-                .name("hannoy.key_ids")
-                .key_comparator::<IntegerComparator>()
+            key_ids: integer_keyed::<U64<NativeEndian>, U32<NativeEndian>>(env, "hannoy.key_ids")
                 .create(wtxn)?,
         })
     }
@@ -97,29 +93,12 @@ impl Store {
     /// `None` when the environment holds no index.
     pub fn open(env: &Env<WithoutTls>, rtxn: &RoTxn) -> Result<Option<Store>> {
         let meta = env.open_database(rtxn, Some("hannoy.meta"))?;
-        let vectors = env
-            .database_options()
-            .types::<U32<NativeEndian>, Bytes>()
-            .name("hannoy.vectors")
-            .key_comparator::<IntegerComparator>()
-            .open(rtxn)?;
-        let links = env
-            .database_options()
-            .types::<U64<NativeEndian>, Bytes>()
-            .name("hannoy.links")
-            .key_comparator::<IntegerComparator>()
-            .open(rtxn)?;
-        let keys = env
-            .database_options()
-            .types::<U32<NativeEndian>, U64<NativeEndian>>()
-            .name("hannoy.keys")
-            .key_comparator::<IntegerComparator>()
-            .open(rtxn)?;
-        let key_ids = env
-            .database_options()
-            .types::<U64<NativeEndian>, U32<NativeEndian>>()
-            .name("hannoy.key_ids")
-            .key_comparator::<IntegerComparator>()
+        let vectors =
+            integer_keyed::<U32<NativeEndian>, Bytes>(env, "hannoy.vectors").open(rtxn)?;
+        let links = integer_keyed::<U64<NativeEndian>, Bytes>(env, "hannoy.links").open(rtxn)?;
+        let keys =
+            integer_keyed::<U32<NativeEndian>, U64<NativeEndian>>(env, "hannoy.keys").open(rtxn)?;
+        let key_ids = integer_keyed::<U64<NativeEndian>, U32<NativeEndian>>(env, "hannoy.key_ids")
             .open(rtxn)?;
         Ok(match (meta, vectors, links, keys, key_ids) {
             (Some(meta), Some(vectors), Some(links), Some(keys), Some(key_ids)) => Some(Store {
