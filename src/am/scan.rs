@@ -14,12 +14,14 @@ use crate::vector::VectorType;
 
 /// The rows a scan still has to give.
 enum Rows {
-    /// Nearest first: the first `ef_search` neighbours sorted exactly, then the stream as it
-    /// comes. A walk can find a node after nodes farther than it have gone out; sorting the
-    /// first batch keeps every LIMIT up to ef_search in exact order, and past it a late find
-    /// comes out a little early instead of being dropped, so every row is still returned.
+    /// Nearest first, in batches of `ef_search` neighbours pulled from the stream and sorted
+    /// exactly. A walk can find a node after nodes farther than it have gone out; sorting each
+    /// batch keeps every LIMIT up to ef_search in exact order and puts most late finds back in
+    /// place. One found a batch too late comes out a little early instead of being dropped, so
+    /// every row is still returned.
     Nearest {
-        head: std::collections::VecDeque<ItemId>,
+        batch: std::vec::IntoIter<ItemId>,
+        batch_size: usize,
         stream: OwnedStream,
     },
     /// Every item, for a NULL query: all distances are NULL, so any order is the right one.
@@ -133,20 +135,28 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
                 ef_search: guc::ef_search(),
                 ..SearchParams::default()
             };
-            let mut stream =
-                OwnedStream::new(Rc::clone(&reader), query.as_ref(), &params).or_raise();
-            let mut head = Vec::with_capacity(params.ef_search);
-            for neighbor in stream.by_ref().take(params.ef_search) {
-                head.push(neighbor.or_raise());
-            }
-            head.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
             Rows::Nearest {
-                head: head.into_iter().map(|n| n.id).collect(),
-                stream,
+                batch: Vec::new().into_iter(),
+                batch_size: params.ef_search,
+                stream: OwnedStream::new(Rc::clone(&reader), query.as_ref(), &params).or_raise(),
             }
         });
         state.reader = Some(reader);
     }
+}
+
+/// The next `size` neighbours of the stream, sorted by (distance, id).
+fn next_batch(stream: &mut OwnedStream, size: usize) -> std::vec::IntoIter<ItemId> {
+    let mut batch = Vec::with_capacity(size);
+    for neighbor in stream.by_ref().take(size) {
+        batch.push(neighbor.or_raise());
+    }
+    batch.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+    batch
+        .into_iter()
+        .map(|n| n.id)
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 #[pg_guard]
@@ -168,12 +178,19 @@ pub unsafe extern "C-unwind" fn amgettuple(
         };
         loop {
             let id = match rows {
-                Rows::Nearest { head, stream } => match head.pop_front() {
+                Rows::Nearest {
+                    batch,
+                    batch_size,
+                    stream,
+                } => match batch.next() {
                     Some(id) => id,
-                    None => match stream.next() {
-                        Some(neighbor) => neighbor.or_raise().id,
-                        None => return false,
-                    },
+                    None => {
+                        *batch = next_batch(stream, *batch_size);
+                        match batch.next() {
+                            Some(id) => id,
+                            None => return false,
+                        }
+                    }
                 },
                 Rows::Unordered(ids) => match ids.next() {
                     Some(id) => id,

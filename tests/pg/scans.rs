@@ -106,10 +106,17 @@ fn a_scan_streams_past_ef_search_and_fills_limits_behind_filters() {
     assert!(explain(&query).contains("Index Scan"));
     let d = distances(&query);
     assert_eq!(d.len(), 500);
-    // The first ef_search rows are in exact order; past them a late find may come out early.
-    assert!(d[..10].windows(2).all(|w| w[0] <= w[1]), "{:?}", &d[..10]);
-    let inversions = d.windows(2).filter(|w| w[1] < w[0]).count();
-    assert!(inversions <= 10, "{inversions} out-of-order rows in 500");
+    // Rows come in batches of ef_search, each in exact order; a late find may come a batch
+    // early. The rows themselves are the right ones: compare with the exact top 500.
+    for batch in d.chunks(10) {
+        assert!(batch.windows(2).all(|w| w[0] <= w[1]), "{batch:?}");
+    }
+    let streamed = ids(&query);
+    run("SET enable_indexscan = off; SET enable_seqscan = on");
+    let exact = ids(&query);
+    run("SET enable_indexscan = on; SET enable_seqscan = off");
+    let found = streamed.iter().filter(|id| exact.contains(id)).count();
+    assert!(found >= 475, "recall@500 at ef_search 10: {found}/500");
     run("SET hannoy.ef_search = 40");
     for probe in [1, 77, 1500] {
         let top = format!(

@@ -143,4 +143,87 @@ mod committed_writes {
         assert_eq!(check(&mut client), (true, 1_000, Some(0)));
         finish(client, "hannoy_rollback");
     }
+
+    /// A second connection to the same database as `client`.
+    fn connect_like(client: &mut postgres::Client) -> postgres::Client {
+        let row = client
+            .query_one(
+                "SELECT current_setting('unix_socket_directories'), current_setting('port'),
+                        current_user::text, current_database()::text",
+                &[],
+            )
+            .unwrap();
+        let (socket, port, user, database): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        postgres::Config::new()
+            .host(socket.split(',').next().unwrap().trim())
+            .port(port.parse().unwrap())
+            .user(&user)
+            .dbname(&database)
+            .connect(postgres::NoTls)
+            .unwrap()
+    }
+
+    #[test]
+    fn four_writers_and_four_searchers_lose_nothing_and_keep_recall() {
+        const SECONDS: u64 = 20;
+        let mut client = session_in_own_database("hannoy_concurrent");
+        load(&mut client, 4_000);
+        client
+            .batch_execute("CREATE INDEX w_idx ON w USING hannoy (embedding)")
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(SECONDS);
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let mut conn = connect_like(&mut client);
+                std::thread::spawn(move || {
+                    // Each writer copies existing vectors, slightly moved, under its own ids.
+                    let mut inserted = 0i32;
+                    while std::time::Instant::now() < deadline {
+                        let id = 100_000 * (w + 1) + inserted;
+                        conn.execute(
+                            "INSERT INTO w SELECT $1, (SELECT array_agg(x + 0.01::real) FROM unnest(embedding) x)
+                             FROM w WHERE id = $2",
+                            &[&id, &(1 + (id % 4_000))],
+                        )
+                        .unwrap();
+                        inserted += 1;
+                    }
+                    inserted
+                })
+            })
+            .collect();
+        let searchers: Vec<_> = (0..4)
+            .map(|s| {
+                let mut conn = connect_like(&mut client);
+                std::thread::spawn(move || {
+                    conn.batch_execute("SET enable_seqscan = off").unwrap();
+                    let mut searches = 0i32;
+                    while std::time::Instant::now() < deadline {
+                        let rows = conn
+                            .query(
+                                "SELECT id FROM w ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = $1) LIMIT 10",
+                                &[&(1 + (s * 997 + searches * 13) % 4_000)],
+                            )
+                            .unwrap();
+                        assert_eq!(rows.len(), 10);
+                        searches += 1;
+                    }
+                    searches
+                })
+            })
+            .collect();
+        let inserted: i32 = writers.into_iter().map(|t| t.join().unwrap()).sum();
+        let searched: i32 = searchers.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(inserted > 0 && searched > 0, "{inserted} inserts, {searched} searches");
+        eprintln!("{SECONDS} s with 4 writers and 4 searchers: {inserted} inserts, {searched} searches");
+
+        let rows: i64 = client.query_one("SELECT count(*) FROM w", &[]).unwrap().get(0);
+        assert_eq!(rows, 4_000 + inserted as i64);
+        assert_eq!(check(&mut client), (true, rows, Some(0)));
+        let queries: Vec<i32> = (1..=20).map(|i| i * 197).collect();
+        let recall = recall(&mut client, &queries);
+        assert!(recall >= 0.95, "recall@10 after concurrent writes = {recall}");
+        finish(client, "hannoy_concurrent");
+    }
 }
