@@ -64,12 +64,23 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
 ) -> *mut pg_sys::IndexBulkDeleteResult {
     // SAFETY: as in ambulkdelete.
     unsafe {
-        if (*info).analyze_only || !stats.is_null() {
+        if (*info).analyze_only {
             return stats;
         }
-        let stats = PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg();
+        // A delete already reconnected what it cut off; otherwise this is where single-row
+        // inserts, whose pruning can take a node's last in-link, get their graph mended.
+        let deleted = !stats.is_null() && (*stats).tuples_removed > 0.0;
+        let stats = if stats.is_null() {
+            PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg()
+        } else {
+            stats
+        };
         let dir = crate::storage::locate((*info).index);
         if let Some(engine) = crate::storage::open(&dir) {
+            if !deleted {
+                let result = threads::run(|| engine.write(|writer| writer.reconnect_unreachable()));
+                threads::check_cancelled(result).or_raise();
+            }
             (*stats).num_index_tuples = engine.read().or_raise().len() as f64;
         }
         (*stats).num_pages = 1;

@@ -575,6 +575,18 @@ impl<'i> Writer<'i> {
         Ok(stats)
     }
 
+    /// Links every live item that cannot be reached from the entry point back into the graph;
+    /// returns how many it reconnected. Pruning during small inserts can take a node's last
+    /// in-link; deletes run this themselves, and callers with no deletes run it in maintenance.
+    pub fn reconnect_unreachable(&mut self) -> Result<u64> {
+        crate::graph::repair::reconnect_unreachable(
+            &mut self.txn,
+            self.store,
+            &self.meta,
+            &self.items,
+        )
+    }
+
     fn commit(mut self) -> Result<()> {
         self.store.write_meta(&mut self.txn, &self.meta)?;
         self.store.write_items(&mut self.txn, &self.items)?;
