@@ -5,7 +5,7 @@
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
-use crate::error::{raise, OrRaise};
+use crate::error::OrRaise;
 
 #[allow(clippy::type_complexity)]
 #[pg_extern(strict)]
@@ -29,14 +29,7 @@ fn hannoy_index_check(
         name!(heap_rows_missing, Option<i64>),
     ),
 > {
-    // SAFETY: PgRelation keeps the relation open and locked for this call.
-    if !unsafe { crate::storage::is_hannoy_index(index.as_ptr()) } {
-        raise(
-            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!("\"{}\" is not a hannoy index", index.name()),
-            None,
-        );
-    }
+    crate::storage::require_hannoy_index(&index);
     // The heap is read first: rows committed before this snapshot were in LMDB before their
     // commit, so the engine snapshot taken next holds them all.
     let heap_keys = heap_row_keys(index.oid());

@@ -4,7 +4,7 @@
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
-use crate::error::{raise, OrRaise};
+use crate::error::OrRaise;
 
 #[allow(clippy::type_complexity)]
 #[pg_extern(strict)]
@@ -25,16 +25,7 @@ fn hannoy_index_info(
         name!(storage, String),
     ),
 > {
-    // SAFETY: PgRelation keeps the relation open and locked for this call.
-    let is_hannoy = unsafe { crate::storage::is_hannoy_index(index.as_ptr()) };
-    let name = index.name().to_string();
-    if !is_hannoy {
-        raise(
-            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!("\"{name}\" is not a hannoy index"),
-            None,
-        );
-    }
+    crate::storage::require_hannoy_index(&index);
     // SAFETY: an open hannoy index relation.
     let (dir, (m, ef_construction)) = unsafe {
         (

@@ -87,6 +87,20 @@ pub fn cancel_requested() -> bool {
     }
 }
 
+/// Runs one engine write transaction on the pool and raises its error, a cancel as Postgres's
+/// own. `f` gets the cancel callback to hand to the engine.
+pub fn write<R: Send>(
+    index: &hannoy_engine::Index,
+    mut f: impl FnMut(
+            &mut hannoy_engine::Writer<'_>,
+            &(dyn Fn() -> bool + Sync),
+        ) -> hannoy_engine::Result<R>
+        + Send,
+) -> R {
+    let result = run(|| index.write(|writer| f(writer, &cancel_requested)));
+    crate::error::OrRaise::or_raise(check_cancelled(result))
+}
+
 /// Turns an engine result that may have been cancelled into Postgres's own cancel error (on
 /// the backend thread), so the user sees "canceling statement due to user request".
 pub fn check_cancelled<T>(result: hannoy_engine::Result<T>) -> hannoy_engine::Result<T> {

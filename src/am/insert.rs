@@ -4,7 +4,6 @@
 use hannoy_engine::IndexOptions;
 use pgrx::prelude::*;
 
-use crate::error::OrRaise;
 use crate::threads;
 
 #[allow(clippy::too_many_arguments)]
@@ -38,13 +37,10 @@ pub unsafe extern "C-unwind" fn aminsert(
         // global insert position can point past a page header no record reached yet, which
         // XLogFlush refuses).
         pg_sys::XLogFlush(pg_sys::XactLastRecEnd);
-        let result = threads::run(|| {
-            engine.write(|writer| {
-                let prepared = writer.prepare([vector.as_ref()])?;
-                writer.insert_keyed(&prepared, &[key], &threads::cancel_requested)
-            })
+        threads::write(&engine, |writer, cancel| {
+            let prepared = writer.prepare([vector.as_ref()])?;
+            writer.insert_keyed(&prepared, &[key], cancel)
         });
-        threads::check_cancelled(result).or_raise();
     }
     false
 }

@@ -46,10 +46,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
             }
         }
         if !dead.is_empty() {
-            let result = threads::run(|| {
-                engine.write(|writer| writer.delete(&dead, &threads::cancel_requested))
-            });
-            threads::check_cancelled(result).or_raise();
+            threads::write(&engine, |writer, cancel| writer.delete(&dead, cancel));
         }
         (*stats).tuples_removed += dead.len() as f64;
         (*stats).num_index_tuples = (keys.len() as u64 - dead.len()) as f64;
@@ -78,8 +75,7 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         let dir = crate::storage::locate((*info).index);
         if let Some(engine) = crate::storage::open(&dir) {
             if !deleted {
-                let result = threads::run(|| engine.write(|writer| writer.reconnect_unreachable()));
-                threads::check_cancelled(result).or_raise();
+                threads::write(&engine, |writer, _| writer.reconnect_unreachable());
             }
             (*stats).num_index_tuples = engine.read().or_raise().len() as f64;
         }

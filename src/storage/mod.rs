@@ -139,6 +139,18 @@ pub unsafe fn is_hannoy_index(relation: pg_sys::Relation) -> bool {
     }
 }
 
+/// Raises 42809 unless `relation` is a hannoy index, for functions that take any regclass.
+pub fn require_hannoy_index(relation: &pgrx::PgRelation) {
+    // SAFETY: a PgRelation is open and locked for as long as it exists.
+    if !unsafe { is_hannoy_index(relation.as_ptr()) } {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("\"{}\" is not a hannoy index", relation.name()),
+            None,
+        );
+    }
+}
+
 /// The folder of `index`'s current storage when its metapage names one, whether or not it
 /// exists.
 ///

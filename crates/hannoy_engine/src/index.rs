@@ -543,16 +543,6 @@ impl<'i> Writer<'i> {
         Ok(ids)
     }
 
-    /// The live item holding `key`.
-    pub fn item_for_key(&self, key: u64) -> Result<Option<ItemId>> {
-        self.store.item_of(&self.txn, key)
-    }
-
-    /// Every keyed item as (id, key), ascending by id.
-    pub fn keys(&self) -> Result<Vec<(ItemId, u64)>> {
-        self.store.all_keys(&self.txn)?.collect()
-    }
-
     /// Deletes the given ids (ids that are not live are ignored), forgets their keys and
     /// repairs the graph.
     pub fn delete(
