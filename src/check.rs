@@ -35,6 +35,7 @@ fn hannoy_index_check(
     let heap_keys = heap_row_keys(index.oid());
     // SAFETY: an open hannoy index relation.
     let dir = unsafe { crate::storage::locate(index.as_ptr()) };
+    crate::am::pending::flush(&dir);
     let row = match crate::storage::open(&dir) {
         None => {
             let heap_rows = heap_keys.as_ref().map(|k| k.len() as i64);

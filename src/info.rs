@@ -33,6 +33,7 @@ fn hannoy_index_info(
             crate::am::options::read(index.as_ptr()),
         )
     };
+    crate::am::pending::flush(&dir);
     let storage = dir.display().to_string();
     let row = match crate::storage::open(&dir) {
         None => (

@@ -20,6 +20,7 @@ pgrx::pg_module_magic!(name, version);
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
     am::options::register();
+    storage::lifecycle::install_hook();
 }
 
 /// The extension's tests live in tests/pg; `#[pg_schema]` needs them in one inline module.

@@ -27,6 +27,13 @@ fn bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
     3 * metric.vector_bytes(dimensions) + 12 * m + 64
 }
 
+/// How many vectors one batch holds within maintenance_work_mem.
+pub(super) fn batch_limit(metric: Metric, dimensions: usize, m: usize) -> usize {
+    // SAFETY: a plain read of a GUC variable on the backend thread.
+    let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
+    (budget / bytes_per_vector(metric, dimensions, m)).max(MIN_BATCH)
+}
+
 pub struct BuildState {
     metric: Metric,
     vector_type: VectorType,
@@ -55,10 +62,7 @@ impl BuildState {
             let options = self.engine_options(dimensions);
             options.validate().or_raise();
             self.index = Some(crate::storage::open_or_create(&self.dir, &options));
-            // SAFETY: a plain read of a GUC variable on the backend thread.
-            let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
-            let per_vector = bytes_per_vector(self.metric, dimensions, self.options.0);
-            self.batch_limit = (budget / per_vector).max(MIN_BATCH);
+            self.batch_limit = batch_limit(self.metric, dimensions, self.options.0);
         }
         let expected = *self.dimensions.get_or_insert(dimensions);
         if expected != dimensions {

@@ -1,10 +1,11 @@
-//! aminsert: one row into the engine, committed before the statement goes on, so a committed
-//! row is always in the index.
+//! aminsert: checks the row's vector now, so a bad one fails its own statement, and queues it
+//! for linking with the rest of the transaction's rows (see `pending`).
 
 use hannoy_engine::IndexOptions;
 use pgrx::prelude::*;
 
-use crate::threads;
+use super::pending;
+use crate::error::OrRaise;
 
 #[allow(clippy::too_many_arguments)]
 #[pg_guard]
@@ -29,18 +30,9 @@ pub unsafe extern "C-unwind" fn aminsert(
         let mut options = IndexOptions::new(metric, vector.dimensions());
         (options.m, options.ef_construction) = super::options::read(index);
         let engine = crate::storage::open_or_create(&dir, &options);
-        let key = super::tid_key(&*heap_tid);
-
-        // The index entry must never outlive a lost heap insert: after a crash the TID could be
-        // reused by another row. Making the WAL that created the row durable first rules it out.
-        // This backend wrote that record just now, so its last record's end covers it (the
-        // global insert position can point past a page header no record reached yet, which
-        // XLogFlush refuses).
-        pg_sys::XLogFlush(pg_sys::XactLastRecEnd);
-        threads::write(&engine, |writer, cancel| {
-            let prepared = writer.prepare([vector.as_ref()])?;
-            writer.insert_keyed(&prepared, &[key], cancel)
-        });
+        let prepared = engine.prepare([vector.as_ref()]).or_raise();
+        let limit = super::build::batch_limit(metric, vector.dimensions(), options.m);
+        pending::push(&dir, &engine, prepared, super::tid_key(&*heap_tid), limit);
     }
     false
 }

@@ -5,6 +5,7 @@ pub mod build;
 pub mod cost;
 pub mod insert;
 pub mod options;
+pub mod pending;
 pub mod scan;
 pub mod vacuum;
 

@@ -116,6 +116,8 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
             );
         }
         let dir = crate::storage::locate((*scan).indexRelation);
+        // A transaction sees its own rows.
+        super::pending::flush(&dir);
         state.started = true;
         let Some(engine) = crate::storage::open(&dir) else {
             return; // never held a vector: no rows

@@ -73,13 +73,18 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
             stats
         };
         let dir = crate::storage::locate((*info).index);
+        (*stats).num_pages = 1;
         if let Some(engine) = crate::storage::open(&dir) {
-            if !deleted {
+            if deleted {
+                engine.release_freed_pages().or_raise();
+            } else {
                 threads::write(&engine, |writer, _| writer.reconnect_unreachable());
             }
-            (*stats).num_index_tuples = engine.read().or_raise().len() as f64;
+            let info = engine.info().or_raise();
+            (*stats).num_index_tuples = info.len as f64;
+            // In Postgres pages, for VACUUM VERBOSE and pg_class: the metapage and the folder.
+            (*stats).num_pages += (info.file_bytes / pg_sys::BLCKSZ as u64) as pg_sys::BlockNumber;
         }
-        (*stats).num_pages = 1;
         stats
     }
 }

@@ -41,6 +41,16 @@ pub fn delete_at_abort(dir: PathBuf) {
     schedule(dir, When::Abort);
 }
 
+/// Whether `dir` goes when this transaction commits (its index was dropped or rebuilt), so
+/// writing into it is wasted.
+pub fn doomed_at_commit(dir: &std::path::Path) -> bool {
+    PENDING.with(|p| {
+        p.borrow()
+            .iter()
+            .any(|e| e.when == When::Commit && dir.starts_with(&e.dir))
+    })
+}
+
 fn schedule(dir: PathBuf, when: When) {
     if !REGISTERED.replace(true) {
         // SAFETY: registers plain C callbacks once per backend; they stay valid for its life.
@@ -121,6 +131,62 @@ unsafe extern "C-unwind" fn on_subxact(
             }
         }
         _ => {}
+    }
+}
+
+static mut PREVIOUS_OBJECT_ACCESS_HOOK: pg_sys::object_access_hook_type = None;
+
+/// Watches drops that no event trigger reports, once this library is loaded in the backend:
+/// the `hannoy` access method (DROP EXTENSION ... CASCADE, whose cascade drops the event
+/// trigger too) and whole databases. Dropping a hannoy index opens it, which loads the library,
+/// and a cascade drops the indexes before their access method, so the hook is in place by then.
+/// A DROP DATABASE in a backend that never used hannoy leaves the folder to `sweep_orphans`.
+pub fn install_hook() {
+    // SAFETY: called once from _PG_init on the backend thread; hooks are plain process
+    // globals that Postgres reads on the same thread, and the previous one is chained.
+    unsafe {
+        PREVIOUS_OBJECT_ACCESS_HOOK = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(on_object_access);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: std::ffi::c_int,
+    arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: the previous hook takes the arguments Postgres gave this one.
+    unsafe {
+        if let Some(previous) = PREVIOUS_OBJECT_ACCESS_HOOK {
+            previous(access, class_id, object_id, sub_id, arg);
+        }
+    }
+    if access != pg_sys::ObjectAccessType::OAT_DROP {
+        return;
+    }
+    let doomed_database = if class_id == pg_sys::AccessMethodRelationId && is_hannoy_am(object_id) {
+        // Every hannoy index of this database is dropped with it.
+        super::this_database()
+    } else if class_id == pg_sys::DatabaseRelationId {
+        object_id
+    } else {
+        return;
+    };
+    let dir = super::database_folder(doomed_database);
+    if dir.exists() {
+        delete_at_commit(dir);
+    }
+}
+
+fn is_hannoy_am(oid: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup on the backend thread; the row still exists while its drop hook
+    // runs. get_am_name pallocs a copy or gives NULL.
+    unsafe {
+        let name = pg_sys::get_am_name(oid);
+        !name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"hannoy"
     }
 }
 

@@ -30,12 +30,14 @@ fn data_dir() -> PathBuf {
     PathBuf::from(dir.to_string_lossy().into_owned())
 }
 
+/// The folder holding the storage of every index of one database.
+pub fn database_folder(database: pg_sys::Oid) -> PathBuf {
+    data_dir().join("hannoy").join(database.to_u32().to_string())
+}
+
 /// The folder holding every storage generation of one index.
 pub fn index_folder(database: pg_sys::Oid, index: pg_sys::Oid) -> PathBuf {
-    data_dir()
-        .join("hannoy")
-        .join(database.to_u32().to_string())
-        .join(index.to_u32().to_string())
+    database_folder(database).join(index.to_u32().to_string())
 }
 
 fn this_database() -> pg_sys::Oid {

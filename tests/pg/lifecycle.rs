@@ -269,6 +269,110 @@ mod committed {
         client
     }
 
+    /// A second connection to the same database as `client`.
+    pub(super) fn connect_like(client: &mut postgres::Client) -> postgres::Client {
+        let row = client
+            .query_one(
+                "SELECT current_setting('unix_socket_directories'), current_setting('port'),
+                        current_user::text, current_database()::text",
+                &[],
+            )
+            .unwrap();
+        let (socket, port, user, database): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        postgres::Config::new()
+            .host(socket.split(',').next().unwrap().trim())
+            .port(port.parse().unwrap())
+            .user(&user)
+            .dbname(&database)
+            .connect(postgres::NoTls)
+            .unwrap()
+    }
+
+    #[test]
+    fn cluster_drop_schema_drop_extension_and_drop_database_leave_no_folder() {
+        let mut client = session_in_own_database("hannoy_drops");
+        client
+            .batch_execute(
+                "CREATE SCHEMA s;
+                 SET search_path = s, public;
+                 CREATE TABLE c (id int PRIMARY KEY, embedding real[]);
+                 INSERT INTO c SELECT i, ARRAY[sin(i), cos(i), sin(2 * i), cos(3 * i)]::real[]
+                 FROM generate_series(1, 3000) i;
+                 CREATE INDEX c_idx ON c USING hannoy (embedding);
+                 SET enable_seqscan = off;",
+            )
+            .unwrap();
+        let before = nearest(&mut client, "c");
+        assert_eq!(before.len(), 5);
+        let dir = storage(&mut client, "c_idx");
+
+        // CLUSTER rebuilds the index into new storage; rolled back, the old one stays.
+        client
+            .batch_execute("BEGIN; CLUSTER c USING c_pkey; ROLLBACK;")
+            .unwrap();
+        assert_eq!(storage(&mut client, "c_idx"), dir);
+        assert_eq!(nearest(&mut client, "c"), before);
+        client.batch_execute("CLUSTER c USING c_pkey").unwrap();
+        let clustered = storage(&mut client, "c_idx");
+        assert_ne!(clustered, dir);
+        assert!(!Path::new(&dir).exists(), "{dir} survived CLUSTER");
+        assert_eq!(nearest(&mut client, "c"), before);
+
+        // DROP SCHEMA ... CASCADE drops the index with its table.
+        client
+            .batch_execute("BEGIN; DROP SCHEMA s CASCADE; ROLLBACK;")
+            .unwrap();
+        assert!(Path::new(&clustered).is_dir());
+        assert_eq!(nearest(&mut client, "c"), before);
+        client.batch_execute("DROP SCHEMA s CASCADE").unwrap();
+        let index_dir = Path::new(&clustered).parent().unwrap();
+        assert!(!index_dir.exists(), "{} survived DROP SCHEMA", index_dir.display());
+
+        // DROP EXTENSION ... CASCADE drops every hannoy index of the database, event trigger
+        // included, from a session that never used the extension before.
+        client
+            .batch_execute(
+                "SET search_path = public;
+                 CREATE TABLE e (id int, embedding real[]);
+                 INSERT INTO e SELECT i, ARRAY[sin(i), cos(i), sin(2 * i), cos(3 * i)]::real[]
+                 FROM generate_series(1, 3000) i;
+                 CREATE INDEX e_idx ON e USING hannoy (embedding);",
+            )
+            .unwrap();
+        let dir = storage(&mut client, "e_idx");
+        let database_dir = Path::new(&dir).parent().unwrap().parent().unwrap().to_path_buf();
+        let before = nearest(&mut client, "e");
+        let mut fresh = connect_like(&mut client);
+        fresh
+            .batch_execute("BEGIN; DROP EXTENSION hannoy_pg CASCADE; ROLLBACK;")
+            .unwrap();
+        assert!(Path::new(&dir).is_dir());
+        assert_eq!(nearest(&mut client, "e"), before);
+        let mut fresh = connect_like(&mut client);
+        fresh.batch_execute("DROP EXTENSION hannoy_pg CASCADE").unwrap();
+        assert!(!database_dir.exists(), "{} survived DROP EXTENSION", database_dir.display());
+
+        // DROP DATABASE, from a session that has used hannoy (one that never did leaves the
+        // folder to the next sweep).
+        fresh
+            .batch_execute(
+                "CREATE EXTENSION hannoy_pg;
+                 CREATE INDEX e_idx ON e USING hannoy (embedding);",
+            )
+            .unwrap();
+        assert!(database_dir.is_dir());
+        drop((client, fresh));
+        let mut other = session();
+        other
+            .batch_execute("SELECT count(*) FROM hannoy_orphaned_storage()")
+            .unwrap();
+        other
+            .batch_execute("DROP DATABASE hannoy_drops WITH (FORCE)")
+            .unwrap();
+        assert!(!database_dir.exists(), "{} survived DROP DATABASE", database_dir.display());
+    }
+
     #[test]
     fn concurrent_create_and_reindex_give_working_indexes() {
         let mut client = session();

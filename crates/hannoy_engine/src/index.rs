@@ -282,6 +282,14 @@ impl Index {
         }
     }
 
+    /// LMDB reuses the pages a write transaction frees only from the second transaction after
+    /// it (a reader may still hold the snapshot before it). After a large delete, an empty
+    /// commit makes the freed space available to the very next write, which would otherwise
+    /// grow the file by as much again.
+    pub fn release_freed_pages(&self) -> Result<()> {
+        self.write(|_| Ok(()))
+    }
+
     pub fn info(&self) -> Result<IndexInfo> {
         let reader = self.read()?;
         let meta = reader.meta;

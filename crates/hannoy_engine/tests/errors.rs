@@ -181,10 +181,10 @@ fn failed_and_cancelled_writes_leave_nothing_behind() {
             })
         })
         .unwrap_err();
-    assert!(matches!(
-        failed,
-        Error::InvalidParameter { name: "test", .. }
-    ));
+    assert!(
+        matches!(failed, Error::InvalidParameter { name: "test", .. }),
+        "{failed:?}"
+    );
     let cancelled_delete = index
         .write(|w| w.delete(&(0..500).collect(), &|| true))
         .unwrap_err();

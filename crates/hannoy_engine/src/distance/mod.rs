@@ -258,6 +258,36 @@ impl PreparedVectors {
         &bytemuck::cast_slice(&self.words[start..start + self.stride_words])[..self.vector_bytes]
     }
 
+    /// Appends vectors prepared for the same index, so rows checked one at a time can be
+    /// inserted as one batch.
+    pub fn append(&mut self, other: &PreparedVectors) -> Result<()> {
+        if other.vector_bytes != self.vector_bytes {
+            return Err(Error::DimensionMismatch {
+                expected: self.vector_bytes,
+                got: other.vector_bytes,
+            });
+        }
+        self.words.extend_from_slice(&other.words);
+        self.len += other.len;
+        Ok(())
+    }
+
+    /// Keeps the vectors whose index `keep` returns true for, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let stride = self.stride_words;
+        let mut kept = 0;
+        for i in 0..self.len {
+            if keep(i) {
+                if kept != i {
+                    self.words.copy_within(i * stride..(i + 1) * stride, kept * stride);
+                }
+                kept += 1;
+            }
+        }
+        self.words.truncate(kept * stride);
+        self.len = kept;
+    }
+
     /// Checks `vector` against the index's metric and dimensions and appends its stored form.
     pub(crate) fn push(
         &mut self,

@@ -46,6 +46,18 @@ pub(crate) fn delete_items(
     if doomed.is_empty() {
         return Ok(DeleteStats::default());
     }
+    if doomed.len() == items.len() {
+        store.clear_items(wtxn)?;
+        items.clear();
+        meta.live = 0;
+        meta.max_level = 0;
+        // Every id is free again: the next insert fills empty storage, in order.
+        meta.next_id = 0;
+        return Ok(DeleteStats {
+            deleted: doomed.len(),
+            ..DeleteStats::default()
+        });
+    }
 
     // 1. One pass over the links: the lists of deleted nodes, and the nodes pointing at them.
     let mut doomed_links: HashMap<u64, Vec<ItemId>> = HashMap::new();
@@ -118,6 +130,7 @@ pub(crate) fn delete_items(
         store.put_links(wtxn, *key as ItemId, (*key >> 32) as usize, list, false)?;
     }
     *items -= &doomed;
+    store.delete_empty_chunks(wtxn, meta, &doomed, items)?;
     meta.live -= doomed.len() as u32;
     if items.is_empty() {
         meta.max_level = 0;

@@ -262,7 +262,7 @@ fn link_into_stored(
     // 2. Stored nodes chosen by new items take them in, pruning when a list overflows.
     let mut groups: Vec<(u64, Vec<Scored>)> = backlinks.into_iter().collect();
     groups.sort_unstable_by_key(|(k, _)| *k);
-    let changed: Vec<(u64, Vec<ItemId>)> = groups
+    let pruned: Vec<(u64, Vec<ItemId>, Vec<ItemId>)> = groups
         .into_par_iter()
         .map(|(key, added)| {
             check()?;
@@ -274,9 +274,10 @@ fn link_into_stored(
                 let cap = meta.cap(layer);
                 if existing.len() + added.len() <= cap {
                     existing.extend(added.iter().map(|s| s.id));
-                    return Ok((key, existing));
+                    return Ok((key, existing, Vec::new()));
                 }
                 let owner_vec = view.vector(owner)?;
+                let existing_ids = existing.clone();
                 let mut candidates = added;
                 for id in existing {
                     candidates.push(Scored {
@@ -287,12 +288,66 @@ fn link_into_stored(
                 candidates.sort_unstable();
                 candidates.dedup_by_key(|s| s.id);
                 let kept: Vec<Link> = select(&view, &candidates, cap)?;
-                Ok((key, kept.into_iter().map(|l| l.id).collect()))
+                let list: Vec<ItemId> = kept.into_iter().map(|l| l.id).collect();
+                let dropped = if layer == 0 {
+                    existing_ids.into_iter().filter(|id| !list.contains(id)).collect()
+                } else {
+                    Vec::new()
+                };
+                Ok((key, list, dropped))
             })
         })
         .collect::<Result<_>>()?;
 
+    // The readers are nested in the write transaction, which cannot be read while they live.
+    drop(pool);
+    let mut dropped = Vec::new();
+    let mut changed = Vec::with_capacity(pruned.len());
+    for (key, list, lost) in pruned {
+        dropped.extend(lost.into_iter().map(|d| (key as ItemId, d)));
+        changed.push((key, list));
+    }
+    keep_last_in_links(&LmdbView::new(wtxn, store, meta), &mut changed, &dropped)?;
     Ok(Linked { new_links, changed })
+}
+
+/// Pruning a stored node's layer-0 list may take another stored node's only in-link, cutting
+/// it off from every search. A dropped node normally keeps an in-link from one of its own
+/// neighbours (links are mostly mutual); one that has none once every list of the batch is
+/// final goes back into the list it was dropped from, over its cap until the next prune, as
+/// `keep_new_items_reachable` does for new items. `dropped` holds (owner, dropped) pairs.
+fn keep_last_in_links(
+    stored: &LmdbView<'_>,
+    changed: &mut [(u64, Vec<ItemId>)],
+    dropped: &[(ItemId, ItemId)],
+) -> Result<()> {
+    let position: HashMap<u64, usize> = changed
+        .iter()
+        .enumerate()
+        .map(|(i, (key, _))| (*key, i))
+        .collect();
+    let mut scratch = Vec::new();
+    let mut final_list = |id: ItemId, changed: &[(u64, Vec<ItemId>)]| -> Result<Vec<ItemId>> {
+        if let Some(&i) = position.get(&link_key(0, id)) {
+            return Ok(changed[i].1.clone());
+        }
+        scratch.clear();
+        stored.neighbours(id, 0, &mut scratch)?;
+        Ok(scratch.clone())
+    };
+    for &(owner, lost) in dropped {
+        let mut linked_elsewhere = false;
+        for n in final_list(lost, changed)? {
+            if n != owner && final_list(n, changed)?.contains(&lost) {
+                linked_elsewhere = true;
+                break;
+            }
+        }
+        if !linked_elsewhere {
+            changed[position[&link_key(0, owner)]].1.push(lost);
+        }
+    }
+    Ok(())
 }
 
 /// Every new item must end up reachable on layer 0. An item that every chooser pruned away, or a

@@ -224,6 +224,32 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the chunks that held some of `freed` and hold no item of `live` any more, so
+    /// their pages return to the free list instead of being copied on the next write.
+    pub fn delete_empty_chunks(
+        &self,
+        wtxn: &mut RwTxn,
+        meta: &MetaRecord,
+        freed: &RoaringBitmap,
+        live: &RoaringBitmap,
+    ) -> Result<()> {
+        let per_chunk = meta.vectors_per_chunk;
+        let mut last = None;
+        for id in freed {
+            let chunk_no = id / per_chunk;
+            if last == Some(chunk_no) {
+                continue;
+            }
+            last = Some(chunk_no);
+            let first = chunk_no as u64 * per_chunk as u64;
+            let end = (first + per_chunk as u64).min(1 << 32);
+            if live.range_cardinality(first as u32..=(end - 1) as u32) == 0 {
+                self.vectors.delete(wtxn, &chunk_no)?;
+            }
+        }
+        Ok(())
+    }
+
     #[inline]
     pub fn links<'t>(
         &self,
@@ -250,6 +276,15 @@ impl Store {
         Ok(self
             .links
             .put_with_flags(wtxn, flags, &link_key(layer, id), encode_links(ids))?)
+    }
+
+    /// Empties the vectors, links and keys: dropping whole B-trees frees their pages without
+    /// copying any, where deleting entries one by one copies each page first.
+    pub fn clear_items(&self, wtxn: &mut RwTxn) -> Result<()> {
+        self.vectors.clear(wtxn)?;
+        self.links.clear(wtxn)?;
+        self.keys.clear(wtxn)?;
+        Ok(self.key_ids.clear(wtxn)?)
     }
 
     pub fn delete_links(&self, wtxn: &mut RwTxn, id: ItemId, layer: usize) -> Result<bool> {

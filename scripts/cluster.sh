@@ -1,0 +1,69 @@
+# Sourced by the scripts that need a PostgreSQL 15 of their own (the demo, the crash test):
+# installing the extension, and starting and stopping a throwaway cluster.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+
+# -X: no ~/.psqlrc to change the output; ON_ERROR_STOP: a failed statement fails the script.
+psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# Postgres refuses to run as root, so as root the throwaway server runs as "postgres"; from "/"
+# because postgres may not be allowed into the current directory.
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        (cd / && "$@")
+    fi
+}
+
+# Builds the extension and installs it into this machine's PostgreSQL 15; arguments go to
+# `cargo pgrx install` (such as --release).
+install_extension() {
+    local args=(--pg-config "$PG_BIN/pg_config" "$@")
+    # Installing writes to PostgreSQL's lib and share directories; as non-root pgrx copies with sudo.
+    [ "$(id -u)" -eq 0 ] || args+=(--sudo)
+    cargo pgrx install "${args[@]}"
+}
+
+# A port is taken if something listens on it over TCP or a server answers on the usual socket.
+port_in_use() {
+    if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Hltn "sport = :$1")" ]; then
+        return 0
+    fi
+    local host rc
+    for host in /var/run/postgresql 127.0.0.1; do
+        rc=0
+        "$PG_BIN/pg_isready" -q -t 2 -h "$host" -p "$1" || rc=$?
+        # 0: accepting, 1: rejecting (starting up), 2: nobody there.
+        [ "$rc" -ge 2 ] || return 0
+    done
+    return 1
+}
+
+# start_cluster DIR FIRST_PORT [server settings...]: initdb in DIR/data and start it on the first
+# free port from FIRST_PORT, listening only on a Unix socket in DIR (trust authentication must
+# not reach TCP); the log goes to DIR/server.log. Points the PG* variables at it.
+start_cluster() {
+    local dir=$1 port=$2
+    shift 2
+    while port_in_use "$port"; do port=$((port + 1)); done
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+    if ! as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync \
+        -E UTF8 --locale=C >"$dir/initdb.log" 2>&1; then
+        cat "$dir/initdb.log" >&2
+        return 1
+    fi
+    local settings="-p $port -c listen_addresses='' -c unix_socket_directories='$dir'"
+    local setting
+    for setting in "$@"; do settings+=" -c $setting"; done
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$settings" start >/dev/null
+    export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+    unset PGHOSTADDR PGSERVICE
+}
+
+# stop_cluster DIR: stops the cluster in DIR/data if it runs.
+stop_cluster() {
+    if [ -f "$1/data/postmaster.pid" ]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null
+    fi
+}
