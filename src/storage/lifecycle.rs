@@ -6,9 +6,10 @@
 //! - a folder replaced by a rebuild, or whose index is dropped, is deleted when the top-level
 //!   transaction commits, and kept if the (sub)transaction that replaced or dropped it aborts.
 //!
-//! Drops are seen by the `sql_drop` event trigger below. What nothing reports (DROP DATABASE,
-//! DROP EXTENSION ... CASCADE, the old index of REINDEX CONCURRENTLY, a backend that died between
-//! commit and deletion) is found by `sweep_orphans`, run at every build and drop.
+//! Drops are seen by the `sql_drop` event trigger below and, once the library is loaded, by an
+//! object access hook. What neither sees (a DROP DATABASE in a backend that never loaded the
+//! library, a backend that died between commit and deletion) is found by `sweep_orphans`, run at
+//! every build and drop.
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -137,8 +138,8 @@ unsafe extern "C-unwind" fn on_subxact(
 static mut PREVIOUS_OBJECT_ACCESS_HOOK: pg_sys::object_access_hook_type = None;
 
 /// Watches drops that no event trigger reports, once this library is loaded in the backend:
-/// the `hannoy` access method (DROP EXTENSION ... CASCADE, whose cascade drops the event
-/// trigger too) and whole databases. Dropping a hannoy index opens it, which loads the library,
+/// the old index of REINDEX CONCURRENTLY, the `hannoy` access method (DROP EXTENSION ...
+/// CASCADE, whose cascade drops the event trigger too) and whole databases. Dropping a hannoy index opens it, which loads the library,
 /// and a cascade drops the indexes before their access method, so the hook is in place by then.
 /// A DROP DATABASE in a backend that never used hannoy leaves the folder to `sweep_orphans`.
 pub fn install_hook() {
@@ -167,15 +168,18 @@ unsafe extern "C-unwind" fn on_object_access(
     if access != pg_sys::ObjectAccessType::OAT_DROP {
         return;
     }
-    let doomed_database = if class_id == pg_sys::AccessMethodRelationId && is_hannoy_am(object_id) {
+    let dir = if class_id == pg_sys::RelationRelationId && sub_id == 0 {
+        // Only a hannoy index has a folder under its OID (REINDEX CONCURRENTLY drops the old
+        // index this way, with no sql_drop event).
+        super::index_folder(super::this_database(), object_id)
+    } else if class_id == pg_sys::AccessMethodRelationId && is_hannoy_am(object_id) {
         // Every hannoy index of this database is dropped with it.
-        super::this_database()
+        super::database_folder(super::this_database())
     } else if class_id == pg_sys::DatabaseRelationId {
-        object_id
+        super::database_folder(object_id)
     } else {
         return;
     };
-    let dir = super::database_folder(doomed_database);
     if dir.exists() {
         delete_at_commit(dir);
     }
