@@ -32,7 +32,9 @@ fn data_dir() -> PathBuf {
 
 /// The folder holding the storage of every index of one database.
 pub fn database_folder(database: pg_sys::Oid) -> PathBuf {
-    data_dir().join("hannoy").join(database.to_u32().to_string())
+    data_dir()
+        .join("hannoy")
+        .join(database.to_u32().to_string())
 }
 
 /// The folder holding every storage generation of one index.

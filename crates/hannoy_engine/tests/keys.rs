@@ -85,7 +85,9 @@ fn vectors_prepared_one_by_one_insert_as_one_batch() {
     let index = create(dir.path(), Metric::Cosine, 8);
     let mut batch = index.prepare([VectorRef::Floats(&data[0])]).unwrap();
     for v in &data[1..] {
-        batch.append(&index.prepare([VectorRef::Floats(v)]).unwrap()).unwrap();
+        batch
+            .append(&index.prepare([VectorRef::Floats(v)]).unwrap())
+            .unwrap();
     }
     assert_eq!(batch.len(), 300);
     // Drop every third vector: the rest keep their order.
@@ -93,7 +95,9 @@ fn vectors_prepared_one_by_one_insert_as_one_batch() {
     let kept: Vec<usize> = (0..300).filter(|i| i % 3 != 0).collect();
     assert_eq!(batch.len(), kept.len());
     let keys: Vec<u64> = kept.iter().map(|&i| i as u64).collect();
-    index.write(|w| w.insert_keyed(&batch, &keys, &never_cancel)).unwrap();
+    index
+        .write(|w| w.insert_keyed(&batch, &keys, &never_cancel))
+        .unwrap();
 
     let reader = index.read().unwrap();
     assert_eq!(reader.len(), 200);
@@ -101,13 +105,22 @@ fn vectors_prepared_one_by_one_insert_as_one_batch() {
         let nearest = reader
             .search(VectorRef::Floats(&data[i]), 1, &SearchParams::default())
             .unwrap();
-        assert_eq!(reader.key(nearest[0].id).unwrap(), Some(i as u64), "vector {i}");
+        assert_eq!(
+            reader.key(nearest[0].id).unwrap(),
+            Some(i as u64),
+            "vector {i}"
+        );
     }
 
     // A batch for other dimensions does not mix in.
     let other_dir = tempfile::tempdir().unwrap();
     let other = create(other_dir.path(), Metric::Cosine, 4);
-    let wrong = other.prepare([VectorRef::Floats(&[1.0, 0.0, 0.0, 0.0])]).unwrap();
-    assert!(matches!(batch.append(&wrong), Err(Error::DimensionMismatch { .. })));
+    let wrong = other
+        .prepare([VectorRef::Floats(&[1.0, 0.0, 0.0, 0.0])])
+        .unwrap();
+    assert!(matches!(
+        batch.append(&wrong),
+        Err(Error::DimensionMismatch { .. })
+    ));
     assert_eq!(batch.len(), 200);
 }

@@ -279,7 +279,8 @@ impl PreparedVectors {
         for i in 0..self.len {
             if keep(i) {
                 if kept != i {
-                    self.words.copy_within(i * stride..(i + 1) * stride, kept * stride);
+                    self.words
+                        .copy_within(i * stride..(i + 1) * stride, kept * stride);
                 }
                 kept += 1;
             }

@@ -290,7 +290,10 @@ fn link_into_stored(
                 let kept: Vec<Link> = select(&view, &candidates, cap)?;
                 let list: Vec<ItemId> = kept.into_iter().map(|l| l.id).collect();
                 let dropped = if layer == 0 {
-                    existing_ids.into_iter().filter(|id| !list.contains(id)).collect()
+                    existing_ids
+                        .into_iter()
+                        .filter(|id| !list.contains(id))
+                        .collect()
                 } else {
                     Vec::new()
                 };
