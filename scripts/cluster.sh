@@ -67,3 +67,15 @@ stop_cluster() {
         as_pg "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null
     fi
 }
+
+# throwaway_cluster NAME FIRST_PORT [server settings...]: start_cluster in a new /tmp/NAME.XXXXXX
+# (CLUSTER_DIR), stopped and removed when the script exits, however it exits.
+throwaway_cluster() {
+    CLUSTER_DIR=$(mktemp -d "/tmp/$1.XXXXXX")
+    trap 'set +e; stop_cluster "$CLUSTER_DIR"; rm -rf "$CLUSTER_DIR"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    local port=$2
+    shift 2
+    start_cluster "$CLUSTER_DIR" "$port" "$@"
+}
