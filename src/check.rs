@@ -30,12 +30,14 @@ fn hannoy_index_check(
     ),
 > {
     crate::storage::require_hannoy_index(&index);
-    // The heap is read first: rows committed before this snapshot were in LMDB before their
-    // commit, so the engine snapshot taken next holds them all.
+    // The heap is read first: rows committed before this snapshot were in the pending list
+    // before their commit, so merging it next puts them all in the engine snapshot.
     let heap_keys = heap_row_keys(index.oid());
     // SAFETY: an open hannoy index relation.
-    let dir = unsafe { crate::storage::locate(index.as_ptr()) };
-    crate::am::pending::flush(&dir);
+    let dir = unsafe {
+        crate::am::pending::merge(index.as_ptr(), crate::am::pending::Wait::Yes);
+        crate::storage::locate(index.as_ptr())
+    };
     let row = match crate::storage::open(&dir) {
         None => {
             let heap_rows = heap_keys.as_ref().map(|k| k.len() as i64);

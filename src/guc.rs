@@ -7,6 +7,8 @@ pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(40);
 /// The most rows one index scan returns before it stops as if the index were exhausted: the
 /// bound on how far a scan streams when a filter the index cannot see rejects most rows.
 pub static MAX_SCAN_TUPLES: GucSetting<i32> = GucSetting::<i32>::new(20_000);
+/// Size in kB the pending list of inserted rows reaches before it is merged into the graph.
+pub static PENDING_LIST_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1024);
 
 pub fn register() {
     GucRegistry::define_int_guc(
@@ -31,6 +33,18 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"hannoy.pending_list_limit",
+        c"Size the pending list of a hannoy index reaches before it is merged into the graph.",
+        c"Inserted rows wait in the index's WAL-logged pending list, which every scan reads \
+          exactly, until the list outgrows this; the insert that finds it full links the list \
+          into the graph as one batch. Larger values batch more and cost scans more.",
+        &PENDING_LIST_LIMIT,
+        64,
+        i32::MAX / 1024,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
     // SAFETY: called from _PG_init on the backend thread with a static C string.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"hannoy".as_ptr()) };
 }
@@ -41,4 +55,8 @@ pub fn ef_search() -> usize {
 
 pub fn max_scan_tuples() -> usize {
     MAX_SCAN_TUPLES.get().max(1) as usize
+}
+
+pub fn pending_list_limit_bytes() -> usize {
+    PENDING_LIST_LIMIT.get().max(64) as usize * 1024
 }

@@ -28,12 +28,13 @@ fn hannoy_index_info(
     crate::storage::require_hannoy_index(&index);
     // SAFETY: an open hannoy index relation.
     let (dir, (m, ef_construction)) = unsafe {
+        // What the index holds, not what waits to be linked into it.
+        crate::am::pending::merge(index.as_ptr(), crate::am::pending::Wait::Yes);
         (
             crate::storage::locate(index.as_ptr()),
             crate::am::options::read(index.as_ptr()),
         )
     };
-    crate::am::pending::flush(&dir);
     let storage = dir.display().to_string();
     let row = match crate::storage::open(&dir) {
         None => (

@@ -146,6 +146,9 @@ pub unsafe extern "C-unwind" fn ambuild(
         };
         pg_sys::IndexBuildHeapScan(heap, index, index_info, Some(build_callback), &mut state);
         state.flush();
+        if let Some(dimensions) = state.dimensions {
+            crate::storage::pending_list::set_dimensions(index, dimensions as u32);
+        }
 
         let mut result = PgBox::<pg_sys::IndexBuildResult>::alloc0();
         result.heap_tuples = state.heap_tuples;

@@ -1,11 +1,12 @@
-//! aminsert: checks the row's vector now, so a bad one fails its own statement, and queues it
-//! for linking with the rest of the transaction's rows (see `pending`).
+//! aminsert: checks the row's vector now, so a bad one fails its own statement, and appends it
+//! to the index's pending list (see `pending`), merging the list once it is full.
 
-use hannoy_engine::IndexOptions;
+use hannoy_engine::PreparedVectors;
 use pgrx::prelude::*;
 
-use super::pending;
-use crate::error::OrRaise;
+use super::pending::{self, Wait};
+use crate::error::{raise, OrRaise};
+use crate::storage::pending_list;
 
 #[allow(clippy::too_many_arguments)]
 #[pg_guard]
@@ -26,13 +27,23 @@ pub unsafe extern "C-unwind" fn aminsert(
         }
         let (metric, vector_type) = super::column_metric(index);
         let vector = vector_type.read(*values);
-        let dir = crate::storage::locate(index);
-        let mut options = IndexOptions::new(metric, vector.dimensions());
-        (options.m, options.ef_construction) = super::options::read(index);
-        let engine = crate::storage::open_or_create(&dir, &options);
-        let prepared = engine.prepare([vector.as_ref()]).or_raise();
-        let limit = super::build::batch_limit(metric, vector.dimensions(), options.m);
-        pending::push(&dir, &engine, prepared, super::tid_key(&*heap_tid), limit);
+        let dimensions = vector.dimensions();
+        let expected = pending_list::dimensions(index) as usize;
+        if expected != 0 && expected != dimensions {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                format!("expected {expected} dimensions, not {dimensions}"),
+                Some("Every vector in a hannoy index has the dimension count of the first."),
+            );
+        }
+        let prepared = PreparedVectors::new(metric, dimensions, [vector.as_ref()]).or_raise();
+        let stored = prepared.stored(0);
+        let pending =
+            pending_list::append(index, super::tid_key(&*heap_tid), stored, dimensions as u32);
+        let limit = crate::guc::pending_list_limit_bytes();
+        if pending as usize * pending_list::entry_bytes(stored.len()) >= limit {
+            pending::merge(index, Wait::No);
+        }
     }
     false
 }

@@ -1,136 +1,101 @@
-//! Rows a transaction inserted that are not linked into the graph yet.
+//! Merging the pending list (see `storage::pending_list`) into the engine.
 //!
 //! Linking one row at a time costs a write transaction, an fsync and a graph search per row, and
 //! serializes writers on the LMDB write lock. `aminsert` therefore only checks each vector and
-//! queues it here; the queue of an index is linked as one parallel batch when the transaction
-//! commits (before its commit record, so a committed row is always in the index), when a scan of
-//! that index in this transaction needs to see it, or when it outgrows maintenance_work_mem.
-//! Rows of an aborted transaction are dropped with the queue; those already linked are
-//! invisible to scans and leave with VACUUM, like any dead row.
+//! appends it to the list in the index's own WAL-logged pages; once the list outgrows
+//! hannoy.pending_list_limit, the inserting backend links it into the graph as one parallel
+//! batch. VACUUM, `hannoy_index_info` and `hannoy_index_check` merge it whole first.
 
-use std::cell::{Cell, RefCell};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use pgrx::pg_sys;
 
-use hannoy_engine::{Index, PreparedVectors};
-use pgrx::prelude::*;
-
-use crate::storage::lifecycle;
+use crate::error::OrRaise;
+use crate::storage::pending_list;
 use crate::threads;
 
-struct Queue {
-    dir: PathBuf,
-    index: Arc<Index>,
-    vectors: PreparedVectors,
-    keys: Vec<u64>,
-    /// Rows after which the queue is linked even though the transaction goes on.
-    limit: usize,
+/// Whether a merge waits for one already running, or leaves the list to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Yes,
+    No,
 }
 
-thread_local! {
-    static QUEUES: RefCell<Vec<Queue>> = const { RefCell::new(Vec::new()) };
-    static REGISTERED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Queues one checked vector (a batch of one) for the index stored in `dir`.
-pub fn push(dir: &Path, index: &Arc<Index>, vector: PreparedVectors, key: u64, limit: usize) {
-    if !REGISTERED.replace(true) {
-        // SAFETY: registers a plain C callback once per backend; it stays valid for its life.
-        unsafe { pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut()) };
-    }
-    let full = QUEUES.with(|queues| {
-        let mut queues = queues.borrow_mut();
-        let position = match queues.iter().position(|q| q.dir == dir) {
-            Some(position) => {
-                let queue = &mut queues[position];
-                // Both were checked against this index's dimensions, so they always match.
-                queue.vectors.append(&vector).expect("vectors of one index");
-                queue.keys.push(key);
-                position
-            }
-            None => {
-                queues.push(Queue {
-                    dir: dir.to_path_buf(),
-                    index: Arc::clone(index),
-                    vectors: vector,
-                    keys: vec![key],
-                    limit: limit.max(1),
-                });
-                queues.len() - 1
-            }
-        };
-        queues[position].keys.len() >= queues[position].limit
-    });
-    if full {
-        flush(dir);
-    }
-}
-
-/// Links the queued rows of the index stored in `dir`, so that this transaction's scans see them.
-pub fn flush(dir: &Path) {
-    let queue = QUEUES.with(|queues| {
-        let mut queues = queues.borrow_mut();
-        let position = queues.iter().position(|q| q.dir == dir)?;
-        Some(queues.swap_remove(position))
-    });
-    if let Some(queue) = queue {
-        link(queue);
-    }
-}
-
-fn flush_all() {
-    // Taken out first: an error while linking aborts the transaction, and with it the rest.
-    let queues = QUEUES.with(|queues| std::mem::take(&mut *queues.borrow_mut()));
-    for queue in queues {
-        link(queue);
-    }
-}
-
-fn link(mut queue: Queue) {
-    // An index dropped, truncated or rebuilt later in this transaction has new storage or none:
-    // its old folder goes at commit, or went with an aborted subtransaction.
-    if lifecycle::doomed_at_commit(&queue.dir) || !queue.dir.exists() {
-        return;
-    }
-    keep_last_of_each_key(&mut queue);
-    // The index entries must never outlive a lost heap insert: after a crash the TIDs could be
-    // reused by other rows. Making this transaction's WAL durable first rules that out. Its
-    // last record's end covers every heap insert it made (the global insert position can point
-    // past a page header no record reached yet, which XLogFlush refuses).
-    // SAFETY: a WAL flush up to a position this backend has written, on the backend thread.
-    unsafe { pg_sys::XLogFlush(pg_sys::XactLastRecEnd) };
-    let (vectors, keys) = (&queue.vectors, &queue.keys);
-    threads::write(&queue.index, |writer, cancel| {
-        writer.insert_keyed(vectors, keys, cancel)
-    });
-}
-
-/// A TID can only come back within one transaction if its first row's slot was freed, so the
-/// later row is the one the heap holds.
-fn keep_last_of_each_key(queue: &mut Queue) {
-    let mut seen = std::collections::HashSet::with_capacity(queue.keys.len());
-    let mut keep: Vec<bool> = queue.keys.iter().rev().map(|&k| seen.insert(k)).collect();
-    if keep.iter().all(|&k| k) {
-        return;
-    }
-    keep.reverse();
-    queue.vectors.retain(|i| keep[i]);
-    let mut i = 0;
-    queue.keys.retain(|_| {
-        i += 1;
-        keep[i - 1]
-    });
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    use pg_sys::XactEvent::*;
-    match event {
-        // Before the commit (or prepare) record: an error here still aborts the transaction.
-        XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => flush_all(),
-        XACT_EVENT_ABORT | XACT_EVENT_COMMIT | XACT_EVENT_PREPARE => {
-            QUEUES.with(|queues| queues.borrow_mut().clear())
+/// Links the pending list into the engine and frees its pages.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn merge(index: pg_sys::Relation, wait: Wait) {
+    // One merger per index: a heavyweight lock on block 0, which Postgres's deadlock detector
+    // sees. It is taken before the LMDB write lock and never waited for while holding it.
+    // SAFETY: page locks of an open relation, released below or at transaction end.
+    unsafe {
+        let lock = pg_sys::ExclusiveLock as i32;
+        if wait == Wait::Yes {
+            pg_sys::LockPage(index, 0, lock);
+        } else if !pg_sys::ConditionalLockPage(index, 0, lock) {
+            return;
         }
-        _ => {}
+        merge_locked(index);
+        pg_sys::UnlockPage(index, 0, lock);
     }
+}
+
+/// # Safety
+/// As `merge`, holding its lock.
+unsafe fn merge_locked(index: pg_sys::Relation) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let dir = crate::storage::locate(index);
+        let engine = crate::storage::open(&dir);
+        let pending = pending_list::read(index, || match &engine {
+            Some(engine) => engine.read().or_raise().log_position().or_raise(),
+            None => 0,
+        });
+        if pending.entries.is_empty() {
+            pending_list::cut(index, pending.end_seq);
+            return;
+        }
+        // An index entry must never outlive a lost heap insert: after a crash the TIDs could be
+        // reused by other rows. Every heap insert came before its list append, and the
+        // metapage's LSN is at or after the last append.
+        pg_sys::XLogFlush(pending.lsn);
+        let (metric, _) = super::column_metric(index);
+        let mut options = hannoy_engine::IndexOptions::new(metric, pending.dimensions as usize);
+        (options.m, options.ef_construction) = super::options::read(index);
+        let engine = engine.unwrap_or_else(|| crate::storage::open_or_create(&dir, &options));
+        let (vectors, keys) = last_of_each_key(&pending.entries);
+        let prepared = hannoy_engine::PreparedVectors::from_stored(
+            metric.vector_bytes(pending.dimensions as usize),
+            vectors,
+        )
+        .or_raise();
+        let end = pending.end_seq;
+        threads::write(&engine, |writer, cancel| {
+            // A merge that committed but crashed before its cut left its entries in the list.
+            if writer.log_position()? < end {
+                writer.insert_keyed(&prepared, &keys, cancel)?;
+                writer.set_log_position(end)?;
+            }
+            Ok(())
+        });
+        // LMDB reuses the pages a commit frees only two commits later: without this, merges
+        // one after another (a large INSERT) each grow the file by what the previous one freed.
+        engine.release_freed_pages().or_raise();
+        pending_list::cut(index, end);
+    }
+}
+
+/// A TID can only come back if its first row's slot was freed, so the later row is the one the
+/// heap holds. Entries are in sequence order.
+fn last_of_each_key(entries: &[pending_list::PendingEntry]) -> (Vec<&[u8]>, Vec<u64>) {
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    let mut kept: Vec<&pending_list::PendingEntry> = entries
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(e.key))
+        .collect();
+    kept.reverse();
+    (
+        kept.iter().map(|e| e.vector.as_slice()).collect(),
+        kept.iter().map(|e| e.key).collect(),
+    )
 }

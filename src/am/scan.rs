@@ -2,30 +2,38 @@
 //! the executor pulls. The access method never sees the LIMIT: a filter it does not hold or a
 //! large LIMIT simply pulls more rows, up to hannoy.max_scan_tuples.
 
+use std::iter::Peekable;
 use std::rc::Rc;
 
-use hannoy_engine::{ItemId, OwnedReader, OwnedStream, SearchParams};
+use hannoy_engine::{ItemId, Neighbor, OwnedReader, OwnedStream, PreparedQuery, SearchParams};
 use pgrx::prelude::*;
 use pgrx::PgMemoryContexts;
 
 use crate::error::{raise, OrRaise};
 use crate::guc;
-use crate::vector::VectorType;
+use crate::storage::pending_list;
 
 /// The rows a scan still has to give.
 enum Rows {
-    /// Nearest first, in batches of `ef_search` neighbours pulled from the stream and sorted
-    /// exactly. A walk can find a node after nodes farther than it have gone out; sorting each
-    /// batch keeps every LIMIT up to ef_search in exact order and puts most late finds back in
+    /// Nearest first: the graph's neighbours and the pending list's rows, merged by distance.
+    /// The graph's come in batches of `ef_search` pulled from the stream and sorted exactly. A
+    /// walk can find a node after nodes farther than it have gone out; sorting each batch
+    /// keeps every LIMIT up to ef_search in exact order and puts most late finds back in
     /// place. One found a batch too late comes out a little early instead of being dropped, so
     /// every row is still returned.
     Nearest {
-        batch: std::vec::IntoIter<ItemId>,
+        batch: Peekable<std::vec::IntoIter<Neighbor>>,
         batch_size: usize,
-        stream: OwnedStream,
+        /// `None` once exhausted, or when the engine holds nothing yet.
+        stream: Option<OwnedStream>,
+        /// (distance, TID key) of the pending rows, nearest first.
+        pending: Peekable<std::vec::IntoIter<(f32, u64)>>,
     },
-    /// Every item, for a NULL query: all distances are NULL, so any order is the right one.
-    Unordered(std::vec::IntoIter<ItemId>),
+    /// Every row, for a NULL query: all distances are NULL, so any order is the right one.
+    Unordered {
+        items: std::vec::IntoIter<ItemId>,
+        pending: std::vec::IntoIter<u64>,
+    },
 }
 
 #[derive(Default)]
@@ -115,50 +123,119 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
                 Some("Use ORDER BY vector <operator> value."),
             );
         }
-        let dir = crate::storage::locate((*scan).indexRelation);
-        // A transaction sees its own rows.
-        super::pending::flush(&dir);
+        let index = (*scan).indexRelation;
+        let dir = crate::storage::locate(index);
         state.started = true;
-        let Some(engine) = crate::storage::open(&dir) else {
-            return; // never held a vector: no rows
-        };
-        let reader = Rc::new(OwnedReader::new(engine).or_raise());
+        let engine = crate::storage::open(&dir);
+        // The engine snapshot is opened while the pending list cannot be cut, so every row is
+        // in exactly one of the two.
+        let mut reader = None;
+        let pending = pending_list::read(index, || {
+            let Some(engine) = engine else { return 0 };
+            let opened = Rc::new(OwnedReader::new(engine).or_raise());
+            let position = opened.log_position().or_raise();
+            reader = Some(opened);
+            position
+        });
+        let (metric, vector_type) = super::column_metric(index);
         let order_by = &*(*scan).orderByData;
         state.rows = Some(if order_by.sk_flags & pg_sys::SK_ISNULL as i32 != 0 {
-            Rows::Unordered(reader.items().iter().collect::<Vec<_>>().into_iter())
+            Rows::Unordered {
+                items: reader
+                    .as_ref()
+                    .map(|r| r.items().iter().collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .into_iter(),
+                pending: pending
+                    .entries
+                    .iter()
+                    .map(|e| e.key)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            }
         } else {
-            let vector_type = if reader.metric().is_binary() {
-                VectorType::Bit
-            } else {
-                VectorType::RealArray
-            };
             let query = vector_type.read(order_by.sk_argument);
+            let mut scored = Vec::with_capacity(pending.entries.len());
+            if !pending.entries.is_empty() {
+                let prepared =
+                    PreparedQuery::new(metric, pending.dimensions as usize, query.as_ref())
+                        .or_raise();
+                for entry in &pending.entries {
+                    let distance = prepared.distance_to(metric, &entry.vector).or_raise();
+                    scored.push((distance, entry.key));
+                }
+                scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            }
             let params = SearchParams {
                 ef_search: guc::ef_search(),
                 ..SearchParams::default()
             };
+            let stream = match &reader {
+                Some(reader) if !reader.is_empty() => {
+                    Some(OwnedStream::new(Rc::clone(reader), query.as_ref(), &params).or_raise())
+                }
+                _ => None,
+            };
             Rows::Nearest {
-                batch: Vec::new().into_iter(),
+                batch: Vec::new().into_iter().peekable(),
                 batch_size: params.ef_search,
-                stream: OwnedStream::new(Rc::clone(&reader), query.as_ref(), &params).or_raise(),
+                stream,
+                pending: scored.into_iter().peekable(),
             }
         });
-        state.reader = Some(reader);
+        state.reader = reader;
     }
 }
 
 /// The next `size` neighbours of the stream, sorted by (distance, id).
-fn next_batch(stream: &mut OwnedStream, size: usize) -> std::vec::IntoIter<ItemId> {
+fn next_batch(stream: &mut OwnedStream, size: usize) -> Vec<Neighbor> {
     let mut batch = Vec::with_capacity(size);
     for neighbor in stream.by_ref().take(size) {
         batch.push(neighbor.or_raise());
     }
     batch.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
     batch
-        .into_iter()
-        .map(|n| n.id)
-        .collect::<Vec<_>>()
-        .into_iter()
+}
+
+/// Where the next row comes from.
+enum Next {
+    Item(ItemId),
+    Key(u64),
+    End,
+}
+
+impl Rows {
+    fn next(&mut self) -> Next {
+        match self {
+            Rows::Nearest {
+                batch,
+                batch_size,
+                stream,
+                pending,
+            } => {
+                if batch.peek().is_none() {
+                    if let Some(s) = stream {
+                        *batch = next_batch(s, *batch_size).into_iter().peekable();
+                        if batch.peek().is_none() {
+                            *stream = None;
+                        }
+                    }
+                }
+                match (batch.peek(), pending.peek()) {
+                    (Some(n), Some(&(d, _))) if d < n.distance => {
+                        Next::Key(pending.next().unwrap().1)
+                    }
+                    (Some(_), _) => Next::Item(batch.next().unwrap().id),
+                    (None, Some(_)) => Next::Key(pending.next().unwrap().1),
+                    (None, None) => Next::End,
+                }
+            }
+            Rows::Unordered { items, pending } => match items.next() {
+                Some(id) => Next::Item(id),
+                None => pending.next().map_or(Next::End, Next::Key),
+            },
+        }
+    }
 }
 
 #[pg_guard]
@@ -175,33 +252,18 @@ pub unsafe extern "C-unwind" fn amgettuple(
         if state.returned >= guc::max_scan_tuples() {
             return false;
         }
-        let (Some(rows), Some(reader)) = (state.rows.as_mut(), state.reader.as_ref()) else {
+        let Some(rows) = state.rows.as_mut() else {
             return false;
         };
         loop {
-            let id = match rows {
-                Rows::Nearest {
-                    batch,
-                    batch_size,
-                    stream,
-                } => match batch.next() {
-                    Some(id) => id,
-                    None => {
-                        *batch = next_batch(stream, *batch_size);
-                        match batch.next() {
-                            Some(id) => id,
-                            None => return false,
-                        }
-                    }
+            let key = match rows.next() {
+                Next::End => return false,
+                Next::Key(key) => key,
+                // Every item is inserted with its TID; one without is skipped, not guessed.
+                Next::Item(id) => match state.reader.as_ref().and_then(|r| r.key(id).or_raise()) {
+                    Some(key) => key,
+                    None => continue,
                 },
-                Rows::Unordered(ids) => match ids.next() {
-                    Some(id) => id,
-                    None => return false,
-                },
-            };
-            // Every item is inserted with its TID; an item without one is skipped, not guessed.
-            let Some(key) = reader.key(id).or_raise() else {
-                continue;
             };
             super::key_tid(key, &mut (*scan).xs_heaptid);
             // Distances are exact and in order: nothing for the executor to check or re-sort.

@@ -22,6 +22,8 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         } else {
             stats
         };
+        // Dead rows may still wait in the pending list: link it first, then delete from one place.
+        super::pending::merge((*info).index, super::pending::Wait::Yes);
         let dir = crate::storage::locate((*info).index);
         let (Some(engine), Some(callback)) = (crate::storage::open(&dir), callback) else {
             return stats;
@@ -72,8 +74,13 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         } else {
             stats
         };
+        // As GIN does: VACUUM and autovacuum leave no pending list behind, even with no deletes.
+        super::pending::merge((*info).index, super::pending::Wait::Yes);
         let dir = crate::storage::locate((*info).index);
-        (*stats).num_pages = 1;
+        (*stats).num_pages = pg_sys::RelationGetNumberOfBlocksInFork(
+            (*info).index,
+            pg_sys::ForkNumber::MAIN_FORKNUM,
+        );
         if let Some(engine) = crate::storage::open(&dir) {
             if deleted {
                 engine.release_freed_pages().or_raise();
@@ -82,7 +89,7 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
             }
             let info = engine.info().or_raise();
             (*stats).num_index_tuples = info.len as f64;
-            // In Postgres pages, for VACUUM VERBOSE and pg_class: the metapage and the folder.
+            // In Postgres pages, for VACUUM VERBOSE and pg_class: the relation's and the folder's.
             (*stats).num_pages += (info.file_bytes / pg_sys::BLCKSZ as u64) as pg_sys::BlockNumber;
         }
         stats

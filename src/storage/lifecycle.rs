@@ -42,16 +42,6 @@ pub fn delete_at_abort(dir: PathBuf) {
     schedule(dir, When::Abort);
 }
 
-/// Whether `dir` goes when this transaction commits (its index was dropped or rebuilt), so
-/// writing into it is wasted.
-pub fn doomed_at_commit(dir: &std::path::Path) -> bool {
-    PENDING.with(|p| {
-        p.borrow()
-            .iter()
-            .any(|e| e.when == When::Commit && dir.starts_with(&e.dir))
-    })
-}
-
 fn schedule(dir: PathBuf, when: When) {
     if !REGISTERED.replace(true) {
         // SAFETY: registers plain C callbacks once per backend; they stay valid for its life.

@@ -1,22 +1,98 @@
-//! Block 0 of a hannoy index relation: the id of its current storage generation. It is the
-//! only thing Postgres itself stores for the index, WAL-logged so that copies, rollbacks and
-//! crash recovery carry the right id.
+//! Block 0 of a hannoy index relation: the id of its current storage generation and the state
+//! of its pending list (see `pending_list`). It is what Postgres itself stores for the index,
+//! WAL-logged so that copies, rollbacks and crash recovery carry the right id and every insert
+//! that reached the WAL.
 
 use pgrx::pg_sys;
 
 const MAGIC: u32 = u32::from_be_bytes(*b"HNPG");
-const VERSION: u32 = 1;
+/// 2: the pending list.
+const VERSION: u32 = 2;
+
+/// Pages of the pending list freed by merges, kept for reuse. The list holds at most
+/// `hannoy.pending_list_limit` and whatever arrives while it is merged; a page freed while
+/// this is full is left unused.
+pub(super) const FREE_SLOTS: usize = 1024;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct MetaPage {
-    magic: u32,
-    version: u32,
-    storage_id: u64,
+pub(super) struct MetaPage {
+    pub magic: u32,
+    pub version: u32,
+    pub storage_id: u64,
+    /// Dimension count of the index's vectors; 0 until the first one is known here.
+    pub dimensions: u32,
+    /// First and last page of the pending list, InvalidBlockNumber when it has none.
+    pub head: pg_sys::BlockNumber,
+    pub tail: pg_sys::BlockNumber,
+    /// Bytes of the tail page's data area in use: the list ends there.
+    pub tail_used: u32,
+    /// The sequence number the next pending entry gets.
+    pub next_seq: u64,
+    /// Entries below this were merged into the engine when the list was last cut.
+    pub merged_below: u64,
+    pub free_count: u32,
+    pub free: [pg_sys::BlockNumber; FREE_SLOTS],
+}
+
+impl MetaPage {
+    fn new(storage_id: u64) -> MetaPage {
+        MetaPage {
+            magic: MAGIC,
+            version: VERSION,
+            storage_id,
+            dimensions: 0,
+            head: pg_sys::InvalidBlockNumber,
+            tail: pg_sys::InvalidBlockNumber,
+            tail_used: 0,
+            next_seq: 0,
+            merged_below: 0,
+            free_count: 0,
+            free: [pg_sys::InvalidBlockNumber; FREE_SLOTS],
+        }
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.magic == MAGIC && self.version == VERSION
+    }
 }
 
 /// Where page contents start: after the header, MAXALIGNed.
-const CONTENTS: usize = std::mem::offset_of!(pg_sys::PageHeaderData, pd_linp).next_multiple_of(8);
+pub(super) const CONTENTS: usize =
+    std::mem::offset_of!(pg_sys::PageHeaderData, pd_linp).next_multiple_of(8);
+
+/// The metapage in `page`.
+///
+/// # Safety
+/// `page` must point at a locked page of a hannoy index (block 0).
+pub(super) unsafe fn get(page: pg_sys::Page) -> MetaPage {
+    // SAFETY: the struct lies inside the page (checked at compile time below); it may be
+    // unaligned, hence the unaligned read.
+    unsafe {
+        page.cast::<u8>()
+            .add(CONTENTS)
+            .cast::<MetaPage>()
+            .read_unaligned()
+    }
+}
+
+/// Writes `meta` into `page` (a page image of a generic WAL record, or a new page).
+///
+/// # Safety
+/// `page` must point at an initialised, exclusively locked page image.
+pub(super) unsafe fn put(page: pg_sys::Page, meta: &MetaPage) {
+    // SAFETY: as in `get`; pd_lower is set past the struct so the WAL record keeps it.
+    unsafe {
+        page.cast::<u8>()
+            .add(CONTENTS)
+            .cast::<MetaPage>()
+            .write_unaligned(*meta);
+        let header = page.cast::<pg_sys::PageHeaderData>();
+        (*header).pd_lower = (CONTENTS + std::mem::size_of::<MetaPage>()) as u16;
+    }
+}
+
+const _: () = assert!(CONTENTS + std::mem::size_of::<MetaPage>() <= pg_sys::BLCKSZ as usize);
 
 fn random_id() -> u64 {
     let mut bytes = [0u8; 8];
@@ -37,11 +113,7 @@ fn random_id() -> u64 {
 /// # Safety
 /// `index` must be an open index relation with no blocks, locked exclusively.
 pub unsafe fn write_new(index: pg_sys::Relation) -> u64 {
-    let meta = MetaPage {
-        magic: MAGIC,
-        version: VERSION,
-        storage_id: random_id(),
-    };
+    let meta = MetaPage::new(random_id());
     // SAFETY: extending the relation returns a pinned new buffer; we lock it exclusively,
     // register it with a generic WAL record (which gives us a private page image to write),
     // initialise it, write the record inside the initialised area, and finish the record,
@@ -70,16 +142,30 @@ pub unsafe fn write_new(index: pg_sys::Relation) -> u64 {
             pg_sys::GENERIC_XLOG_FULL_IMAGE as i32,
         );
         pg_sys::PageInit(page, pg_sys::BLCKSZ as usize, 0);
-        page.cast::<u8>()
-            .add(CONTENTS)
-            .cast::<MetaPage>()
-            .write_unaligned(meta);
-        let header = page.cast::<pg_sys::PageHeaderData>();
-        (*header).pd_lower = (CONTENTS + std::mem::size_of::<MetaPage>()) as u16;
+        put(page, &meta);
         pg_sys::GenericXLogFinish(state);
         pg_sys::UnlockReleaseBuffer(buffer);
     }
     meta.storage_id
+}
+
+/// The metapage, `None` when the relation has none or one of another version.
+///
+/// # Safety
+/// `index` must be an open index relation.
+pub(super) unsafe fn read_meta(index: pg_sys::Relation) -> Option<MetaPage> {
+    // SAFETY: the block exists (checked first); it is pinned and share-locked while read.
+    let meta = unsafe {
+        if pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM) == 0 {
+            return None;
+        }
+        let buffer = pg_sys::ReadBuffer(index, 0);
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
+        let meta = get(pg_sys::BufferGetPage(buffer));
+        pg_sys::UnlockReleaseBuffer(buffer);
+        meta
+    };
+    meta.is_valid().then_some(meta)
 }
 
 /// The storage id in the metapage, `None` when the relation has no valid metapage.
@@ -87,22 +173,6 @@ pub unsafe fn write_new(index: pg_sys::Relation) -> u64 {
 /// # Safety
 /// `index` must be an open index relation.
 pub unsafe fn read(index: pg_sys::Relation) -> Option<u64> {
-    // SAFETY: the block exists (checked first); it is pinned and share-locked while read, and
-    // the read stays inside the page.
-    let meta = unsafe {
-        if pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM) == 0 {
-            return None;
-        }
-        let buffer = pg_sys::ReadBuffer(index, 0);
-        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
-        let page = pg_sys::BufferGetPage(buffer);
-        let meta = page
-            .cast::<u8>()
-            .add(CONTENTS)
-            .cast::<MetaPage>()
-            .read_unaligned();
-        pg_sys::UnlockReleaseBuffer(buffer);
-        meta
-    };
-    (meta.magic == MAGIC && meta.version == VERSION).then_some(meta.storage_id)
+    // SAFETY: forwarded from the caller.
+    unsafe { read_meta(index) }.map(|meta| meta.storage_id)
 }

@@ -9,6 +9,7 @@
 
 pub mod lifecycle;
 mod metapage;
+pub mod pending_list;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -135,7 +135,7 @@ mod committed_writes {
         client.batch_execute("SET enable_seqscan = off").unwrap();
         let everything =
             "SELECT id FROM w ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = 5) LIMIT 5000";
-        // Rows queued and never linked: nothing reaches the index.
+        // Rows of an aborted transaction wait in the pending list and are never returned.
         client
             .batch_execute(
                 "BEGIN;
@@ -143,8 +143,10 @@ mod committed_writes {
                  ROLLBACK;",
             )
             .unwrap();
-        assert_eq!(check(&mut client).1, 1_000);
-        // A scan links the transaction's rows so it sees them; the rollback leaves their items.
+        let all = ids(&mut client, everything);
+        assert_eq!(all.len(), 1_000);
+        assert!(all.iter().all(|&id| id <= 1_000));
+        // A transaction's scan sees its own rows; after the rollback nobody does.
         client.batch_execute("BEGIN").unwrap();
         client
             .batch_execute("INSERT INTO w SELECT id + 200000, embedding FROM w")
@@ -154,9 +156,9 @@ mod committed_writes {
         let all = ids(&mut client, everything);
         assert_eq!(all.len(), 1_000);
         assert!(all.iter().all(|&id| id <= 1_000));
-        // The aborted rows' items stay until VACUUM, which removes every one of them.
+        // The check links the list, aborted rows and all; VACUUM removes every one of them.
         let (_, items, _) = check(&mut client);
-        assert_eq!(items, 2_000);
+        assert_eq!(items, 3_000);
         client.batch_execute("VACUUM w").unwrap();
         assert_eq!(check(&mut client), (true, 1_000, Some(0)));
         finish(client, "hannoy_rollback");
@@ -169,12 +171,12 @@ mod committed_writes {
         client
             .batch_execute("CREATE INDEX w_idx ON w USING hannoy (embedding)")
             .unwrap();
-        // 1 MB holds about 1,600 rows of 32 dimensions: the statement links one batch on its
-        // own and leaves the rest queued.
+        // 64 kB of pending list holds about 430 rows of 32 dimensions: the statement merges
+        // several batches into the graph on its own and leaves the rest pending.
         client
             .batch_execute(
                 "BEGIN;
-                 SET LOCAL maintenance_work_mem = '1MB';
+                 SET LOCAL hannoy.pending_list_limit = '64kB';
                  SET LOCAL enable_seqscan = off;
                  INSERT INTO w
                    SELECT id + 10000 + 5000 * copy,
@@ -182,19 +184,71 @@ mod committed_writes {
                    FROM w CROSS JOIN generate_series(0, 1) copy WHERE copy = 0 OR id <= 1000;",
             )
             .unwrap();
-        let (_, items, _) = check(&mut client);
-        assert_eq!(items, 5_000, "the check links the queued rows first");
-        let nearest = ids(
-            &mut client,
-            "SELECT id FROM w ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = 10077) LIMIT 1",
-        );
-        assert_eq!(nearest, vec![10077]);
+        for own in [10077, 15999, 12000] {
+            let nearest = ids(
+                &mut client,
+                &format!(
+                    "SELECT id FROM w ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = {own}) LIMIT 1"
+                ),
+            );
+            assert_eq!(nearest, vec![own], "the transaction finds its own row");
+        }
         client.batch_execute("COMMIT").unwrap();
         assert_eq!(check(&mut client), (true, 5_000, Some(0)));
         let queries: Vec<i32> = (1..=20).map(|i| 10_000 + i * 97).collect();
         let recall = recall(&mut client, &queries);
         assert!(recall >= 0.95, "recall@10 after batched inserts = {recall}");
         finish(client, "hannoy_batches");
+    }
+
+    #[test]
+    fn pending_rows_come_back_in_exact_order_and_the_list_reuses_its_pages() {
+        let mut client = session_in_own_database("hannoy_pending");
+        load(&mut client, 2_000);
+        client
+            .batch_execute(
+                "CREATE INDEX w_idx ON w USING hannoy (embedding);
+                 SET hannoy.pending_list_limit = '64MB';
+                 INSERT INTO w SELECT id + 10000,
+                     (SELECT array_agg(x * 1.01::real) FROM unnest(embedding) x)
+                   FROM w WHERE id <= 300;",
+            )
+            .unwrap();
+        // The 300 new rows all wait in the list; merged by distance with the graph's, the first
+        // 60 rows are the exact answer (ef_search covers the whole graph).
+        let nearest_to = |q: i32| {
+            format!(
+                "SELECT id FROM w ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = {q}) LIMIT 60"
+            )
+        };
+        for q in [7, 123, 10_007] {
+            client
+                .batch_execute("SET enable_seqscan = off; SET hannoy.ef_search = 1000")
+                .unwrap();
+            let indexed = ids(&mut client, &nearest_to(q));
+            client
+                .batch_execute("RESET enable_seqscan; SET enable_indexscan = off")
+                .unwrap();
+            let exact = ids(&mut client, &nearest_to(q));
+            client.batch_execute("RESET enable_indexscan").unwrap();
+            assert_eq!(indexed, exact, "query row {q}");
+            assert!(indexed.iter().any(|&id| id > 10_000));
+        }
+        // 20,000 rows through a 64 kB list: about 370 pages if merged pages were never reused.
+        client
+            .batch_execute(
+                "SET hannoy.pending_list_limit = '64kB';
+                 INSERT INTO w SELECT id + 20000 + 2000 * copy, embedding
+                   FROM w CROSS JOIN generate_series(0, 9) copy WHERE id <= 2000;",
+            )
+            .unwrap();
+        let pages: i64 = client
+            .query_one("SELECT pg_relation_size('w_idx') / 8192", &[])
+            .unwrap()
+            .get(0);
+        assert!(pages <= 40, "the index relation grew to {pages} pages");
+        assert_eq!(check(&mut client), (true, 22_300, Some(0)));
+        finish(client, "hannoy_pending");
     }
 
     #[test]

@@ -376,6 +376,11 @@ impl<'i> Reader<'i> {
         PreparedQuery::new(self.meta.metric(), self.meta.dimensions as usize, query)
     }
 
+    /// The log position the last writer set (see [`Writer::set_log_position`]).
+    pub fn log_position(&self) -> Result<u64> {
+        self.store.read_log_position(&self.txn)
+    }
+
     fn view(&self) -> crate::graph::view::LmdbView<'_> {
         crate::graph::view::LmdbView::new(&self.txn, self.store, &self.meta)
     }
@@ -470,6 +475,18 @@ impl<'i> Writer<'i> {
 
     pub fn items(&self) -> &RoaringBitmap {
         &self.items
+    }
+
+    /// The caller's position in a log of writes it keeps elsewhere, 0 until first set.
+    pub fn log_position(&self) -> Result<u64> {
+        self.store.read_log_position(&self.txn)
+    }
+
+    /// Records how far the caller's own write log has been applied, committed atomically with
+    /// this transaction's writes: after a crash the caller replays its log from this position
+    /// and skips what the index already holds.
+    pub fn set_log_position(&mut self, position: u64) -> Result<()> {
+        self.store.write_log_position(&mut self.txn, position)
     }
 
     /// The write transaction, for the caller's own databases in the same atomic commit.

@@ -124,3 +124,97 @@ fn vectors_prepared_one_by_one_insert_as_one_batch() {
     ));
     assert_eq!(batch.len(), 200);
 }
+
+#[test]
+fn vectors_kept_in_stored_form_insert_and_score_like_the_originals() {
+    // The access method keeps prepared vectors in its own pages and hands them back later.
+    let data = clustered(300, 24, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Cosine, 24);
+    let prepared = hannoy_engine::PreparedVectors::new(
+        Metric::Cosine,
+        24,
+        data.iter().map(|v| VectorRef::Floats(v)),
+    )
+    .unwrap();
+    let kept: Vec<Vec<u8>> = (0..prepared.len())
+        .map(|i| prepared.stored(i).to_vec())
+        .collect();
+    let vector_bytes = kept[0].len();
+    let again =
+        hannoy_engine::PreparedVectors::from_stored(vector_bytes, kept.iter().map(Vec::as_slice))
+            .unwrap();
+    let keys: Vec<u64> = (0..300).collect();
+    index
+        .write(|w| w.insert_keyed(&again, &keys, &never_cancel))
+        .unwrap();
+    let query = hannoy_engine::PreparedQuery::new(Metric::Cosine, 24, VectorRef::Floats(&data[17]))
+        .unwrap();
+    let reader = index.read().unwrap();
+    let found = reader
+        .search(VectorRef::Floats(&data[17]), 5, &SearchParams::default())
+        .unwrap();
+    for n in &found {
+        let key = reader.key(n.id).unwrap().unwrap() as usize;
+        let distance = query.distance_to(Metric::Cosine, &kept[key]).unwrap();
+        assert!(
+            (distance - n.distance).abs() < 1e-6,
+            "{distance} vs {}",
+            n.distance
+        );
+    }
+    assert_eq!(reader.key(found[0].id).unwrap(), Some(17));
+    // Wrong lengths are refused, not misread.
+    assert!(matches!(
+        hannoy_engine::PreparedVectors::from_stored(vector_bytes, [&kept[0][..8]]),
+        Err(Error::DimensionMismatch { .. })
+    ));
+    assert!(query.distance_to(Metric::Cosine, &kept[0][..8]).is_err());
+    // So are NaN and wrong dimension counts, before any index exists.
+    assert!(matches!(
+        hannoy_engine::PreparedVectors::new(
+            Metric::Cosine,
+            24,
+            [VectorRef::Floats(&[f32::NAN; 24])]
+        ),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        hannoy_engine::PreparedVectors::new(Metric::Cosine, 24, [VectorRef::Floats(&[1.0; 23])]),
+        Err(Error::DimensionMismatch { .. })
+    ));
+}
+
+#[test]
+fn the_log_position_commits_with_the_writes_it_describes() {
+    let data = clustered(200, 8, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, 8);
+    assert_eq!(index.read().unwrap().log_position().unwrap(), 0);
+    insert_keyed(&index, &data[..100], &(0..100).collect::<Vec<_>>()).unwrap();
+    index.write(|w| w.set_log_position(100)).unwrap();
+    // A write that fails leaves neither its items nor its position.
+    let err = index
+        .write(|w| {
+            w.set_log_position(150)?;
+            let batch = w.prepare(data[100..150].iter().map(|v| VectorRef::Floats(v)))?;
+            w.insert_keyed(&batch, &[1; 50], &never_cancel)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
+    let reader = index.read().unwrap();
+    assert_eq!((reader.log_position().unwrap(), reader.len()), (100, 100));
+    drop(reader);
+    // Deleting every item keeps the position: it describes the caller's log, not the items.
+    index
+        .write(|w| {
+            let all = w.items().clone();
+            w.delete(&all, &never_cancel)?;
+            w.log_position()
+        })
+        .unwrap();
+    drop(index);
+    let reopened = Index::open(dir.path()).unwrap();
+    let reader = reopened.read().unwrap();
+    assert_eq!((reader.log_position().unwrap(), reader.len()), (100, 0));
+}

@@ -239,6 +239,52 @@ impl PreparedVectors {
         Ok(prepared)
     }
 
+    /// Checks every vector against `metric` and `dimensions` and stores them, for callers that
+    /// hold vectors before any index exists (an index checks the same way in its `prepare`).
+    pub fn new<'a>(
+        metric: Metric,
+        dimensions: usize,
+        vectors: impl IntoIterator<Item = VectorRef<'a>>,
+    ) -> Result<Self> {
+        check_dimensions(metric, dimensions)?;
+        let vectors = vectors.into_iter();
+        let mut prepared =
+            PreparedVectors::with_capacity(metric.vector_bytes(dimensions), vectors.size_hint().0);
+        for v in vectors {
+            prepared.push(metric, dimensions, v)?;
+        }
+        Ok(prepared)
+    }
+
+    /// Vectors already in stored form, as [`PreparedVectors::stored`] gave them: the caller
+    /// kept them somewhere of its own and hands them back, each `vector_bytes` long.
+    pub fn from_stored<'a>(
+        vector_bytes: usize,
+        stored: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self> {
+        let stored = stored.into_iter();
+        let mut prepared = PreparedVectors::with_capacity(vector_bytes, stored.size_hint().0);
+        for bytes in stored {
+            if bytes.len() != vector_bytes {
+                return Err(Error::DimensionMismatch {
+                    expected: vector_bytes,
+                    got: bytes.len(),
+                });
+            }
+            let start = prepared.words.len();
+            prepared.words.resize(start + prepared.stride_words, 0);
+            bytemuck::cast_slice_mut::<u64, u8>(&mut prepared.words[start..])[..vector_bytes]
+                .copy_from_slice(bytes);
+            prepared.len += 1;
+        }
+        Ok(prepared)
+    }
+
+    /// The stored form of vector `i`, for a caller that keeps it until it inserts it.
+    pub fn stored(&self, i: usize) -> &[u8] {
+        self.get(i)
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -414,7 +460,7 @@ pub(crate) fn check_dimensions(metric: Metric, dimensions: usize) -> Result<()> 
 pub struct PreparedQuery(PreparedVectors);
 
 impl PreparedQuery {
-    pub(crate) fn new(metric: Metric, dimensions: usize, vector: VectorRef<'_>) -> Result<Self> {
+    pub fn new(metric: Metric, dimensions: usize, vector: VectorRef<'_>) -> Result<Self> {
         let mut prepared = PreparedVectors::with_capacity(metric.vector_bytes(dimensions), 1);
         prepared.push(metric, dimensions, vector)?;
         Ok(PreparedQuery(prepared))
@@ -423,6 +469,18 @@ impl PreparedQuery {
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         self.0.get(0)
+    }
+
+    /// The distance from this query to a vector in stored form, in the units a search reports,
+    /// for vectors the caller holds outside the index.
+    pub fn distance_to(&self, metric: Metric, stored: &[u8]) -> Result<f32> {
+        if stored.len() != self.0.vector_bytes() {
+            return Err(Error::DimensionMismatch {
+                expected: self.0.vector_bytes(),
+                got: stored.len(),
+            });
+        }
+        Ok(metric.to_distance(metric.score(self.bytes(), stored)))
     }
 }
 

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::memory::{BuildParams, MemGraph};
-use super::select::{select, Link};
+use super::select::{replace_in_full_list, select, Link};
 use super::view::{LmdbView, WithBatch};
 use super::visited::Visited;
 use super::{descend, level_for, search_layer, GraphView, Scored};
@@ -23,6 +23,10 @@ use crate::distance::PreparedVectors;
 use crate::error::{Error, Result};
 use crate::storage::{link_key, MetaRecord, Store};
 use crate::ItemId;
+
+/// A stored list that takes at most this many new links from one batch takes them one by one
+/// (`replace_in_full_list`); more, and it is re-selected whole, which weighs them all together.
+const INCREMENTAL_ADDS: usize = 4;
 
 pub(crate) fn params(meta: &MetaRecord) -> BuildParams {
     BuildParams {
@@ -277,18 +281,33 @@ fn link_into_stored(
                     return Ok((key, existing, Vec::new()));
                 }
                 let owner_vec = view.vector(owner)?;
-                let existing_ids = existing.clone();
-                let mut candidates = added;
-                for id in existing {
-                    candidates.push(Scored {
+                let mut scored = Vec::with_capacity(existing.len() + added.len());
+                for &id in &existing {
+                    scored.push(Scored {
                         score: view.metric().score(owner_vec, view.vector(id)?),
                         id,
                     });
                 }
-                candidates.sort_unstable();
-                candidates.dedup_by_key(|s| s.id);
-                let kept: Vec<Link> = select(&view, &candidates, cap)?;
-                let list: Vec<ItemId> = kept.into_iter().map(|l| l.id).collect();
+                scored.sort_unstable();
+                let mut placed = 0;
+                if added.len() <= INCREMENTAL_ADDS {
+                    while placed < added.len()
+                        && replace_in_full_list(&view, layer, &mut scored, added[placed], cap)?
+                    {
+                        placed += 1;
+                    }
+                }
+                let list: Vec<ItemId> = if placed == added.len() {
+                    scored.into_iter().map(|s| s.id).collect()
+                } else {
+                    let added = &added[placed..];
+                    scored.extend_from_slice(added);
+                    scored.sort_unstable();
+                    scored.dedup_by_key(|s| s.id);
+                    let kept: Vec<Link> = select(&view, &scored, cap)?;
+                    kept.into_iter().map(|l| l.id).collect()
+                };
+                let existing_ids = existing;
                 let dropped = if layer == 0 {
                     existing_ids
                         .into_iter()

@@ -2,7 +2,7 @@
 //!
 //! | database  | key                         | value                                        |
 //! |-----------|-----------------------------|----------------------------------------------|
-//! | `meta`    | `"meta"`, `"items"`         | [`MetaRecord`]; roaring bitmap of live ids    |
+//! | `meta`    | `"meta"`, `"items"`, `"log"` | [`MetaRecord`]; live ids (roaring); u64 log position |
 //! | `vectors` | chunk number (u32, integer) | `vectors_per_chunk` stored vectors            |
 //! | `links`   | `layer << 32 \| id` (u64)   | neighbour ids, native-endian u32s             |
 //! | `keys`    | id (u32, integer)           | the caller's key for the item (u64)          |
@@ -33,6 +33,7 @@ pub const ENGINE_DATABASES: u32 = 5;
 
 const META_KEY: &str = "meta";
 const ITEMS_KEY: &str = "items";
+const LOG_POSITION_KEY: &str = "log";
 
 #[derive(Clone, Copy)]
 pub(crate) struct Store {
@@ -134,6 +135,23 @@ impl Store {
             Some(bytes) => RoaringBitmap::deserialize_from(bytes)
                 .map_err(|e| corrupt(format!("live item bitmap: {e}"))),
         }
+    }
+
+    /// The caller's position in a log of its own (0 until set); see `Writer::set_log_position`.
+    pub fn read_log_position(&self, txn: &RoTxn) -> Result<u64> {
+        match self.meta.get(txn, LOG_POSITION_KEY)? {
+            None => Ok(0),
+            Some(bytes) => bytes
+                .try_into()
+                .map(u64::from_ne_bytes)
+                .map_err(|_| corrupt(format!("log position has {} bytes", bytes.len()))),
+        }
+    }
+
+    pub fn write_log_position(&self, wtxn: &mut RwTxn, position: u64) -> Result<()> {
+        Ok(self
+            .meta
+            .put(wtxn, LOG_POSITION_KEY, &position.to_ne_bytes())?)
     }
 
     pub fn write_items(&self, wtxn: &mut RwTxn, items: &RoaringBitmap) -> Result<()> {

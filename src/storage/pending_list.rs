@@ -1,0 +1,431 @@
+//! The pending list: rows inserted since the last merge into the engine, kept in the index
+//! relation's own pages after the metapage, like GIN's fast-update list.
+//!
+//! An insert appends (sequence number, heap TID key, stored vector) with a generic WAL record,
+//! so it is durable with its transaction's commit record and replayed after a crash, at no
+//! cost of its own: no engine write, no fsync, no lock beyond the metapage's for the append.
+//! Scans score the list exactly next to the graph. A merge links a whole list into the engine
+//! as one batch and records, in the same LMDB commit, the sequence number it reached (the
+//! engine's log position); entries below it are then skipped wherever they are read, and
+//! `cut` frees their pages. So a crash between the engine commit and the cut loses nothing
+//! and links nothing twice.
+//!
+//! The list is a byte stream over a chain of pages; an entry may continue on the next page.
+//! All changes hold the metapage exclusively; readers hold it shared, which also orders them
+//! with cuts: a reader that took its engine snapshot under the lock sees every entry the
+//! snapshot lacks.
+
+use pgrx::pg_sys;
+use pgrx::PgSqlErrorCode;
+
+use super::metapage::{self, MetaPage, CONTENTS, FREE_SLOTS};
+use crate::error::raise;
+
+/// The special space of a list page.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ListPageOpaque {
+    next: pg_sys::BlockNumber,
+    /// Offset in the data area of the first entry that starts on this page, or NO_ENTRY.
+    first_entry: u16,
+    _reserved: u16,
+    /// Sequence number of the last entry with bytes on this page.
+    last_seq: u64,
+}
+
+const NO_ENTRY: u16 = u16::MAX;
+/// seq (u64), key (u64), vector length (u32), reserved (u32).
+const ENTRY_HEADER: usize = 24;
+/// A record may register four pages: the metapage and three list pages.
+const LIST_PAGES_PER_RECORD: usize = 3;
+
+fn special_offset() -> usize {
+    pg_sys::BLCKSZ as usize - std::mem::size_of::<ListPageOpaque>()
+}
+
+/// Bytes of entries one list page holds.
+fn capacity() -> usize {
+    special_offset() - CONTENTS
+}
+
+/// Bytes one entry takes in the list.
+pub fn entry_bytes(vector_bytes: usize) -> usize {
+    ENTRY_HEADER + vector_bytes.next_multiple_of(8)
+}
+
+/// One pending row.
+pub struct PendingEntry {
+    pub key: u64,
+    pub vector: Vec<u8>,
+}
+
+/// The entries of a list a reader has not seen merged, and where the list stood.
+pub struct Pending {
+    pub entries: Vec<PendingEntry>,
+    /// The sequence number the next entry will get: merging every entry read reaches this.
+    pub end_seq: u64,
+    /// The WAL position of the list's last change: every entry's insert is before it.
+    pub lsn: pg_sys::XLogRecPtr,
+    /// The index's dimension count, 0 while unknown.
+    pub dimensions: u32,
+}
+
+/// # Safety
+/// `page` must point at a list page (or its image) that is locked.
+unsafe fn opaque(page: pg_sys::Page) -> *mut ListPageOpaque {
+    // SAFETY: the special space lies at the end of the page, 8-byte aligned like the page.
+    unsafe { page.cast::<u8>().add(special_offset()).cast() }
+}
+
+/// # Safety
+/// As `opaque`.
+unsafe fn data(page: pg_sys::Page) -> *mut u8 {
+    // SAFETY: the data area starts right after the header.
+    unsafe { page.cast::<u8>().add(CONTENTS) }
+}
+
+/// # Safety
+/// `index` must be open; the caller releases the pinned, locked buffer.
+unsafe fn lock_meta(index: pg_sys::Relation, mode: u32) -> (pg_sys::Buffer, MetaPage) {
+    // SAFETY: block 0 exists in every built index; it is pinned and locked before it is read.
+    unsafe {
+        let buffer = pg_sys::ReadBuffer(index, 0);
+        pg_sys::LockBuffer(buffer, mode as i32);
+        let meta = metapage::get(pg_sys::BufferGetPage(buffer));
+        if !meta.is_valid() {
+            pg_sys::UnlockReleaseBuffer(buffer);
+            raise(
+                PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+                "hannoy index has no valid metapage",
+                Some("Rebuild the index with REINDEX."),
+            );
+        }
+        (buffer, meta)
+    }
+}
+
+/// The index's dimension count as its metapage knows it, 0 while unknown.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn dimensions(index: pg_sys::Relation) -> u32 {
+    // SAFETY: forwarded from the caller.
+    unsafe { metapage::read_meta(index) }.map_or(0, |meta| meta.dimensions)
+}
+
+/// Appends one row; returns how many entries the list holds since its last cut.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation, locked for inserts.
+pub unsafe fn append(index: pg_sys::Relation, key: u64, vector: &[u8], dimensions: u32) -> u64 {
+    // SAFETY: every page is pinned and exclusively locked while it is registered with a
+    // generic WAL record; writes go to the record's page images and stay inside the data area
+    // or the special space; the metapage stays locked until the last record is finished.
+    unsafe {
+        let (meta_buffer, mut meta) = lock_meta(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        if meta.dimensions != 0 && meta.dimensions != dimensions {
+            let expected = meta.dimensions;
+            pg_sys::UnlockReleaseBuffer(meta_buffer);
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                format!("expected {expected} dimensions, not {dimensions}"),
+                Some("Every vector in a hannoy index has the dimension count of the first."),
+            );
+        }
+        meta.dimensions = dimensions;
+        let seq = meta.next_seq;
+        let mut bytes = Vec::with_capacity(entry_bytes(vector.len()));
+        bytes.extend_from_slice(&seq.to_ne_bytes());
+        bytes.extend_from_slice(&key.to_ne_bytes());
+        bytes.extend_from_slice(&(vector.len() as u32).to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        bytes.extend_from_slice(vector);
+        bytes.resize(entry_bytes(vector.len()), 0);
+
+        let cap = capacity();
+        let mut written = 0;
+        // Records before the last change list pages only, beyond the end the metapage names:
+        // a crash between them leaves bytes that the next append overwrites.
+        while written < bytes.len() {
+            let state = pg_sys::GenericXLogStart(index);
+            let mut registered: Vec<(pg_sys::BlockNumber, pg_sys::Buffer, pg_sys::Page)> =
+                Vec::new();
+            let register =
+                |registered: &mut Vec<(pg_sys::BlockNumber, pg_sys::Buffer, pg_sys::Page)>,
+                 block: pg_sys::BlockNumber|
+                 -> pg_sys::Page {
+                    if let Some(&(_, _, page)) = registered.iter().find(|(b, _, _)| *b == block) {
+                        return page;
+                    }
+                    let buffer = pg_sys::ReadBuffer(index, block);
+                    pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+                    let page = pg_sys::GenericXLogRegisterBuffer(state, buffer, 0);
+                    registered.push((block, buffer, page));
+                    page
+                };
+            while written < bytes.len() {
+                if meta.tail != pg_sys::InvalidBlockNumber && (meta.tail_used as usize) < cap {
+                    if registered.len() == LIST_PAGES_PER_RECORD
+                        && !registered.iter().any(|(b, _, _)| *b == meta.tail)
+                    {
+                        break;
+                    }
+                    let page = register(&mut registered, meta.tail);
+                    let used = meta.tail_used as usize;
+                    let n = (cap - used).min(bytes.len() - written);
+                    std::ptr::copy_nonoverlapping(
+                        bytes[written..].as_ptr(),
+                        data(page).add(used),
+                        n,
+                    );
+                    let op = &mut *opaque(page);
+                    if written == 0
+                        && (op.first_entry == NO_ENTRY || op.first_entry as usize > used)
+                    {
+                        op.first_entry = used as u16;
+                    }
+                    op.last_seq = seq;
+                    (*page.cast::<pg_sys::PageHeaderData>()).pd_lower =
+                        (CONTENTS + used + n) as u16;
+                    written += n;
+                    meta.tail_used += n as u32;
+                    continue;
+                }
+                // A new page, linked after the tail (which needs a slot too unless it has one).
+                let has_tail = meta.tail != pg_sys::InvalidBlockNumber;
+                let tail_needs_slot =
+                    has_tail && !registered.iter().any(|(b, _, _)| *b == meta.tail);
+                if registered.len() + 1 + tail_needs_slot as usize > LIST_PAGES_PER_RECORD {
+                    break;
+                }
+                let (block, buffer) = new_page(index, &mut meta);
+                let page = pg_sys::GenericXLogRegisterBuffer(
+                    state,
+                    buffer,
+                    pg_sys::GENERIC_XLOG_FULL_IMAGE as i32,
+                );
+                pg_sys::PageInit(
+                    page,
+                    pg_sys::BLCKSZ as usize,
+                    std::mem::size_of::<ListPageOpaque>(),
+                );
+                opaque(page).write(ListPageOpaque {
+                    next: pg_sys::InvalidBlockNumber,
+                    first_entry: NO_ENTRY,
+                    _reserved: 0,
+                    last_seq: seq,
+                });
+                registered.push((block, buffer, page));
+                if has_tail {
+                    let tail = register(&mut registered, meta.tail);
+                    (*opaque(tail)).next = block;
+                } else {
+                    meta.head = block;
+                }
+                meta.tail = block;
+                meta.tail_used = 0;
+            }
+            if written == bytes.len() {
+                meta.next_seq = seq + 1;
+                let meta_page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
+                metapage::put(meta_page, &meta);
+            }
+            pg_sys::GenericXLogFinish(state);
+            for (_, buffer, _) in registered {
+                pg_sys::UnlockReleaseBuffer(buffer);
+            }
+        }
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
+        meta.next_seq - meta.merged_below
+    }
+}
+
+/// A page for the list: a freed one, or a new block. Returned pinned and exclusively locked.
+///
+/// # Safety
+/// The caller holds the metapage exclusively and registers the page with a full image.
+unsafe fn new_page(
+    index: pg_sys::Relation,
+    meta: &mut MetaPage,
+) -> (pg_sys::BlockNumber, pg_sys::Buffer) {
+    // SAFETY: freed pages belong to no list (only this metapage, which we hold, names them);
+    // extending under the relation extension lock is how Postgres's own indexes grow.
+    unsafe {
+        if meta.free_count > 0 {
+            meta.free_count -= 1;
+            let block = meta.free[meta.free_count as usize];
+            let buffer = pg_sys::ReadBuffer(index, block);
+            pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            return (block, buffer);
+        }
+        pg_sys::LockRelationForExtension(index, pg_sys::ExclusiveLock as i32);
+        let buffer = pg_sys::ReadBufferExtended(
+            index,
+            pg_sys::ForkNumber::MAIN_FORKNUM,
+            pg_sys::InvalidBlockNumber,
+            pg_sys::ReadBufferMode::RBM_NORMAL,
+            std::ptr::null_mut(),
+        );
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+        pg_sys::UnlockRelationForExtension(index, pg_sys::ExclusiveLock as i32);
+        (pg_sys::BufferGetBlockNumber(buffer), buffer)
+    }
+}
+
+/// Reads the list. `snapshot` runs while the list cannot be cut: it opens the engine snapshot
+/// the caller will read next to the list and returns the snapshot's log position; entries
+/// below it are in that snapshot and left out.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn read(index: pg_sys::Relation, snapshot: impl FnOnce() -> u64) -> Pending {
+    // SAFETY: the metapage is share-locked for the whole walk, so no append or cut changes the
+    // chain; each list page is pinned and share-locked while its bytes are copied, and copies
+    // stay inside its data area.
+    let (stream, meta, lsn, merged) = unsafe {
+        let (meta_buffer, meta) = lock_meta(index, pg_sys::BUFFER_LOCK_SHARE);
+        let lsn = pg_sys::BufferGetLSNAtomic(meta_buffer);
+        let merged = snapshot();
+        let mut stream = Vec::new();
+        let blocks =
+            pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+        let mut block = meta.head;
+        let mut first = true;
+        let mut walked = 0;
+        while block != pg_sys::InvalidBlockNumber {
+            walked += 1;
+            if block >= blocks || walked > blocks {
+                pg_sys::UnlockReleaseBuffer(meta_buffer);
+                raise(
+                    PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+                    "hannoy index pending list is broken",
+                    Some("Rebuild the index with REINDEX."),
+                );
+            }
+            let buffer = pg_sys::ReadBuffer(index, block);
+            pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
+            let page = pg_sys::BufferGetPage(buffer);
+            let op = *opaque(page);
+            let end = if block == meta.tail {
+                meta.tail_used as usize
+            } else {
+                capacity()
+            };
+            let start = if !first {
+                0
+            } else if op.first_entry == NO_ENTRY {
+                end
+            } else {
+                (op.first_entry as usize).min(end)
+            };
+            stream.extend_from_slice(std::slice::from_raw_parts(
+                data(page).add(start),
+                end - start,
+            ));
+            pg_sys::UnlockReleaseBuffer(buffer);
+            if block == meta.tail {
+                break;
+            }
+            block = op.next;
+            first = false;
+        }
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
+        (stream, meta, lsn, merged)
+    };
+    let mut entries = Vec::new();
+    let mut rest = stream.as_slice();
+    while rest.len() >= ENTRY_HEADER {
+        let word = |at: usize| u64::from_ne_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
+        let (seq, key) = (word(0), word(8));
+        let len = u32::from_ne_bytes(rest[16..20].try_into().expect("4 bytes")) as usize;
+        let size = entry_bytes(len);
+        if rest.len() < size {
+            raise(
+                PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+                "hannoy index pending list ends inside an entry",
+                Some("Rebuild the index with REINDEX."),
+            );
+        }
+        if seq >= merged {
+            entries.push(PendingEntry {
+                key,
+                vector: rest[ENTRY_HEADER..ENTRY_HEADER + len].to_vec(),
+            });
+        }
+        rest = &rest[size..];
+    }
+    Pending {
+        entries,
+        end_seq: meta.next_seq,
+        lsn,
+        dimensions: meta.dimensions,
+    }
+}
+
+/// Frees the list's pages whose every entry is below `merged_below`, which the engine now holds.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn cut(index: pg_sys::Relation, merged_below: u64) {
+    // SAFETY: the metapage is held exclusively, so nothing else walks or changes the chain;
+    // list pages are only read here (share-locked); the metapage changes through a record.
+    unsafe {
+        let (meta_buffer, mut meta) = lock_meta(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        let mut freed = Vec::new();
+        let mut block = meta.head;
+        while block != pg_sys::InvalidBlockNumber {
+            let buffer = pg_sys::ReadBuffer(index, block);
+            pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
+            let op = *opaque(pg_sys::BufferGetPage(buffer));
+            pg_sys::UnlockReleaseBuffer(buffer);
+            if op.last_seq >= merged_below {
+                break;
+            }
+            freed.push(block);
+            block = if block == meta.tail {
+                pg_sys::InvalidBlockNumber
+            } else {
+                op.next
+            };
+        }
+        if freed.is_empty() && meta.merged_below >= merged_below {
+            pg_sys::UnlockReleaseBuffer(meta_buffer);
+            return;
+        }
+        meta.merged_below = meta.merged_below.max(merged_below);
+        meta.head = block;
+        if block == pg_sys::InvalidBlockNumber {
+            meta.tail = pg_sys::InvalidBlockNumber;
+            meta.tail_used = 0;
+        }
+        for page in freed {
+            if (meta.free_count as usize) < FREE_SLOTS {
+                meta.free[meta.free_count as usize] = page;
+                meta.free_count += 1;
+            }
+        }
+        let state = pg_sys::GenericXLogStart(index);
+        let page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
+        metapage::put(page, &meta);
+        pg_sys::GenericXLogFinish(state);
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
+    }
+}
+
+/// Records the dimension count a build found, so that inserts check against it without
+/// opening the engine.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn set_dimensions(index: pg_sys::Relation, dimensions: u32) {
+    // SAFETY: the metapage is exclusively locked while it changes through a record.
+    unsafe {
+        let (meta_buffer, mut meta) = lock_meta(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        meta.dimensions = dimensions;
+        let state = pg_sys::GenericXLogStart(index);
+        let page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
+        metapage::put(page, &meta);
+        pg_sys::GenericXLogFinish(state);
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
+    }
+}
