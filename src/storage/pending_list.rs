@@ -286,6 +286,17 @@ pub unsafe fn read(index: pg_sys::Relation, snapshot: impl FnOnce() -> u64) -> P
         let (meta_buffer, meta) = lock_meta(index, pg_sys::BUFFER_LOCK_SHARE);
         let lsn = pg_sys::BufferGetLSNAtomic(meta_buffer);
         let merged = snapshot();
+        if merged > meta.next_seq {
+            // The engine holds more than the list ever had: the relation and the folder come
+            // from different times (a copied or restored data directory). Skipping by sequence
+            // number would hide new rows.
+            pg_sys::UnlockReleaseBuffer(meta_buffer);
+            raise(
+                PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+                "hannoy index storage is ahead of its pending list",
+                Some("The index folder does not belong with this relation; rebuild the index with REINDEX."),
+            );
+        }
         let mut stream = Vec::new();
         let blocks =
             pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
