@@ -240,6 +240,25 @@ pub unsafe fn append(index: pg_sys::Relation, key: u64, vector: &[u8], dimension
     }
 }
 
+/// Writes `meta` into the exclusively locked metapage through a WAL record and releases it.
+///
+/// # Safety
+/// `meta_buffer` must be block 0 of `index`, pinned and exclusively locked by `lock_meta`.
+unsafe fn log_meta_and_release(
+    index: pg_sys::Relation,
+    meta_buffer: pg_sys::Buffer,
+    meta: &MetaPage,
+) {
+    // SAFETY: the record's page image is written before the record is finished.
+    unsafe {
+        let state = pg_sys::GenericXLogStart(index);
+        let page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
+        metapage::put(page, meta);
+        pg_sys::GenericXLogFinish(state);
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
+    }
+}
+
 /// A page for the list: a freed one, or a new block. Returned pinned and exclusively locked.
 ///
 /// # Safety
@@ -415,11 +434,7 @@ pub unsafe fn cut(index: pg_sys::Relation, merged_below: u64) {
                 meta.free_count += 1;
             }
         }
-        let state = pg_sys::GenericXLogStart(index);
-        let page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
-        metapage::put(page, &meta);
-        pg_sys::GenericXLogFinish(state);
-        pg_sys::UnlockReleaseBuffer(meta_buffer);
+        log_meta_and_release(index, meta_buffer, &meta);
     }
 }
 
@@ -433,10 +448,6 @@ pub unsafe fn set_dimensions(index: pg_sys::Relation, dimensions: u32) {
     unsafe {
         let (meta_buffer, mut meta) = lock_meta(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
         meta.dimensions = dimensions;
-        let state = pg_sys::GenericXLogStart(index);
-        let page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
-        metapage::put(page, &meta);
-        pg_sys::GenericXLogFinish(state);
-        pg_sys::UnlockReleaseBuffer(meta_buffer);
+        log_meta_and_release(index, meta_buffer, &meta);
     }
 }
