@@ -5,7 +5,7 @@ use hannoy_engine::PreparedVectors;
 use pgrx::prelude::*;
 
 use super::pending::{self, Wait};
-use crate::error::{raise, OrRaise};
+use crate::error::OrRaise;
 use crate::storage::pending_list;
 
 #[allow(clippy::too_many_arguments)]
@@ -27,15 +27,8 @@ pub unsafe extern "C-unwind" fn aminsert(
         }
         let (metric, vector_type) = super::column_metric(index);
         let vector = vector_type.read(*values);
+        // The dimension count is checked against the index's in `append`, under its lock.
         let dimensions = vector.dimensions();
-        let expected = pending_list::dimensions(index) as usize;
-        if expected != 0 && expected != dimensions {
-            raise(
-                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-                format!("expected {expected} dimensions, not {dimensions}"),
-                Some("Every vector in a hannoy index has the dimension count of the first."),
-            );
-        }
         let prepared = PreparedVectors::new(metric, dimensions, [vector.as_ref()]).or_raise();
         let stored = prepared.stored(0);
         let pending =

@@ -17,11 +17,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     // SAFETY: Postgres passes valid vacuum info; `stats` is NULL or ours from an earlier pass;
     // the callback is called on this thread with a TID that lives for the call.
     unsafe {
-        let stats = if stats.is_null() {
-            PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg()
-        } else {
-            stats
-        };
+        let stats = stats_or_new(stats);
         // Dead rows may still wait in the pending list: link it first, then delete from one place.
         super::pending::merge((*info).index, super::pending::Wait::Yes);
         let dir = crate::storage::locate((*info).index);
@@ -69,11 +65,7 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         // A delete already reconnected what it cut off; otherwise this is where single-row
         // inserts, whose pruning can take a node's last in-link, get their graph mended.
         let deleted = !stats.is_null() && (*stats).tuples_removed > 0.0;
-        let stats = if stats.is_null() {
-            PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg()
-        } else {
-            stats
-        };
+        let stats = stats_or_new(stats);
         // As GIN does: VACUUM and autovacuum leave no pending list behind, even with no deletes.
         super::pending::merge((*info).index, super::pending::Wait::Yes);
         let dir = crate::storage::locate((*info).index);
@@ -92,6 +84,16 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
             // In Postgres pages, for VACUUM VERBOSE and pg_class: the relation's and the folder's.
             (*stats).num_pages += (info.file_bytes / pg_sys::BLCKSZ as u64) as pg_sys::BlockNumber;
         }
+        stats
+    }
+}
+
+/// The stats of an earlier pass, or new zeroed ones (palloc'd in the current context).
+fn stats_or_new(stats: *mut pg_sys::IndexBulkDeleteResult) -> *mut pg_sys::IndexBulkDeleteResult {
+    if stats.is_null() {
+        // SAFETY: a zeroed palloc of a plain C struct, on the backend thread.
+        unsafe { PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0() }.into_pg()
+    } else {
         stats
     }
 }

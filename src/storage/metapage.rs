@@ -108,6 +108,28 @@ fn random_id() -> u64 {
     u64::from_ne_bytes(bytes)
 }
 
+/// A new block at the end of `index`, pinned and exclusively locked.
+///
+/// # Safety
+/// `index` must be an open index relation; the caller releases the buffer.
+pub(super) unsafe fn new_block(index: pg_sys::Relation) -> pg_sys::Buffer {
+    // SAFETY: extending under the relation extension lock is how Postgres's own indexes grow;
+    // the new buffer is locked before the extension lock is let go.
+    unsafe {
+        pg_sys::LockRelationForExtension(index, pg_sys::ExclusiveLock as i32);
+        let buffer = pg_sys::ReadBufferExtended(
+            index,
+            pg_sys::ForkNumber::MAIN_FORKNUM,
+            pg_sys::InvalidBlockNumber,
+            pg_sys::ReadBufferMode::RBM_NORMAL,
+            std::ptr::null_mut(),
+        );
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+        pg_sys::UnlockRelationForExtension(index, pg_sys::ExclusiveLock as i32);
+        buffer
+    }
+}
+
 /// Writes a metapage with a fresh storage id into the empty relation and returns the id.
 ///
 /// # Safety
@@ -119,14 +141,7 @@ pub unsafe fn write_new(index: pg_sys::Relation) -> u64 {
     // initialise it, write the record inside the initialised area, and finish the record,
     // which copies the image back and logs it, before unlocking.
     unsafe {
-        let buffer = pg_sys::ReadBufferExtended(
-            index,
-            pg_sys::ForkNumber::MAIN_FORKNUM,
-            pg_sys::InvalidBlockNumber,
-            pg_sys::ReadBufferMode::RBM_NORMAL,
-            std::ptr::null_mut(),
-        );
-        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+        let buffer = new_block(index);
         if pg_sys::BufferGetBlockNumber(buffer) != 0 {
             pg_sys::UnlockReleaseBuffer(buffer);
             crate::error::raise(

@@ -104,15 +104,6 @@ unsafe fn lock_meta(index: pg_sys::Relation, mode: u32) -> (pg_sys::Buffer, Meta
     }
 }
 
-/// The index's dimension count as its metapage knows it, 0 while unknown.
-///
-/// # Safety
-/// `index` must be an open hannoy index relation.
-pub unsafe fn dimensions(index: pg_sys::Relation) -> u32 {
-    // SAFETY: forwarded from the caller.
-    unsafe { metapage::read_meta(index) }.map_or(0, |meta| meta.dimensions)
-}
-
 /// Appends one row; returns how many entries the list holds since its last cut.
 ///
 /// # Safety
@@ -267,8 +258,7 @@ unsafe fn new_page(
     index: pg_sys::Relation,
     meta: &mut MetaPage,
 ) -> (pg_sys::BlockNumber, pg_sys::Buffer) {
-    // SAFETY: freed pages belong to no list (only this metapage, which we hold, names them);
-    // extending under the relation extension lock is how Postgres's own indexes grow.
+    // SAFETY: freed pages belong to no list (only this metapage, which we hold, names them).
     unsafe {
         if meta.free_count > 0 {
             meta.free_count -= 1;
@@ -277,16 +267,7 @@ unsafe fn new_page(
             pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
             return (block, buffer);
         }
-        pg_sys::LockRelationForExtension(index, pg_sys::ExclusiveLock as i32);
-        let buffer = pg_sys::ReadBufferExtended(
-            index,
-            pg_sys::ForkNumber::MAIN_FORKNUM,
-            pg_sys::InvalidBlockNumber,
-            pg_sys::ReadBufferMode::RBM_NORMAL,
-            std::ptr::null_mut(),
-        );
-        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
-        pg_sys::UnlockRelationForExtension(index, pg_sys::ExclusiveLock as i32);
+        let buffer = metapage::new_block(index);
         (pg_sys::BufferGetBlockNumber(buffer), buffer)
     }
 }
