@@ -170,6 +170,8 @@ impl Index {
             max_level: 0,
             next_id: 0,
             live: 0,
+            unverified: 0,
+            reserved: 0,
             seed: options.seed,
         };
         store.write_meta(&mut wtxn, &meta)?;
@@ -597,7 +599,7 @@ impl<'i> Writer<'i> {
         crate::graph::repair::reconnect_unreachable(
             &mut self.txn,
             self.store,
-            &self.meta,
+            &mut self.meta,
             &self.items,
         )
     }

@@ -17,6 +17,7 @@ use roaring::RoaringBitmap;
 
 use crate::distance::PreparedQuery;
 use crate::error::Result;
+use crate::graph::beam::Beam;
 use crate::graph::view::LmdbView;
 use crate::graph::visited::{PooledVisited, Visited};
 use crate::graph::{descend, search_layer, GraphView, Scored};
@@ -113,9 +114,9 @@ struct Walk<'t> {
     /// Items that may be returned: the filter's live items, or every live item.
     allowed: Cow<'t, RoaringBitmap>,
     two_hop: bool,
-    ef: usize,
     frontier: BinaryHeap<Reverse<Scored>>,
-    window: BTreeSet<Scored>,
+    /// The best items found and not yet returned; everything else found waits in `overflow`.
+    window: Beam<BTreeSet<Scored>>,
     overflow: BinaryHeap<Reverse<Scored>>,
     visited: PooledVisited,
     visited_count: usize,
@@ -149,9 +150,8 @@ impl<'t> NeighborStream<'t> {
                 let mut walk = Walk {
                     two_hop: params.filter.is_some() && selectivity < TWO_HOP_BELOW,
                     allowed,
-                    ef,
                     frontier: BinaryHeap::new(),
-                    window: BTreeSet::new(),
+                    window: Beam::new(ef),
                     overflow: BinaryHeap::new(),
                     visited: Visited::pooled(view.meta.next_id as usize),
                     visited_count: 0,
@@ -174,7 +174,7 @@ impl<'t> NeighborStream<'t> {
                     walk.visited.insert(s.id);
                     walk.frontier.push(Reverse(s));
                     if walk.allowed.contains(s.id) {
-                        walk.offer(s);
+                        walk.offer(&view, s)?;
                     }
                 }
                 State::Walk(Box::new(walk))
@@ -235,25 +235,20 @@ impl Iterator for NeighborStream<'_> {
 
 impl Walk<'_> {
     /// Adds an allowed item to the pool, keeping the `ef` best in the window.
-    fn offer(&mut self, s: Scored) {
-        if self.window.len() < self.ef {
-            self.window.insert(s);
-        } else if self.window.last().is_some_and(|worst| s < *worst) {
-            self.window.insert(s);
-            let worst = self.window.pop_last().expect("window is not empty");
-            self.overflow.push(Reverse(worst));
-        } else {
-            self.overflow.push(Reverse(s));
-        }
+    fn offer(&mut self, view: &LmdbView<'_>, s: Scored) -> Result<()> {
+        let overflow = &mut self.overflow;
+        self.window
+            .offer(view, s, |out| overflow.push(Reverse(out)))?;
+        Ok(())
     }
 
     fn ready(&self) -> bool {
-        let Some(worst) = self.window.last() else {
+        let Some(worst) = self.window.worst() else {
             return false;
         };
         match self.frontier.peek() {
             None => self.finished,
-            Some(Reverse(closest)) => self.window.len() >= self.ef && closest.score > worst.score,
+            Some(Reverse(closest)) => self.window.is_full() && closest.score > worst,
         }
     }
 
@@ -261,8 +256,11 @@ impl Walk<'_> {
         loop {
             if self.ready() {
                 let best = self.window.pop_first().expect("ready implies a window");
-                if let Some(Reverse(next)) = self.overflow.pop() {
-                    self.window.insert(next);
+                while !self.window.is_full() {
+                    let Some(Reverse(next)) = self.overflow.pop() else {
+                        break;
+                    };
+                    self.offer(view, next)?;
                 }
                 return Ok(Some(best));
             }
@@ -324,7 +322,7 @@ impl Walk<'_> {
         self.visited_count += 1;
         self.frontier.push(Reverse(s));
         if allowed {
-            self.offer(s);
+            self.offer(view, s)?;
         }
         Ok(())
     }
@@ -339,11 +337,13 @@ impl Walk<'_> {
         let metric = view.metric();
         view.store
             .for_each_vector(view.txn, view.meta, unreached.into_iter(), |id, v| {
-                self.offer(Scored {
-                    score: metric.score(query, v),
-                    id,
-                });
-                Ok(())
+                self.offer(
+                    view,
+                    Scored {
+                        score: metric.score(query, v),
+                        id,
+                    },
+                )
             })?;
         self.allowed = allowed;
         Ok(())

@@ -353,3 +353,71 @@ fn small_batches_never_cut_a_stored_item_off() {
         assert_eq!(report.reachable, 8_000, "{name}");
     }
 }
+
+#[test]
+fn many_copies_of_each_vector_stay_reachable_and_searchable() {
+    // Identical rows are common in real tables (the same text embedded twice). Each group of
+    // copies must stay reachable whatever the batch sizes, and a search for a distinct vector
+    // must still find its neighbours through the groups. 300 vectors, 31 copies of each:
+    // in one bulk build, and as a stored copy followed by the other 30 in batches of 100.
+    let dims = 32;
+    let base = clustered(300, dims, 71);
+    let copies: Vec<Vec<f32>> = base
+        .iter()
+        .flat_map(|v| std::iter::repeat_n(v.clone(), 30))
+        .collect();
+    let queries = queries(&base, 50, 72);
+
+    let bulk_dir = tempfile::tempdir().unwrap();
+    let bulk = create(bulk_dir.path(), Metric::Cosine, dims);
+    let mut all = base.clone();
+    all.extend(copies.iter().cloned());
+    insert_floats(&bulk, &all);
+
+    let small_dir = tempfile::tempdir().unwrap();
+    let small = create(small_dir.path(), Metric::Cosine, dims);
+    insert_floats(&small, &base);
+    for batch in copies.chunks(100) {
+        insert_floats(&small, batch);
+        let report = small.read().unwrap().check().unwrap();
+        assert!(report.is_sound(), "after a batch of copies: {report:?}");
+    }
+
+    for (name, index) in [("bulk", &bulk), ("batches of 100", &small)] {
+        let reader = index.read().unwrap();
+        let report = reader.check().unwrap();
+        assert_eq!(report.reachable, 9_300, "{name}: {report:?}");
+        let params = SearchParams {
+            strategy: Strategy::Graph,
+            ..Default::default()
+        };
+        // Ties make ids ambiguous: compare the distances of the 40 nearest (more than one
+        // group of copies) with the exact ones.
+        let mut worst = 0usize;
+        for q in &queries {
+            let found: Vec<f32> = reader
+                .search(VectorRef::Floats(q), 40, &params)
+                .unwrap()
+                .iter()
+                .map(|n| n.distance)
+                .collect();
+            let exact: Vec<f64> = exact(
+                all.iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as u32, reference_distance(Metric::Cosine, q, v))),
+                40,
+            )
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
+            let wrong = found
+                .iter()
+                .zip(&exact)
+                .filter(|(f, e)| (**f as f64 - **e).abs() > 1e-4)
+                .count()
+                + 40usize.saturating_sub(found.len());
+            worst = worst.max(wrong);
+        }
+        assert!(worst <= 4, "{name}: up to {worst} of 40 distances wrong");
+    }
+}

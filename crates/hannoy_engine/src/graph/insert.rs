@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::memory::{BuildParams, MemGraph};
-use super::select::{replace_in_full_list, select, Link};
+use super::select::{replace_in_full_list, select, Link, Owner};
 use super::view::{LmdbView, WithBatch};
 use super::visited::Visited;
 use super::{descend, level_for, search_layer, GraphView, Scored};
@@ -170,11 +170,17 @@ pub(crate) fn insert_batch(
     }
     meta.live += ids.len() as u32;
     // New items are made reachable above, but pruning a stored list can take away some older
-    // node's last in-link. Finding that takes a pass over layer 0's lists, so it runs when the
-    // batch is a tenth of the index or more; deletes always run it, and a drained stream scores
-    // unreached items anyway.
-    if !fresh_index && ids.len() as u64 * 10 >= items.len() {
+    // node's last in-link (copies of one vector dominate each other in every list, so a group
+    // of them can end up linking only each other). Finding that takes a pass over layer 0's
+    // lists, about a microsecond per item, so it runs once the items inserted since the last
+    // pass reach a tenth of the index: at most ten list reads per inserted item. Deletes always
+    // run it, and a drained stream scores unreached items anyway.
+    meta.unverified = meta.unverified.saturating_add(ids.len() as u32);
+    if !fresh_index && meta.unverified as u64 * 10 >= items.len() {
         super::repair::reconnect_unreachable(wtxn, store, meta, items)?;
+    } else if fresh_index {
+        // A batch built into an empty index is linked whole in memory; nothing to verify.
+        meta.unverified = 0;
     }
     Ok(ids)
 }
@@ -234,7 +240,12 @@ fn link_into_stored(
                         }
                         candidates.sort_unstable();
                         candidates.dedup_by_key(|s| s.id);
-                        let links = select(&view, &candidates, meta.cap(layer))?;
+                        let links = select(
+                            &view,
+                            Owner::new(&view, ids[local])?,
+                            &candidates,
+                            meta.cap(layer),
+                        )?;
                         for l in &links {
                             if ids.binary_search(&l.id).is_err() {
                                 backlinks.push((
@@ -281,6 +292,7 @@ fn link_into_stored(
                     return Ok((key, existing, Vec::new()));
                 }
                 let owner_vec = view.vector(owner)?;
+                let owner = Owner::new(&view, owner)?;
                 let mut scored = Vec::with_capacity(existing.len() + added.len());
                 for &id in &existing {
                     scored.push(Scored {
@@ -292,7 +304,14 @@ fn link_into_stored(
                 let mut placed = 0;
                 if added.len() <= INCREMENTAL_ADDS {
                     while placed < added.len()
-                        && replace_in_full_list(&view, layer, &mut scored, added[placed], cap)?
+                        && replace_in_full_list(
+                            &view,
+                            layer,
+                            owner,
+                            &mut scored,
+                            added[placed],
+                            cap,
+                        )?
                     {
                         placed += 1;
                     }
@@ -304,7 +323,7 @@ fn link_into_stored(
                     scored.extend_from_slice(added);
                     scored.sort_unstable();
                     scored.dedup_by_key(|s| s.id);
-                    let kept: Vec<Link> = select(&view, &scored, cap)?;
+                    let kept: Vec<Link> = select(&view, owner, &scored, cap)?;
                     kept.into_iter().map(|l| l.id).collect()
                 };
                 let existing_ids = existing;
@@ -329,7 +348,8 @@ fn link_into_stored(
         dropped.extend(lost.into_iter().map(|d| (key as ItemId, d)));
         changed.push((key, list));
     }
-    keep_last_in_links(&LmdbView::new(wtxn, store, meta), &mut changed, &dropped)?;
+    let view = WithBatch::new(LmdbView::new(wtxn, store, meta), batch, ids);
+    keep_last_in_links(&view, &mut changed, &mut new_links, &dropped)?;
     Ok(Linked { new_links, changed })
 }
 
@@ -337,10 +357,17 @@ fn link_into_stored(
 /// it off from every search. A dropped node normally keeps an in-link from one of its own
 /// neighbours (links are mostly mutual); one that has none once every list of the batch is
 /// final goes back into the list it was dropped from, over its cap until the next prune, as
-/// `keep_new_items_reachable` does for new items. `dropped` holds (owner, dropped) pairs.
+/// `keep_new_items_reachable` does for new items. In-links from the dropped node's copies do not
+/// count: a group of copies linking only each other is cut off as a whole. `dropped` holds
+/// (owner, dropped) pairs.
+///
+/// A copy dropped from its copy's list was displaced in their ring (see `select::Owner`) by a
+/// new copy, which then has to link it in turn; the new copy found its ring neighbours among
+/// the copies its search met, which need not include the displaced one.
 fn keep_last_in_links(
-    stored: &LmdbView<'_>,
+    view: &WithBatch<'_, '_>,
     changed: &mut [(u64, Vec<ItemId>)],
+    new_links: &mut [Vec<Vec<ItemId>>],
     dropped: &[(ItemId, ItemId)],
 ) -> Result<()> {
     let position: HashMap<u64, usize> = changed
@@ -354,13 +381,35 @@ fn keep_last_in_links(
             return Ok(changed[i].1.clone());
         }
         scratch.clear();
-        stored.neighbours(id, 0, &mut scratch)?;
+        view.neighbours(id, 0, &mut scratch)?;
         Ok(scratch.clone())
     };
     for &(owner, lost) in dropped {
+        let lost_vec = view.vector(lost)?;
+        let as_owner = Owner::new(view, lost)?;
+        if as_owner.is_copy(view.score(lost_vec, owner)?) {
+            let mut displacer = None;
+            for &n in &changed[position[&link_key(0, owner)]].1 {
+                if let Ok(local) = view.ids.binary_search(&n) {
+                    if as_owner.is_copy(view.score(lost_vec, n)?) {
+                        displacer = Some(local);
+                        break;
+                    }
+                }
+            }
+            if let Some(local) = displacer {
+                if !new_links[local][0].contains(&lost) {
+                    new_links[local][0].push(lost);
+                }
+                continue;
+            }
+        }
         let mut linked_elsewhere = false;
         for n in final_list(lost, changed)? {
-            if n != owner && final_list(n, changed)?.contains(&lost) {
+            if n != owner
+                && !as_owner.is_copy(view.score(lost_vec, n)?)
+                && final_list(n, changed)?.contains(&lost)
+            {
                 linked_elsewhere = true;
                 break;
             }

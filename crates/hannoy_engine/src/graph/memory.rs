@@ -9,7 +9,7 @@ use std::sync::{Mutex, RwLock};
 
 use rayon::prelude::*;
 
-use super::select::{add_link, select, Link};
+use super::select::{add_link, select, Link, Owner};
 use super::visited::Visited;
 use super::{descend, search_layer, GraphView, Scored};
 use crate::distance::{Metric, PreparedVectors};
@@ -148,12 +148,18 @@ impl<'v> MemGraph<'v> {
                 visited,
             )?;
             let candidates: Vec<Scored> = found.iter().copied().filter(|s| s.id != q).collect();
-            let chosen = select(self, &candidates, self.params.cap(layer))?;
+            let chosen = select(
+                self,
+                Owner::new(self, q)?,
+                &candidates,
+                self.params.cap(layer),
+            )?;
             *lock(&self.links[q as usize][layer]) = chosen.clone();
             for link in chosen {
                 let mut list = lock(&self.links[link.id as usize][layer]);
                 add_link(
                     self,
+                    Owner::new(self, link.id)?,
                     &mut list,
                     Scored {
                         score: link.score,

@@ -1,6 +1,7 @@
 //! The HNSW graph: how it is searched during construction, how neighbours are chosen, and how it
 //! is built, grown and repaired. Query-time search lives in `crate::search`.
 
+pub(crate) mod beam;
 pub(crate) mod delete;
 pub(crate) mod insert;
 pub(crate) mod memory;
@@ -16,6 +17,7 @@ use crate::distance::Metric;
 use crate::error::Result;
 use crate::storage::meta::MAX_LEVEL;
 use crate::ItemId;
+use beam::Beam;
 use visited::Visited;
 
 /// An item with its score relative to some query; orders by (score, id) so ties are stable.
@@ -61,7 +63,8 @@ pub(crate) trait GraphView {
 }
 
 /// Beam search on one layer (HNSW's SEARCH-LAYER): the `ef` items closest to `query` reachable
-/// from `entries`, ascending. `ef = 1` is the greedy descent used on upper layers.
+/// from `entries`, ascending, copies of one vector counting once (see `beam`). `ef = 1` is the
+/// greedy descent used on upper layers.
 pub(crate) fn search_layer<G: GraphView + ?Sized>(
     graph: &G,
     query: &[u8],
@@ -72,20 +75,16 @@ pub(crate) fn search_layer<G: GraphView + ?Sized>(
 ) -> Result<Vec<Scored>> {
     visited.clear();
     let mut candidates: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef * 4);
-    let mut results: BinaryHeap<Scored> = BinaryHeap::with_capacity(ef + 1);
+    let mut results = Beam::<BinaryHeap<Scored>>::new(ef);
     for &e in entries {
         if visited.insert(e.id) {
             candidates.push(Reverse(e));
-            results.push(e);
+            results.offer(graph, e, drop)?;
         }
-    }
-    while results.len() > ef {
-        results.pop();
     }
     let mut links = Vec::with_capacity(64);
     while let Some(Reverse(current)) = candidates.pop() {
-        if results.len() >= ef && current.score > results.peek().map_or(f32::INFINITY, |w| w.score)
-        {
+        if results.is_full() && results.worst().is_some_and(|w| current.score > w) {
             break;
         }
         links.clear();
@@ -95,20 +94,16 @@ pub(crate) fn search_layer<G: GraphView + ?Sized>(
             graph.prefetch(n);
         }
         for &n in &links {
-            let score = graph.score(query, n)?;
-            if results.len() < ef || score < results.peek().map_or(f32::INFINITY, |w| w.score) {
-                let s = Scored { score, id: n };
+            let s = Scored {
+                score: graph.score(query, n)?,
+                id: n,
+            };
+            if results.offer(graph, s, drop)? {
                 candidates.push(Reverse(s));
-                results.push(s);
-                if results.len() > ef {
-                    results.pop();
-                }
             }
         }
     }
-    let mut out = results.into_vec();
-    out.sort_unstable();
-    Ok(out)
+    Ok(results.into_sorted_vec())
 }
 
 /// Descends from `entry` (on `top`) to `bottom + 1` greedily, returning the entry for `bottom`.

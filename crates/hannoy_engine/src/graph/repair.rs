@@ -18,9 +18,10 @@ use crate::ItemId;
 pub(crate) fn reconnect_unreachable(
     wtxn: &mut RwTxn,
     store: Store,
-    meta: &MetaRecord,
+    meta: &mut MetaRecord,
     items: &RoaringBitmap,
 ) -> Result<u64> {
+    meta.unverified = 0;
     let Some((entry, top)) = meta.entry() else {
         return Ok(0);
     };
@@ -35,15 +36,15 @@ pub(crate) fn reconnect_unreachable(
         let (anchor, mut list) = {
             let view = LmdbView::new(wtxn, store, meta);
             let query = view.vector(lost)?;
+            let ef = meta.ef_construction as usize;
             let eps = super::descend(&view, query, entry, top, 0, &mut visited)?;
-            let found = search_layer(
-                &view,
-                query,
-                &eps,
-                meta.ef_construction as usize,
-                0,
-                &mut visited,
-            )?;
+            let mut found = search_layer(&view, query, &eps, ef, 0, &mut visited)?;
+            // The upper layers can lead into a region that layer 0 cannot reach; a search that
+            // starts on layer 0 at the entry point only meets reachable items.
+            if !found.iter().any(|s| reachable.contains(s.id)) {
+                let start = super::descend(&view, query, entry, 0, 0, &mut visited)?;
+                found = search_layer(&view, query, &start, ef, 0, &mut visited)?;
+            }
             let Some(anchor) = found
                 .iter()
                 .find(|s| s.id != lost && reachable.contains(s.id))

@@ -15,6 +15,75 @@ pub(crate) struct Link {
     pub diverse: bool,
 }
 
+/// Copies of one vector (equal up to rounding) are equally far from everything, so the heuristic
+/// cannot tell them apart: left alone, a node with many copies fills its list with them and has no
+/// way out, every other node links just one copy (it dominates the rest), and a group whose last
+/// in-link from outside gets pruned is cut off from every search. So a node links only two of
+/// its copies, the next and the previous one in id order (wrapping): the copies form a ring that
+/// any one in-link reaches whole, and the rest of the list goes to real neighbours. A new copy
+/// links its two ring neighbours and, through the back links, takes its place between them.
+#[derive(Clone, Copy)]
+pub(crate) struct Owner {
+    pub id: ItemId,
+    /// The owner's score against itself: zero for distances, minus the squared norm for the
+    /// inner product.
+    self_score: f32,
+}
+
+impl Owner {
+    pub fn new<G: GraphView + ?Sized>(graph: &G, id: ItemId) -> Result<Owner> {
+        let v = graph.vector(id)?;
+        Ok(Owner {
+            id,
+            self_score: graph.metric().score(v, v),
+        })
+    }
+
+    /// Whether an item at `score` from the owner is a copy of it. Exact copies score the same as
+    /// the owner against itself; copies that went through normalisation differ by rounding, far
+    /// below what separates the nearest distinct vectors of real data (1e-4 and up).
+    pub fn is_copy(&self, score: f32) -> bool {
+        (score - self.self_score).abs() <= 1e-5 * self.self_score.abs().max(1.0)
+    }
+
+    /// The owner's ring neighbours among `copies`: the next id after it and the previous one.
+    fn ring_neighbours(&self, copies: impl Iterator<Item = ItemId>) -> [Option<ItemId>; 2] {
+        let mut next: Option<ItemId> = None;
+        let mut previous: Option<ItemId> = None;
+        for id in copies.filter(|&id| id != self.id) {
+            let after = id.wrapping_sub(self.id);
+            if next.is_none_or(|n| after < n.wrapping_sub(self.id)) {
+                next = Some(id);
+            }
+            let before = self.id.wrapping_sub(id);
+            if previous.is_none_or(|p| before < self.id.wrapping_sub(p)) {
+                previous = Some(id);
+            }
+        }
+        [next, previous.filter(|&p| Some(p) != next)]
+    }
+
+    /// Whether the copy `new` belongs in a list with links `links` (id, score), and if so which
+    /// copies it displaces from the ring.
+    fn admit_copy(&self, links: &[(ItemId, f32)], new: ItemId) -> Option<Vec<ItemId>> {
+        let copies: Vec<ItemId> = links
+            .iter()
+            .filter(|(_, score)| self.is_copy(*score))
+            .map(|(id, _)| *id)
+            .collect();
+        let ring = self.ring_neighbours(copies.iter().copied().chain([new]));
+        if !ring.contains(&Some(new)) {
+            return None;
+        }
+        Some(
+            copies
+                .into_iter()
+                .filter(|c| !ring.contains(&Some(*c)))
+                .collect(),
+        )
+    }
+}
+
 fn dominated<G: GraphView + ?Sized>(
     graph: &G,
     candidate: Scored,
@@ -27,17 +96,35 @@ fn dominated<G: GraphView + ?Sized>(
         .any(|(_, s)| metric.score(v, s) < candidate.score))
 }
 
-/// Chooses at most `cap` links from `candidates` (ascending, distinct ids, scores from the owner).
+/// Chooses at most `cap` links for `owner` from `candidates` (ascending, distinct ids, scores
+/// from the owner, the owner itself excluded).
 pub(crate) fn select<G: GraphView + ?Sized>(
     graph: &G,
+    owner: Owner,
     candidates: &[Scored],
     cap: usize,
 ) -> Result<Vec<Link>> {
+    let ring = owner.ring_neighbours(
+        candidates
+            .iter()
+            .filter(|c| owner.is_copy(c.score))
+            .map(|c| c.id),
+    );
+    let mut copies: Vec<Scored> = candidates
+        .iter()
+        .filter(|c| ring.contains(&Some(c.id)))
+        .copied()
+        .collect();
+    copies.truncate(cap);
+    let cap = cap - copies.len();
     let mut kept: Vec<(Link, &[u8])> = Vec::with_capacity(cap);
     let mut filler: Vec<Scored> = Vec::with_capacity(cap);
     for &c in candidates {
         if kept.len() == cap {
             break;
+        }
+        if owner.is_copy(c.score) {
+            continue;
         }
         if dominated(graph, c, &kept)? {
             if filler.len() < cap {
@@ -61,6 +148,11 @@ pub(crate) fn select<G: GraphView + ?Sized>(
         id: s.id,
         diverse: false,
     }));
+    links.extend(copies.into_iter().map(|s| Link {
+        score: s.score,
+        id: s.id,
+        diverse: true,
+    }));
     links.sort_unstable_by(|a, b| a.score.total_cmp(&b.score).then(a.id.cmp(&b.id)));
     Ok(links)
 }
@@ -75,11 +167,36 @@ pub(crate) fn select<G: GraphView + ?Sized>(
 /// recall.
 pub(crate) fn add_link<G: GraphView + ?Sized>(
     graph: &G,
+    owner: Owner,
     list: &mut Vec<Link>,
     new: Scored,
     cap: usize,
 ) -> Result<()> {
     if list.iter().any(|l| l.id == new.id) {
+        return Ok(());
+    }
+    if owner.is_copy(new.score) {
+        let links: Vec<(ItemId, f32)> = list.iter().map(|l| (l.id, l.score)).collect();
+        let Some(displaced) = owner.admit_copy(&links, new.id) else {
+            return Ok(());
+        };
+        list.retain(|l| !displaced.contains(&l.id));
+        let pos = list.partition_point(|l| (l.score, l.id) < (new.score, new.id));
+        list.insert(
+            pos,
+            Link {
+                score: new.score,
+                id: new.id,
+                diverse: true,
+            },
+        );
+        if list.len() > cap {
+            let drop = list
+                .iter()
+                .rposition(|l| !l.diverse)
+                .unwrap_or(list.len() - 1);
+            list.remove(drop);
+        }
         return Ok(());
     }
     let pos = list.partition_point(|l| (l.score, l.id) < (new.score, new.id));
@@ -89,7 +206,12 @@ pub(crate) fn add_link<G: GraphView + ?Sized>(
     let metric = graph.metric();
     let new_vec = graph.vector(new.id)?;
     let mut new_diverse = true;
-    for l in list[..pos].iter().filter(|l| l.diverse) {
+    // A copy of the owner is as far from `new` as the owner is, give or take rounding: it
+    // dominates nothing.
+    for l in list[..pos]
+        .iter()
+        .filter(|l| l.diverse && !owner.is_copy(l.score))
+    {
         if metric.score(new_vec, graph.vector(l.id)?) < new.score {
             new_diverse = false;
             break;
@@ -138,12 +260,21 @@ const VICTIM_WINDOW: usize = 8;
 pub(crate) fn replace_in_full_list<G: GraphView + ?Sized>(
     graph: &G,
     layer: usize,
+    owner: Owner,
     list: &mut Vec<Scored>,
     new: Scored,
     cap: usize,
 ) -> Result<bool> {
     if list.iter().any(|l| l.id == new.id) {
         return Ok(true);
+    }
+    if owner.is_copy(new.score) {
+        let links: Vec<(ItemId, f32)> = list.iter().map(|l| (l.id, l.score)).collect();
+        // Not one of the owner's ring neighbours: the list stays as it is.
+        let Some(displaced) = owner.admit_copy(&links, new.id) else {
+            return Ok(true);
+        };
+        list.retain(|l| !displaced.contains(&l.id));
     }
     let pos = list.partition_point(|l| *l < new);
     list.insert(pos, new);
@@ -157,6 +288,9 @@ pub(crate) fn replace_in_full_list<G: GraphView + ?Sized>(
         let victim = list[i];
         let v = graph.vector(victim.id)?;
         for closer in &list[..i] {
+            if owner.is_copy(closer.score) {
+                continue;
+            }
             if metric.score(v, graph.vector(closer.id)?) >= victim.score {
                 continue;
             }

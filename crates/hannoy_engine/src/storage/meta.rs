@@ -7,7 +7,7 @@ use crate::error::{corrupt, Error, Result};
 
 pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
 /// Bumped whenever the on-disk layout changes; readers refuse any other version.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index
 /// is tied to the byte order of the machine that wrote it, as Postgres data files are.
@@ -30,6 +30,11 @@ pub(crate) struct MetaRecord {
     /// Every id below this has been handed out at least once; free ids below it are reused.
     pub next_id: u32,
     pub live: u32,
+    /// Items inserted since the last pass that reconnects unreachable items; a pass runs once
+    /// they reach a tenth of the index, however small the batches that brought them.
+    pub unverified: u32,
+    /// Keeps `seed` aligned without padding bytes, which `Pod` forbids.
+    pub reserved: u32,
     pub seed: u64,
 }
 
@@ -60,6 +65,7 @@ impl MetaRecord {
             || meta.m0 < meta.m
             || meta.max_level > MAX_LEVEL as u32
             || meta.live > meta.next_id
+            || meta.unverified > meta.next_id
         {
             return Err(corrupt("metadata record is inconsistent"));
         }
