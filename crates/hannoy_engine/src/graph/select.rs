@@ -190,13 +190,7 @@ pub(crate) fn add_link<G: GraphView + ?Sized>(
                 diverse: true,
             },
         );
-        if list.len() > cap {
-            let drop = list
-                .iter()
-                .rposition(|l| !l.diverse)
-                .unwrap_or(list.len() - 1);
-            list.remove(drop);
-        }
+        trim_to_cap(list, cap);
         return Ok(());
     }
     let pos = list.partition_point(|l| (l.score, l.id) < (new.score, new.id));
@@ -235,6 +229,13 @@ pub(crate) fn add_link<G: GraphView + ?Sized>(
             }
         }
     }
+    trim_to_cap(list, cap);
+    Ok(())
+}
+
+/// Drops the farthest filler link of an overflowing list, or its farthest link when all are
+/// diverse.
+fn trim_to_cap(list: &mut Vec<Link>, cap: usize) {
     if list.len() > cap {
         let drop = list
             .iter()
@@ -242,7 +243,6 @@ pub(crate) fn add_link<G: GraphView + ?Sized>(
             .unwrap_or(list.len() - 1);
         list.remove(drop);
     }
-    Ok(())
 }
 
 /// How many of a full list's farthest links are checked for one to drop when a link comes in.
