@@ -175,12 +175,12 @@ pub(crate) fn insert_batch(
     // lists, about a microsecond per item, so it runs once the items inserted since the last
     // pass reach a tenth of the index: at most ten list reads per inserted item. Deletes always
     // run it, and a drained stream scores unreached items anyway.
-    meta.unverified = meta.unverified.saturating_add(ids.len() as u32);
-    if !fresh_index && meta.unverified as u64 * 10 >= items.len() {
-        super::repair::reconnect_unreachable(wtxn, store, meta, items)?;
-    } else if fresh_index {
-        // A batch built into an empty index is linked whole in memory; nothing to verify.
-        meta.unverified = 0;
+    // A batch built into an empty index is linked whole in memory: nothing to verify.
+    if !fresh_index {
+        meta.unverified = meta.unverified.saturating_add(ids.len() as u32);
+        if meta.unverified as u64 * 10 >= items.len() {
+            super::repair::reconnect_unreachable(wtxn, store, meta, items)?;
+        }
     }
     Ok(ids)
 }
@@ -292,7 +292,7 @@ fn link_into_stored(
                     return Ok((key, existing, Vec::new()));
                 }
                 let owner_vec = view.vector(owner)?;
-                let owner = Owner::new(&view, owner)?;
+                let owner = Owner::with_vector(view.metric(), owner, owner_vec);
                 let mut scored = Vec::with_capacity(existing.len() + added.len());
                 for &id in &existing {
                     scored.push(Scored {
@@ -386,7 +386,7 @@ fn keep_last_in_links(
     };
     for &(owner, lost) in dropped {
         let lost_vec = view.vector(lost)?;
-        let as_owner = Owner::new(view, lost)?;
+        let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
         if as_owner.is_copy(view.score(lost_vec, owner)?) {
             let mut displacer = None;
             for &n in &changed[position[&link_key(0, owner)]].1 {

@@ -3,6 +3,7 @@
 //! make the graph navigable; filler links make it dense enough for good recall.
 
 use super::{GraphView, Scored};
+use crate::distance::Metric;
 use crate::error::Result;
 use crate::ItemId;
 
@@ -32,11 +33,15 @@ pub(crate) struct Owner {
 
 impl Owner {
     pub fn new<G: GraphView + ?Sized>(graph: &G, id: ItemId) -> Result<Owner> {
-        let v = graph.vector(id)?;
-        Ok(Owner {
+        Ok(Owner::with_vector(graph.metric(), id, graph.vector(id)?))
+    }
+
+    /// As `new`, for a caller that has read the owner's vector already.
+    pub fn with_vector(metric: Metric, id: ItemId, vector: &[u8]) -> Owner {
+        Owner {
             id,
-            self_score: graph.metric().score(v, v),
-        })
+            self_score: metric.score(vector, vector),
+        }
     }
 
     /// Whether an item at `score` from the owner is a copy of it. Exact copies score the same as
