@@ -6,17 +6,17 @@
 //! item then chooses its links among both candidate sets, and only the stored nodes it chose get
 //! their lists rewritten. Work is proportional to the batch, never to the index.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use heed::{RoTxn, RwTxn, WithoutTls};
+use heed::RwTxn;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::memory::{BuildParams, MemGraph};
 use super::select::{replace_in_full_list, select, Link, Owner};
-use super::view::{LmdbView, WithBatch};
+use super::view::{CachedTxn, LmdbView, WithBatch};
 use super::visited::Visited;
 use super::{descend, level_for, search_layer, GraphView, Scored};
 use crate::distance::PreparedVectors;
@@ -64,20 +64,20 @@ pub(crate) fn allocate_ids(
 
 /// Nested read transactions, one per rayon thread plus one for the calling thread.
 pub(crate) struct ReaderPool<'w> {
-    txns: Vec<Mutex<RoTxn<'w, WithoutTls>>>,
+    txns: Vec<Mutex<CachedTxn<'w>>>,
 }
 
 impl<'w> ReaderPool<'w> {
-    pub fn new(wtxn: &'w RwTxn<'_>) -> Result<Self> {
+    pub fn new(wtxn: &'w RwTxn<'_>, meta: &MetaRecord) -> Result<Self> {
         let count = rayon::current_num_threads() + 1;
         let txns = (0..count)
-            .map(|_| Ok(Mutex::new(wtxn.nested_read_txn()?)))
+            .map(|_| Ok(Mutex::new(CachedTxn::new(wtxn.nested_read_txn()?, meta))))
             .collect::<Result<_>>()?;
         Ok(ReaderPool { txns })
     }
 
     /// Runs `f` with this thread's transaction.
-    pub fn with<R>(&self, f: impl FnOnce(&RoTxn) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&CachedTxn<'w>) -> R) -> R {
         let slot = rayon::current_thread_index()
             .unwrap_or(self.txns.len() - 1)
             .min(self.txns.len() - 1);
@@ -196,7 +196,7 @@ fn link_into_stored(
     (entry, top): (ItemId, usize),
     cancel: &(dyn Fn() -> bool + Sync),
 ) -> Result<Linked> {
-    let pool = ReaderPool::new(wtxn)?;
+    let pool = ReaderPool::new(wtxn, meta)?;
     let ef = meta.ef_construction as usize;
     let cancelled = AtomicBool::new(false);
     let check = || {
@@ -216,7 +216,7 @@ fn link_into_stored(
             |visited, local| {
                 check()?;
                 pool.with(|txn| {
-                    let view = WithBatch::new(LmdbView::new(txn, store, meta), batch, ids);
+                    let view = WithBatch::new(txn.view(store, meta), batch, ids);
                     let query = batch.get(local);
                     let level = graph.level(local as ItemId);
                     let mut eps =
@@ -282,7 +282,7 @@ fn link_into_stored(
         .map(|(key, added)| {
             check()?;
             pool.with(|txn| {
-                let view = WithBatch::new(LmdbView::new(txn, store, meta), batch, ids);
+                let view = WithBatch::new(txn.view(store, meta), batch, ids);
                 let (owner, layer) = (key as ItemId, (key >> 32) as usize);
                 let mut existing = Vec::new();
                 view.neighbours(owner, layer, &mut existing)?;
@@ -358,8 +358,8 @@ fn link_into_stored(
 /// neighbours (links are mostly mutual); one that has none once every list of the batch is
 /// final goes back into the list it was dropped from, over its cap until the next prune, as
 /// `keep_new_items_reachable` does for new items. In-links from the dropped node's copies do not
-/// count: a group of copies linking only each other is cut off as a whole. `dropped` holds
-/// (owner, dropped) pairs.
+/// count: a group of copies linking only each other is cut off as a whole, and neither do
+/// in-links from nodes that were dropped somewhere too. `dropped` holds (owner, dropped) pairs.
 ///
 /// A copy dropped from its copy's list was displaced in their ring (see `select::Owner`) by a
 /// new copy, which then has to link it in turn; the new copy found its ring neighbours among
@@ -375,6 +375,10 @@ fn keep_last_in_links(
         .enumerate()
         .map(|(i, (key, _))| (*key, i))
         .collect();
+    // An in-link from a node that lost one itself may come from a group cut off together
+    // (four neighbours linking only each other once the batch pruned every way in): it does
+    // not count.
+    let lost_some_in_link: HashSet<ItemId> = dropped.iter().map(|&(_, lost)| lost).collect();
     let mut scratch = Vec::new();
     let mut final_list = |id: ItemId, changed: &[(u64, Vec<ItemId>)]| -> Result<Vec<ItemId>> {
         if let Some(&i) = position.get(&link_key(0, id)) {
@@ -407,6 +411,7 @@ fn keep_last_in_links(
         let mut linked_elsewhere = false;
         for n in final_list(lost, changed)? {
             if n != owner
+                && !lost_some_in_link.contains(&n)
                 && !as_owner.is_copy(view.score(lost_vec, n)?)
                 && final_list(n, changed)?.contains(&lost)
             {

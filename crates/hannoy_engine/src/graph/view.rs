@@ -1,12 +1,12 @@
 //! Graph views over LMDB: the committed graph as a reader sees it, and that graph plus a batch of
 //! new vectors held in memory while they are being linked in.
 
-use heed::RoTxn;
+use heed::{RoTxn, WithoutTls};
 
 use super::GraphView;
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::Result;
-use crate::storage::{MetaRecord, Store};
+use crate::storage::{ChunkTable, MetaRecord, Store};
 use crate::ItemId;
 
 #[derive(Clone, Copy)]
@@ -14,11 +14,44 @@ pub(crate) struct LmdbView<'t> {
     pub txn: &'t RoTxn<'t>,
     pub store: Store,
     pub meta: &'t MetaRecord,
+    /// Set only by `CachedTxn::view`, together with the transaction the table belongs to.
+    chunks: Option<&'t ChunkTable>,
 }
 
 impl<'t> LmdbView<'t> {
     pub fn new(txn: &'t RoTxn<'t>, store: Store, meta: &'t MetaRecord) -> Self {
-        LmdbView { txn, store, meta }
+        LmdbView {
+            txn,
+            store,
+            meta,
+            chunks: None,
+        }
+    }
+}
+
+/// A read-only transaction with the table of where its vector chunks lie (`ChunkTable`): the
+/// only way to a view that reads through one, so a table never meets another transaction.
+pub(crate) struct CachedTxn<'w> {
+    txn: RoTxn<'w, WithoutTls>,
+    chunks: ChunkTable,
+}
+
+impl<'w> CachedTxn<'w> {
+    /// `meta` sizes the table; it must be the record `txn` reads.
+    pub fn new(txn: RoTxn<'w, WithoutTls>, meta: &MetaRecord) -> Self {
+        CachedTxn {
+            chunks: ChunkTable::new(meta),
+            txn,
+        }
+    }
+
+    pub fn view<'s>(&'s self, store: Store, meta: &'s MetaRecord) -> LmdbView<'s> {
+        LmdbView {
+            txn: &self.txn,
+            store,
+            meta,
+            chunks: Some(&self.chunks),
+        }
     }
 }
 
@@ -29,7 +62,12 @@ impl GraphView for LmdbView<'_> {
 
     #[inline]
     fn vector(&self, id: ItemId) -> Result<&[u8]> {
-        self.store.vector(self.txn, self.meta, id)
+        match self.chunks {
+            // SAFETY: only `CachedTxn::view` sets `chunks`, with its own transaction, which is
+            // read-only: nothing writes through it.
+            Some(table) => unsafe { self.store.vector_via(self.txn, self.meta, table, id) },
+            None => self.store.vector(self.txn, self.meta, id),
+        }
     }
 
     #[inline]
