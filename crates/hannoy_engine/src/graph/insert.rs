@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::memory::{BuildParams, MemGraph};
-use super::select::{replace_in_full_list, select, Link, Owner};
+use super::select::{replace_in_full_list, select, Link, Owner, ScoredList};
 use super::view::{CachedTxn, LmdbView, WithBatch};
 use super::visited::Visited;
 use super::{descend, level_for, search_layer, GraphView, Scored};
@@ -287,40 +287,23 @@ fn link_into_stored(
                 let mut existing = Vec::new();
                 view.neighbours(owner, layer, &mut existing)?;
                 let cap = meta.cap(layer);
-                if existing.len() + added.len() <= cap {
-                    existing.extend(added.iter().map(|s| s.id));
-                    return Ok((key, existing, Vec::new()));
-                }
                 let owner_vec = view.vector(owner)?;
                 let owner = Owner::with_vector(view.metric(), owner, owner_vec);
-                let mut scored = Vec::with_capacity(existing.len() + added.len());
-                for &id in &existing {
-                    scored.push(Scored {
-                        score: view.metric().score(owner_vec, view.vector(id)?),
-                        id,
-                    });
-                }
-                scored.sort_unstable();
-                let mut placed = 0;
-                if added.len() <= INCREMENTAL_ADDS {
-                    while placed < added.len()
-                        && replace_in_full_list(
-                            &view,
-                            layer,
-                            owner,
-                            &mut scored,
-                            added[placed],
-                            cap,
-                        )?
-                    {
-                        placed += 1;
+                let mut list = ScoredList::new(owner_vec, existing.clone());
+                if existing.len() + added.len() <= cap {
+                    for &new in &added {
+                        list.add(&view, new)?;
                     }
+                    return Ok((key, list.into_ids(), Vec::new()));
                 }
-                let list: Vec<ItemId> = if placed == added.len() {
-                    scored.into_iter().map(|s| s.id).collect()
+                let list: Vec<ItemId> = if added.len() <= INCREMENTAL_ADDS {
+                    for &new in &added {
+                        replace_in_full_list(&view, owner, &mut list, new, cap)?;
+                    }
+                    list.into_ids()
                 } else {
-                    let added = &added[placed..];
-                    scored.extend_from_slice(added);
+                    let mut scored = list.scored(&view)?;
+                    scored.extend_from_slice(&added);
                     scored.sort_unstable();
                     scored.dedup_by_key(|s| s.id);
                     let kept: Vec<Link> = select(&view, owner, &scored, cap)?;
@@ -379,15 +362,17 @@ fn keep_last_in_links(
     // (four neighbours linking only each other once the batch pruned every way in): it does
     // not count.
     let lost_some_in_link: HashSet<ItemId> = dropped.iter().map(|&(_, lost)| lost).collect();
-    let mut scratch = Vec::new();
-    let mut final_list = |id: ItemId, changed: &[(u64, Vec<ItemId>)]| -> Result<Vec<ItemId>> {
-        if let Some(&i) = position.get(&link_key(0, id)) {
-            return Ok(changed[i].1.clone());
+    let final_list = |id: ItemId, changed: &[(u64, Vec<ItemId>)], out: &mut Vec<ItemId>| {
+        out.clear();
+        match position.get(&link_key(0, id)) {
+            Some(&i) => {
+                out.extend_from_slice(&changed[i].1);
+                Ok(())
+            }
+            None => view.neighbours(id, 0, out),
         }
-        scratch.clear();
-        view.neighbours(id, 0, &mut scratch)?;
-        Ok(scratch.clone())
     };
+    let (mut lost_links, mut their_links) = (Vec::new(), Vec::new());
     for &(owner, lost) in dropped {
         let lost_vec = view.vector(lost)?;
         let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
@@ -409,12 +394,14 @@ fn keep_last_in_links(
             }
         }
         let mut linked_elsewhere = false;
-        for n in final_list(lost, changed)? {
-            if n != owner
-                && !lost_some_in_link.contains(&n)
-                && !as_owner.is_copy(view.score(lost_vec, n)?)
-                && final_list(n, changed)?.contains(&lost)
-            {
+        final_list(lost, changed, &mut lost_links)?;
+        for &n in &lost_links {
+            if n == owner || lost_some_in_link.contains(&n) {
+                continue;
+            }
+            // The distance last: most neighbours do not link back, and a list is cheaper to read.
+            final_list(n, changed, &mut their_links)?;
+            if their_links.contains(&lost) && !as_owner.is_copy(view.score(lost_vec, n)?) {
                 linked_elsewhere = true;
                 break;
             }
