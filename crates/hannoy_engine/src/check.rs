@@ -32,6 +32,13 @@ pub struct CheckReport {
     pub stray_keys: u64,
     /// Keys whose reverse entry is missing or points elsewhere, in either direction.
     pub mismatched_keys: u64,
+    /// Live items with filter values.
+    pub filtered: u64,
+    /// Filter records of ids that are not live, and entries of such ids in value bitmaps.
+    pub stray_filters: u64,
+    /// (value, live item) pairs in a bitmap but not in the item's record or the other way
+    /// round, plus stored empty bitmaps.
+    pub mismatched_filters: u64,
 }
 
 impl CheckReport {
@@ -43,6 +50,8 @@ impl CheckReport {
             && self.missing_vectors == 0
             && self.stray_keys == 0
             && self.mismatched_keys == 0
+            && self.stray_filters == 0
+            && self.mismatched_filters == 0
             // Keys are all or nothing: the access method keys every item.
             && (self.keyed == 0 || self.keyed == self.live)
     }
@@ -89,6 +98,9 @@ pub(crate) fn check_graph(
         }
     }
     report.mismatched_keys += store.reverse_key_count(view.txn)?.abs_diff(keys);
+    if let Some(filters) = store.filters() {
+        filters.check(view.txn, items, &mut report)?;
+    }
     if let Some((entry, _)) = view.meta.entry() {
         let mut reachable = RoaringBitmap::new();
         mark_reachable(view, entry, &mut reachable)?;

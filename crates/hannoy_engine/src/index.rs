@@ -8,7 +8,8 @@ use roaring::RoaringBitmap;
 
 use crate::check::{check_graph, CheckReport};
 use crate::distance::{check_dimensions, Metric, PreparedQuery, PreparedVectors, VectorRef};
-use crate::error::{Error, Result};
+use crate::error::{corrupt, Error, Result};
+use crate::filter::{validate_row, FilterCondition, FilterRow, FilterStore};
 use crate::graph::delete::{delete_items, DeleteStats};
 use crate::graph::insert::insert_batch;
 use crate::search::{NeighborStream, SearchParams};
@@ -307,7 +308,10 @@ impl Index {
             len: reader.items.len(),
             max_level: meta.max_level as usize,
             file_bytes: self.env.real_disk_size()?,
-            used_bytes: (pages.vector_pages + pages.link_pages + pages.meta_pages)
+            used_bytes: (pages.vector_pages
+                + pages.link_pages
+                + pages.meta_pages
+                + pages.filter_pages)
                 * PAGE_SIZE as u64,
             pages,
             format_version: meta.format_version,
@@ -440,6 +444,19 @@ impl<'i> Reader<'i> {
     pub fn check(&self) -> Result<CheckReport> {
         check_graph(&self.view(), self.store, &self.items)
     }
+
+    /// The live items that meet every condition (all live items for none), from the values
+    /// given to [`Writer::insert_keyed_with_filters`] and [`Writer::set_filters`]. Conditions
+    /// are evaluated exactly, the cheap ones first; items without values match none.
+    pub fn filter(&self, conditions: &[FilterCondition]) -> Result<RoaringBitmap> {
+        if conditions.is_empty() {
+            return Ok(self.items.clone());
+        }
+        match self.store.filters() {
+            Some(filters) => filters.filter(&self.txn, &self.items, conditions),
+            None => Ok(RoaringBitmap::new()),
+        }
+    }
 }
 
 /// An open write transaction; see [`Index::write`].
@@ -570,14 +587,62 @@ impl<'i> Writer<'i> {
         Ok(ids)
     }
 
-    /// Deletes the given ids (ids that are not live are ignored), forgets their keys and
-    /// repairs the graph.
+    /// As [`Writer::insert_keyed`], recording each new item's filter values (one row per
+    /// vector) for [`Reader::filter`]. An item replaced by key loses its old values with it.
+    pub fn insert_keyed_with_filters(
+        &mut self,
+        batch: &PreparedVectors,
+        keys: &[u64],
+        rows: &[FilterRow],
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<ItemId>> {
+        if rows.len() != batch.len() {
+            return Err(Error::InvalidParameter {
+                name: "rows",
+                reason: format!("{} filter rows for {} vectors", rows.len(), batch.len()),
+            });
+        }
+        rows.iter().try_for_each(validate_row)?;
+        let filters = self.filter_store()?;
+        let ids = self.insert_keyed(batch, keys, cancel)?;
+        filters.set_rows(&mut self.txn, ids.iter().copied().zip(rows))?;
+        Ok(ids)
+    }
+
+    /// Replaces the filter values of the live item `id` (an update of a filtered column that
+    /// leaves its vector alone).
+    pub fn set_filters(&mut self, id: ItemId, row: &FilterRow) -> Result<()> {
+        if !self.items.contains(id) {
+            return Err(Error::InvalidParameter {
+                name: "id",
+                reason: format!("item {id} is not live"),
+            });
+        }
+        validate_row(row)?;
+        self.filter_store()?
+            .set_rows(&mut self.txn, std::iter::once((id, row)))
+    }
+
+    fn filter_store(&self) -> Result<FilterStore> {
+        self.store
+            .filters()
+            .ok_or_else(|| corrupt("the index has no filter databases"))
+    }
+
+    /// Deletes the given ids (ids that are not live are ignored), forgets their keys and filter
+    /// values and repairs the graph.
     pub fn delete(
         &mut self,
         ids: &RoaringBitmap,
         cancel: &(dyn Fn() -> bool + Sync),
     ) -> Result<DeleteStats> {
         let doomed = ids & &self.items;
+        // Deleting every item drops the filter databases whole, with the rest (`clear_items`).
+        if let Some(filters) = self.store.filters() {
+            if doomed.len() < self.items.len() {
+                filters.remove(&mut self.txn, &doomed)?;
+            }
+        }
         let stats = delete_items(
             &mut self.txn,
             self.store,

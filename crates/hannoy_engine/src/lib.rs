@@ -6,12 +6,15 @@
 //! - Searches stream results in distance order ([`Reader::stream`]) for as long as the caller
 //!   pulls, optionally inside a roaring bitmap of allowed ids, choosing an exact scan or a graph
 //!   walk by cost.
+//! - Items can carry attribute values ([`FilterRow`]); [`Reader::filter`] turns conditions on
+//!   them into the bitmap of allowed ids.
 //! - Inserts link a batch in parallel with work proportional to the batch; deletes repair the
 //!   neighbours' links (FreshDiskANN consolidation) and leave no tombstones.
 
 mod check;
 pub mod distance;
 mod error;
+mod filter;
 mod graph;
 mod index;
 mod owned;
@@ -24,6 +27,7 @@ pub type ItemId = u32;
 pub use check::CheckReport;
 pub use distance::{Metric, PreparedQuery, PreparedVectors, VectorRef, MAX_BITS, MAX_DIMENSIONS};
 pub use error::{Error, Result};
+pub use filter::{ColumnValue, FilterCondition, FilterRow, FilterValue, MAX_FILTER_VALUE_BYTES};
 pub use graph::delete::DeleteStats;
 pub use index::{never_cancel, Index, IndexInfo, IndexOptions, Reader, Writer, CALLER_DATABASES};
 pub use owned::{OwnedReader, OwnedStream};

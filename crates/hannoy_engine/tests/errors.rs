@@ -128,14 +128,7 @@ fn missing_existing_incompatible_and_corrupt_files_are_reported() {
 
     // Rewrite the metadata record's version, then its magic number, behind the engine's back.
     let rewrite = |patch: &dyn Fn(&mut Vec<u8>)| {
-        // SAFETY: no Index has this folder open while the test patches it.
-        let env = unsafe {
-            heed::EnvOpenOptions::new()
-                .read_txn_without_tls()
-                .max_dbs(16)
-                .open(&path)
-                .unwrap()
-        };
+        let env = raw_env(&path);
         let mut wtxn = env.write_txn().unwrap();
         let db: heed::Database<heed::types::Str, heed::types::Bytes> = env
             .open_database(&wtxn, Some("hannoy.meta"))

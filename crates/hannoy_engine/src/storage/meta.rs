@@ -7,7 +7,12 @@ use crate::error::{corrupt, Error, Result};
 
 pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
 /// Bumped whenever the on-disk layout changes; readers refuse any other version.
-pub const FORMAT_VERSION: u32 = 3;
+///
+/// Version 4 added the filter databases. An index of version 3 could have been read as one
+/// without filter values, but a version 3 build writing to a version 4 index would delete and
+/// reuse ids without touching the bitmaps, handing the deleted items' values to the new ones;
+/// refusing the other version both ways is what the keys databases (version 2) did too.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index
 /// is tied to the byte order of the machine that wrote it, as Postgres data files are.

@@ -1,17 +1,20 @@
 //! The LMDB layout of one index.
 //!
-//! | database  | key                         | value                                        |
-//! |-----------|-----------------------------|----------------------------------------------|
-//! | `meta`    | `"meta"`, `"items"`, `"log"` | [`MetaRecord`]; live ids (roaring); u64 log position |
-//! | `vectors` | chunk number (u32, integer) | `vectors_per_chunk` stored vectors            |
-//! | `links`   | `layer << 32 \| id` (u64)   | neighbour ids, native-endian u32s             |
-//! | `keys`    | id (u32, integer)           | the caller's key for the item (u64)          |
-//! | `key_ids` | key (u64, integer)          | the item holding that key (u32)               |
+//! | database        | key                                  | value                                       |
+//! |-----------------|--------------------------------------|---------------------------------------------|
+//! | `meta`          | `"meta"`, `"items"`, `"log"`         | [`MetaRecord`]; live ids (roaring); u64 log position |
+//! | `vectors`       | chunk number (u32, integer)          | `vectors_per_chunk` stored vectors          |
+//! | `links`         | `layer << 32 \| id` (u64)            | neighbour ids, native-endian u32s           |
+//! | `keys`          | id (u32, integer)                    | the caller's key for the item (u64)         |
+//! | `key_ids`       | key (u64, integer)                   | the item holding that key (u32)             |
+//! | `filter_values` | column (u16 BE), tag, value (bytes)  | the items under that key (roaring)          |
+//! | `item_filters`  | id (u32, integer)                    | the `filter_values` keys the item is under  |
 //!
 //! Every live item has a links entry on each of its layers (possibly empty), so the highest
 //! layer present is the graph's top and an item's layers can be found by probing. Free ids are
 //! the holes below `next_id` in the live bitmap: no separate free list to keep in step.
 //! Keys are optional and one-to-one: the access method keys items by heap TID.
+//! Filter values are optional too; `crate::filter` describes their keys.
 //! Other named databases in the same environment belong to the caller (the access method).
 
 pub(crate) mod chunks;
@@ -27,11 +30,12 @@ use heed::{
 use roaring::RoaringBitmap;
 
 use crate::error::{corrupt, Result};
+use crate::filter::FilterStore;
 use crate::ItemId;
 pub(crate) use meta::MetaRecord;
 
 /// Databases the engine reserves in an environment.
-pub const ENGINE_DATABASES: u32 = 5;
+pub const ENGINE_DATABASES: u32 = 7;
 
 const META_KEY: &str = "meta";
 const ITEMS_KEY: &str = "items";
@@ -44,6 +48,9 @@ pub(crate) struct Store {
     links: Database<U64<NativeEndian>, Bytes, IntegerComparator>,
     keys: Database<U32<NativeEndian>, U64<NativeEndian>, IntegerComparator>,
     key_ids: Database<U64<NativeEndian>, U32<NativeEndian>, IntegerComparator>,
+    /// `None` only in an environment older than the filter databases, which the format
+    /// version check refuses before anything reads or writes through the store.
+    filters: Option<FilterStore>,
 }
 
 #[inline]
@@ -69,7 +76,7 @@ fn encode_links(ids: &[ItemId]) -> &[u8] {
 }
 
 /// Options of a database keyed by native-endian integers and sorted as integers.
-fn integer_keyed<'e: 'n, 'n, K: 'static, V: 'static>(
+pub(crate) fn integer_keyed<'e: 'n, 'n, K: 'static, V: 'static>(
     env: &'e Env<WithoutTls>,
     name: &'n str,
 ) -> DatabaseOpenOptions<'e, 'n, WithoutTls, K, V, IntegerComparator> {
@@ -90,10 +97,13 @@ impl Store {
                 .create(wtxn)?,
             key_ids: integer_keyed::<U64<NativeEndian>, U32<NativeEndian>>(env, "hannoy.key_ids")
                 .create(wtxn)?,
+            filters: Some(FilterStore::create(env, wtxn)?),
         })
     }
 
-    /// `None` when the environment holds no index.
+    /// `None` when the environment holds no index. The filter databases are not required: an
+    /// environment from before them must still open as an index, so that its metadata is read
+    /// and refused by version (and `Index::create` does not write over it).
     pub fn open(env: &Env<WithoutTls>, rtxn: &RoTxn) -> Result<Option<Store>> {
         let meta = env.open_database(rtxn, Some("hannoy.meta"))?;
         let vectors =
@@ -103,6 +113,7 @@ impl Store {
             integer_keyed::<U32<NativeEndian>, U64<NativeEndian>>(env, "hannoy.keys").open(rtxn)?;
         let key_ids = integer_keyed::<U64<NativeEndian>, U32<NativeEndian>>(env, "hannoy.key_ids")
             .open(rtxn)?;
+        let filters = FilterStore::open(env, rtxn)?;
         Ok(match (meta, vectors, links, keys, key_ids) {
             (Some(meta), Some(vectors), Some(links), Some(keys), Some(key_ids)) => Some(Store {
                 meta,
@@ -110,6 +121,7 @@ impl Store {
                 links,
                 keys,
                 key_ids,
+                filters,
             }),
             _ => None,
         })
@@ -334,9 +346,12 @@ impl Store {
             .put_with_flags(wtxn, flags, &link_key(layer, id), encode_links(ids))?)
     }
 
-    /// Empties the vectors, links and keys: dropping whole B-trees frees their pages without
-    /// copying any, where deleting entries one by one copies each page first.
+    /// Empties the vectors, links, keys and filter values: dropping whole B-trees frees their
+    /// pages without copying any, where deleting entries one by one copies each page first.
     pub fn clear_items(&self, wtxn: &mut RwTxn) -> Result<()> {
+        if let Some(filters) = self.filters {
+            filters.clear(wtxn)?;
+        }
         self.vectors.clear(wtxn)?;
         self.links.clear(wtxn)?;
         self.keys.clear(wtxn)?;
@@ -345,6 +360,10 @@ impl Store {
 
     pub fn delete_links(&self, wtxn: &mut RwTxn, id: ItemId, layer: usize) -> Result<bool> {
         Ok(self.links.delete(wtxn, &link_key(layer, id))?)
+    }
+
+    pub fn filters(&self) -> Option<FilterStore> {
+        self.filters
     }
 
     pub fn key_of(&self, txn: &RoTxn, id: ItemId) -> Result<Option<u64>> {
@@ -415,10 +434,15 @@ impl Store {
         let m = self.meta.stat(txn)?;
         let pages =
             |s: &heed::DatabaseStat| (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
+        let filter_pages = match self.filters {
+            Some(filters) => filters.pages(txn)?,
+            None => 0,
+        };
         Ok(StoreStats {
             vector_pages: pages(&v),
             link_pages: pages(&l),
             meta_pages: pages(&m),
+            filter_pages,
             link_entries: l.entries as u64,
         })
     }
@@ -455,5 +479,7 @@ pub struct StoreStats {
     pub vector_pages: u64,
     pub link_pages: u64,
     pub meta_pages: u64,
+    /// Both filter databases.
+    pub filter_pages: u64,
     pub link_entries: u64,
 }

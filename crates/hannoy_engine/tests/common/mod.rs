@@ -271,3 +271,16 @@ pub fn mean_recall(
     }
     (total / queries.len() as f64, fewest)
 }
+
+/// Opens an index folder's LMDB environment directly, for tests that rewrite it behind the
+/// engine's back.
+pub fn raw_env(path: &std::path::Path) -> heed::Env<heed::WithoutTls> {
+    // SAFETY: callers have no Index open on this folder while they use the environment.
+    unsafe {
+        heed::EnvOpenOptions::new()
+            .read_txn_without_tls()
+            .max_dbs(16)
+            .open(path)
+            .unwrap()
+    }
+}
