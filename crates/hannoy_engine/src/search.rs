@@ -125,9 +125,9 @@ struct Walk<'t> {
     finished: bool,
     links: Vec<ItemId>,
     second_hop: Vec<ItemId>,
-    /// Items returned so far; past the first `ef`, the walk also follows upper-layer links.
+    /// Items returned so far; past the window's first fill, the walk also follows upper-layer
+    /// links.
     returned: usize,
-    ef: usize,
 }
 
 impl<'t> NeighborStream<'t> {
@@ -163,7 +163,6 @@ impl<'t> NeighborStream<'t> {
                     links: Vec::with_capacity(64),
                     second_hop: Vec::with_capacity(64),
                     returned: 0,
-                    ef,
                 };
                 let start = if top >= 1 {
                     let above = descend(&view, query.bytes(), entry, top, 1, &mut walk.visited)?;
@@ -295,7 +294,7 @@ impl Walk<'_> {
         // be linked only from a third, farther one, and the stream would return that one's items
         // first (recall@500 fell to 0.73 on 10 clusters at ef_search 10). Upper-layer links
         // span the clusters, and only one node in 16 has them.
-        if self.returned >= self.ef {
+        if self.returned >= self.window.ef() {
             let mut layer = 1;
             loop {
                 let before = links.len();

@@ -89,6 +89,11 @@ impl<I: Items> Beam<I> {
         }
     }
 
+    /// How many groups the beam keeps.
+    pub fn ef(&self) -> usize {
+        self.ef
+    }
+
     pub fn is_full(&self) -> bool {
         self.groups.len() >= self.ef
     }
