@@ -245,11 +245,7 @@ impl FilterStore {
         upper: Bound<&FilterValue>,
     ) -> Result<RoaringBitmap> {
         let values = prefix(column, TAG_VALUE);
-        let key = |value: &FilterValue| {
-            let mut key = values.to_vec();
-            value.encode_into(&mut key);
-            key
-        };
+        let key = |value: &FilterValue| value_key(column, value);
         // A bound longer than any stored key cannot be looked up, but its first MAX_KEY_BYTES
         // split the stored keys the same way: for a stored s (never longer), s >= b exactly
         // when s > b[..MAX], and s <= b exactly when s <= b[..MAX].
