@@ -33,7 +33,8 @@ pub use index::{never_cancel, Index, IndexInfo, IndexOptions, Reader, Writer, CA
 pub use owned::{OwnedReader, OwnedStream};
 pub use roaring::RoaringBitmap;
 pub use search::{
-    Neighbor, NeighborStream, SearchParams, Strategy, DEFAULT_EF_SEARCH, EXACT_BELOW,
+    estimated_distances, Neighbor, NeighborStream, SearchParams, Strategy, DEFAULT_EF_SEARCH,
+    EXACT_BELOW,
 };
 pub use storage::meta::FORMAT_VERSION;
 pub use storage::StoreStats;

@@ -86,8 +86,23 @@ pub(crate) fn prefer_exact(allowed: u64, live: u64, ef: usize, m0: usize) -> boo
     if selectivity < MIN_WALK_SELECTIVITY {
         return true;
     }
-    let walk_cost = 1.4 * ef as f64 * m0 as f64 / selectivity.powf(0.35);
-    (allowed as f64) <= walk_cost
+    (allowed as f64) <= walk_cost(selectivity, ef, m0)
+}
+
+fn walk_cost(selectivity: f64, ef: usize, m0: usize) -> f64 {
+    1.4 * ef as f64 * m0 as f64 / selectivity.powf(0.35)
+}
+
+/// The distances a search for the first `ef` results computes, in the strategy it will
+/// choose, when `allowed` of `live` items pass its filter (all of them without one): for a
+/// query planner's cost estimate.
+pub fn estimated_distances(allowed: u64, live: u64, ef: usize, m0: usize) -> f64 {
+    let allowed = allowed.min(live);
+    if prefer_exact(allowed, live, ef, m0) {
+        allowed as f64
+    } else {
+        walk_cost(allowed as f64 / live.max(1) as f64, ef, m0)
+    }
 }
 
 /// Layer 0 starts from this many of the best layer-1 nodes, found with a beam of `ef` there: a

@@ -1,6 +1,7 @@
 //! Filter values: `Reader::filter` against a brute-force evaluation of the same conditions over
 //! an in-memory copy of the rows, through inserts, deletes, replacements by key, updates and a
-//! reopen; and the value encoding's order against PostgreSQL's.
+//! reopen; `FilterCondition::matches` on each row against `Reader::filter`; the rows' byte form;
+//! and the value encoding's order against PostgreSQL's.
 
 mod common;
 
@@ -207,13 +208,14 @@ fn random_row(rng: &mut Rng) -> FilterRow {
     FilterRow(columns)
 }
 
-fn random_values(rng: &mut Rng, column: u16) -> Vec<FilterValue> {
-    (0..rng.below(4))
-        .map(|_| random_value(rng, column))
-        .collect()
+/// Draws one value for a column: `random_value`, or `random_value_of_any_kind`.
+type ValueSource = fn(&mut Rng, u16) -> FilterValue;
+
+fn random_values(rng: &mut Rng, column: u16, value: ValueSource) -> Vec<FilterValue> {
+    (0..rng.below(4)).map(|_| value(rng, column)).collect()
 }
 
-fn random_bound(rng: &mut Rng, column: u16) -> Bound<FilterValue> {
+fn random_bound(rng: &mut Rng, column: u16, value: ValueSource) -> Bound<FilterValue> {
     let value = if column == TEXT && rng.below(5) == 0 {
         // Longer than any key LMDB can hold: compared, never looked up.
         FilterValue::Bytes(vec![
@@ -221,7 +223,7 @@ fn random_bound(rng: &mut Rng, column: u16) -> Bound<FilterValue> {
             MAX_FILTER_VALUE_BYTES + 1 + rng.below(200)
         ])
     } else {
-        random_value(rng, column)
+        value(rng, column)
     };
     match rng.below(3) {
         0 => Bound::Unbounded,
@@ -231,18 +233,25 @@ fn random_bound(rng: &mut Rng, column: u16) -> Bound<FilterValue> {
 }
 
 fn random_condition(rng: &mut Rng) -> FilterCondition {
+    random_condition_of(rng, random_value)
+}
+
+fn random_condition_of(rng: &mut Rng, value: ValueSource) -> FilterCondition {
     let column = rng.below(COLUMNS as usize) as u16;
     match rng.below(8) {
         0 => FilterCondition::Eq {
             column,
-            value: random_value(rng, column),
+            value: value(rng, column),
         },
         1 => FilterCondition::In {
             column,
-            values: random_values(rng, column),
+            values: random_values(rng, column, value),
         },
         2 => {
-            let (lower, upper) = (random_bound(rng, column), random_bound(rng, column));
+            let (lower, upper) = (
+                random_bound(rng, column, value),
+                random_bound(rng, column, value),
+            );
             // Often an empty range, or a single value.
             let upper = match (&lower, rng.below(4)) {
                 (Bound::Included(v) | Bound::Excluded(v), 0) => {
@@ -264,17 +273,15 @@ fn random_condition(rng: &mut Rng) -> FilterCondition {
         4 => FilterCondition::IsNotNull { column },
         5 => FilterCondition::Overlaps {
             column,
-            values: random_values(rng, column),
+            values: random_values(rng, column, value),
         },
         6 => FilterCondition::Contains {
             column,
-            values: random_values(rng, column),
+            values: random_values(rng, column, value),
         },
         _ => FilterCondition::ContainedBy {
             column,
-            values: (0..rng.below(10))
-                .map(|_| random_value(rng, column))
-                .collect(),
+            values: (0..rng.below(10)).map(|_| value(rng, column)).collect(),
         },
     }
 }
@@ -317,12 +324,33 @@ fn rows_by_id(index: &Index, model: &HashMap<u64, FilterRow>) -> HashMap<ItemId,
         .collect()
 }
 
+/// `condition.matches` on every row against `Reader::filter` with the condition alone: pending
+/// rows are evaluated in memory next to stored ones, so the two must agree item by item.
+fn assert_matches_agree(
+    reader: &hannoy_engine::Reader,
+    rows: &HashMap<ItemId, FilterRow>,
+    condition: &FilterCondition,
+) {
+    let stored = reader.filter(std::slice::from_ref(condition)).unwrap();
+    for (&id, row) in rows {
+        assert_eq!(
+            condition.matches(row),
+            stored.contains(id),
+            "{condition:?} on item {id}: {row:?}"
+        );
+    }
+}
+
 /// Compares `Reader::filter` with brute force for `rounds` random condition sets, and every
-/// column's IS NULL / IS NOT NULL; and checks that the filter store holds only live items.
+/// column's IS NULL / IS NOT NULL, and `FilterCondition::matches` with both; and checks that
+/// the filter store holds only live items.
 fn compare(index: &Index, model: &HashMap<u64, FilterRow>, rng: &mut Rng, rounds: usize) {
     let rows = rows_by_id(index, model);
     let reader = index.read().unwrap();
     assert_eq!(reader.filter(&[]).unwrap(), *reader.items());
+    assert!(rows
+        .values()
+        .all(|row| FilterCondition::matches_all(&[], row)));
     let mut nonempty = 0;
     for round in 0..rounds {
         let conditions: Vec<FilterCondition> = (0..1 + rng.below(3))
@@ -337,6 +365,16 @@ fn compare(index: &Index, model: &HashMap<u64, FilterRow>, rng: &mut Rng, rounds
             found.len(),
             expected.len()
         );
+        for (&id, row) in &rows {
+            assert_eq!(
+                FilterCondition::matches_all(&conditions, row),
+                found.contains(id),
+                "round {round}: {conditions:?} on item {id}: {row:?}"
+            );
+        }
+        for condition in &conditions {
+            assert_matches_agree(&reader, &rows, condition);
+        }
         nonempty += !expected.is_empty() as usize;
     }
     // The conditions are not all trivially empty.
@@ -352,6 +390,7 @@ fn compare(index: &Index, model: &HashMap<u64, FilterRow>, rng: &mut Rng, rounds
                 brute_force(&rows, &conditions),
                 "{conditions:?}"
             );
+            assert_matches_agree(&reader, &rows, &conditions[0]);
         }
     }
     let report = reader.check().unwrap();
@@ -534,6 +573,42 @@ fn items_without_values_match_no_condition_and_bad_rows_are_refused() {
         bitmap([ids[0]])
     );
     assert!(range(Bound::Included(longer.clone()), Bound::Unbounded).is_empty());
+    let stored_rows: HashMap<ItemId, FilterRow> = ids.iter().copied().zip(rows).collect();
+    let mut conditions = vec![
+        FilterCondition::Eq {
+            column: 1,
+            value: longest.clone(),
+        },
+        FilterCondition::Eq {
+            column: 1,
+            value: longer.clone(),
+        },
+        FilterCondition::Range {
+            column: 1,
+            lower: Bound::Unbounded,
+            upper: Bound::Excluded(longer.clone()),
+        },
+        FilterCondition::Range {
+            column: 1,
+            lower: Bound::Included(longer.clone()),
+            upper: Bound::Unbounded,
+        },
+    ];
+    for column in 0..3 {
+        conditions.push(FilterCondition::IsNull { column });
+        conditions.push(FilterCondition::IsNotNull { column });
+        conditions.push(FilterCondition::Contains {
+            column,
+            values: vec![],
+        });
+        conditions.push(FilterCondition::ContainedBy {
+            column,
+            values: vec![],
+        });
+    }
+    for condition in &conditions {
+        assert_matches_agree(&reader, &stored_rows, condition);
+    }
     // Not `is_sound`: keys are all or nothing there, and the plain items have none.
     let report = reader.check().unwrap();
     assert_eq!(
@@ -630,6 +705,195 @@ fn an_environment_from_before_the_filter_databases_is_refused_by_version() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::IndexExists(_)), "{err}");
+}
+
+/// A value of any kind whatever the column, from pools where different kinds share encodings
+/// (a `Bytes` holding an `Int`'s or a `Float`'s encoding, `[1]` and `true`), so the store's
+/// byte equality across kinds is exercised.
+fn random_value_of_any_kind(rng: &mut Rng, _column: u16) -> FilterValue {
+    let kind = [INT, FLOAT, TEXT, BOOL][rng.below(4)];
+    if kind == TEXT && rng.below(2) == 0 {
+        let twin = match rng.below(3) {
+            0 => FilterValue::Int(rng.below(12) as i64),
+            1 => FilterValue::Float(random_float(rng)),
+            _ => FilterValue::Bool(rng.below(2) == 1),
+        };
+        return FilterValue::Bytes(twin.encoded());
+    }
+    // INT_ARRAY's small ints, which meet their twins above.
+    random_value(rng, if kind == INT { INT_ARRAY } else { kind })
+}
+
+/// Any column a scalar or an array, of values of any kinds.
+fn random_row_of_any_kind(rng: &mut Rng) -> FilterRow {
+    let columns = (0..rng.below(COLUMNS as usize + 1))
+        .map(|column| match rng.below(3) {
+            0 => ColumnValue::Null,
+            1 => ColumnValue::Scalar(random_value_of_any_kind(rng, column as u16)),
+            _ => ColumnValue::Array(
+                (0..rng.below(4))
+                    .map(|_| random_value_of_any_kind(rng, column as u16))
+                    .collect(),
+            ),
+        })
+        .collect();
+    FilterRow(columns)
+}
+
+#[test]
+fn matches_agrees_with_the_store_on_values_of_mixed_kinds() {
+    let mut rng = Rng::new(99);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, DIMS);
+    let mut model = HashMap::new();
+    let keys: Vec<u64> = (0..400).collect();
+    let rows: Vec<FilterRow> = keys
+        .iter()
+        .map(|_| random_row_of_any_kind(&mut rng))
+        .collect();
+    insert_rows(
+        &index,
+        &random_vectors(&mut rng, keys.len()),
+        &keys,
+        &rows,
+        &mut model,
+    );
+    let rows = rows_by_id(&index, &model);
+    let reader = index.read().unwrap();
+    let mut nonempty = 0;
+    for _ in 0..1_500 {
+        let condition = random_condition_of(&mut rng, random_value_of_any_kind);
+        assert_matches_agree(&reader, &rows, &condition);
+        nonempty += rows.values().any(|row| condition.matches(row)) as usize;
+    }
+    assert!(nonempty > 300, "{nonempty} non-empty");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rows' byte form.
+
+/// Equality with floats compared bit for bit (a NaN is not `==` itself).
+fn same_bits(a: &FilterRow, b: &FilterRow) -> bool {
+    /// A value's kind and bytes.
+    type Bits = (u8, Vec<u8>);
+    fn value_bits(v: &FilterValue) -> Bits {
+        match v {
+            FilterValue::Bool(b) => (0, vec![*b as u8]),
+            FilterValue::Int(i) => (1, i.to_le_bytes().to_vec()),
+            FilterValue::Float(f) => (2, f.to_bits().to_le_bytes().to_vec()),
+            FilterValue::Bytes(b) => (3, b.clone()),
+        }
+    }
+    fn column_bits(c: &ColumnValue) -> Option<(bool, Vec<Bits>)> {
+        match c {
+            ColumnValue::Null => None,
+            ColumnValue::Scalar(v) => Some((false, vec![value_bits(v)])),
+            ColumnValue::Array(xs) => Some((true, xs.iter().map(value_bits).collect())),
+        }
+    }
+    let bits = |row: &FilterRow| row.0.iter().map(column_bits).collect::<Vec<_>>();
+    bits(a) == bits(b)
+}
+
+/// Rows the generators rarely or never draw: none or many columns, long bytes, every float.
+fn unusual_rows() -> Vec<FilterRow> {
+    let floats = float_pool();
+    vec![
+        FilterRow::default(),
+        FilterRow(vec![ColumnValue::Null]),
+        FilterRow(vec![ColumnValue::Array(vec![])]),
+        FilterRow(vec![ColumnValue::Scalar(FilterValue::Bytes(vec![]))]),
+        FilterRow(vec![
+            ColumnValue::Scalar(FilterValue::Bytes(vec![0xab; 127])),
+            ColumnValue::Scalar(FilterValue::Bytes(vec![0xcd; 128])),
+            ColumnValue::Array(vec![FilterValue::Bytes(vec![0; MAX_FILTER_VALUE_BYTES])]),
+        ]),
+        FilterRow(
+            floats
+                .iter()
+                .map(|&f| ColumnValue::Scalar(FilterValue::Float(f)))
+                .collect(),
+        ),
+        FilterRow(vec![ColumnValue::Array(
+            floats.into_iter().map(FilterValue::Float).collect(),
+        )]),
+        FilterRow(vec![ColumnValue::Array(
+            [i64::MIN, -1, 0, 1, i64::MAX]
+                .into_iter()
+                .map(FilterValue::Int)
+                .chain([FilterValue::Bool(false), FilterValue::Bool(true)])
+                .collect(),
+        )]),
+        FilterRow(
+            (0..300)
+                .map(|i| match i % 3 {
+                    0 => ColumnValue::Null,
+                    1 => ColumnValue::Scalar(FilterValue::Int(-i)),
+                    _ => ColumnValue::Array(vec![FilterValue::Bool(true); i as usize % 5]),
+                })
+                .collect(),
+        ),
+    ]
+}
+
+#[test]
+fn filter_rows_round_trip_through_bytes() {
+    let mut rng = Rng::new(31);
+    let mut rows = unusual_rows();
+    rows.push(FilterRow(vec![ColumnValue::Scalar(FilterValue::Bytes(
+        vec![7; 70_000],
+    ))]));
+    rows.extend((0..2_000).map(|_| random_row(&mut rng)));
+    rows.extend((0..2_000).map(|_| random_row_of_any_kind(&mut rng)));
+    for row in &rows {
+        let bytes = row.to_bytes();
+        let back = FilterRow::from_bytes(&bytes).unwrap();
+        assert!(same_bits(row, &back), "{row:?} came back as {back:?}");
+        assert_eq!(back.to_bytes(), bytes);
+    }
+    assert_eq!(FilterRow::default().to_bytes().len(), 1);
+}
+
+#[test]
+fn filter_row_bytes_refuse_truncation_trailing_bytes_and_unknown_tags() {
+    let corrupt = |bytes: &[u8]| match FilterRow::from_bytes(bytes) {
+        Err(Error::Corrupt(_)) => {}
+        other => panic!("{bytes:?} gave {other:?}"),
+    };
+    let mut rng = Rng::new(32);
+    let mut rows = unusual_rows();
+    rows.extend((0..300).map(|_| random_row(&mut rng)));
+    rows.extend((0..300).map(|_| random_row_of_any_kind(&mut rng)));
+    for row in &rows {
+        let bytes = row.to_bytes();
+        for len in 0..bytes.len() {
+            corrupt(&bytes[..len]);
+        }
+        for extra in [0, 1, 0x80, 0xff] {
+            let mut longer = bytes.clone();
+            longer.push(extra);
+            corrupt(&longer);
+        }
+    }
+    // The one-byte tags a column or an element starts with: 0 to 6 are taken. A bool is all
+    // tag, so an unknown tag read as anything else would leave no trailing bytes to object to.
+    let bool_row = FilterRow(vec![ColumnValue::Scalar(FilterValue::Bool(true))]).to_bytes();
+    let bool_array_row =
+        FilterRow(vec![ColumnValue::Array(vec![FilterValue::Bool(true)])]).to_bytes();
+    assert_eq!((bool_row.len(), bool_array_row.len()), (2, 4));
+    for tag in 7..=u8::MAX {
+        for (bytes, at) in [(&bool_row, 1), (&bool_array_row, 3)] {
+            let mut bad = bytes.clone();
+            bad[at] = tag;
+            corrupt(&bad);
+        }
+    }
+    // Counts larger than the bytes that follow, or than 64 bits.
+    corrupt(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    corrupt(&[1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    corrupt(&[1, 6, 0x05, b'a']);
+    corrupt(&[0xff; 11]);
+    corrupt(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
 }
 
 // ---------------------------------------------------------------------------------------------

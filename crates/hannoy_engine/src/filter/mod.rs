@@ -11,6 +11,8 @@
 //! `IsNull`. So do the columns past the end of a shorter [`FilterRow`].
 
 mod keys;
+mod matching;
+mod row_bytes;
 mod store;
 mod value;
 
@@ -79,6 +81,19 @@ pub enum FilterCondition {
 }
 
 impl FilterCondition {
+    fn column(&self) -> u16 {
+        match self {
+            FilterCondition::Eq { column, .. }
+            | FilterCondition::In { column, .. }
+            | FilterCondition::Range { column, .. }
+            | FilterCondition::IsNull { column }
+            | FilterCondition::IsNotNull { column }
+            | FilterCondition::Overlaps { column, .. }
+            | FilterCondition::Contains { column, .. }
+            | FilterCondition::ContainedBy { column, .. } => *column,
+        }
+    }
+
     /// Rough order of evaluation cost, so the cheap conditions narrow the result first and an
     /// empty result skips the costly ones.
     fn cost_rank(&self) -> usize {
@@ -93,6 +108,14 @@ impl FilterCondition {
             // Reads every distinct value of the column.
             FilterCondition::ContainedBy { .. } => 3,
         }
+    }
+}
+
+impl FilterRow {
+    /// Whether the writer would store this row: callers that keep rows before writing them
+    /// (the access method's pending list) refuse a bad one while its statement can still fail.
+    pub fn validate(&self) -> Result<()> {
+        validate_row(self)
     }
 }
 

@@ -33,11 +33,26 @@ impl FilterValue {
     }
 
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.encoded_ref().as_slice());
+    }
+
+    /// [`FilterValue::encoded`] without allocating, for comparisons in memory; the one
+    /// definition of the encoding, so keys and in-memory evaluation cannot drift apart.
+    pub(crate) fn encoded_ref(&self) -> EncodedRef<'_> {
         match self {
-            FilterValue::Bool(b) => out.push(*b as u8),
-            FilterValue::Int(i) => out.extend_from_slice(&encode_int(*i)),
-            FilterValue::Float(f) => out.extend_from_slice(&encode_float(*f)),
-            FilterValue::Bytes(b) => out.extend_from_slice(b),
+            FilterValue::Bool(b) => EncodedRef::Inline {
+                bytes: [*b as u8, 0, 0, 0, 0, 0, 0, 0],
+                len: 1,
+            },
+            FilterValue::Int(i) => EncodedRef::Inline {
+                bytes: encode_int(*i),
+                len: 8,
+            },
+            FilterValue::Float(f) => EncodedRef::Inline {
+                bytes: encode_float(*f),
+                len: 8,
+            },
+            FilterValue::Bytes(b) => EncodedRef::Borrowed(b),
         }
     }
 
@@ -74,4 +89,19 @@ fn encode_float(f: f64) -> [u8; 8] {
         bits | (1 << 63)
     };
     ordered.to_be_bytes()
+}
+
+/// A value's encoding: the fixed-width kinds held inline, `Bytes` borrowed.
+pub(crate) enum EncodedRef<'v> {
+    Inline { bytes: [u8; 8], len: usize },
+    Borrowed(&'v [u8]),
+}
+
+impl EncodedRef<'_> {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            EncodedRef::Inline { bytes, len } => &bytes[..*len],
+            EncodedRef::Borrowed(bytes) => bytes,
+        }
+    }
 }
