@@ -5,6 +5,7 @@
 mod am;
 mod check;
 mod error;
+mod filter;
 mod guc;
 mod info;
 mod operators;
@@ -34,6 +35,7 @@ mod tests {
     include!("../tests/pg/bad_input.rs");
     include!("../tests/pg/lifecycle.rs");
     include!("../tests/pg/writes.rs");
+    include!("../tests/pg/filters.rs");
 }
 
 /// Required by `cargo pgrx test`.

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hannoy_engine::{Index, IndexOptions, Metric};
+use hannoy_engine::{FilterRow, Index, IndexOptions, Metric};
 use pgrx::prelude::*;
 
 use crate::error::{raise, OrRaise};
+use crate::filter::IndexLayout;
 use crate::threads;
 use crate::vector::{OwnedVector, VectorType};
 
@@ -35,6 +36,7 @@ pub(super) fn batch_limit(metric: Metric, dimensions: usize, m: usize) -> usize 
 }
 
 pub struct BuildState {
+    layout: IndexLayout,
     metric: Metric,
     vector_type: VectorType,
     options: (usize, usize),
@@ -43,6 +45,8 @@ pub struct BuildState {
     dimensions: Option<usize>,
     batch: Vec<OwnedVector>,
     keys: Vec<u64>,
+    /// One per vector when the index has filter columns, else empty.
+    rows: Vec<FilterRow>,
     batch_limit: usize,
     heap_tuples: f64,
     indexed: u64,
@@ -55,7 +59,7 @@ impl BuildState {
         options
     }
 
-    fn add(&mut self, vector: OwnedVector, key: u64) {
+    fn add(&mut self, vector: OwnedVector, key: u64, row: Option<FilterRow>) {
         let dimensions = vector.dimensions();
         if self.index.is_none() {
             // The first vector fixes the dimension count; bad options fail here, before any work.
@@ -74,6 +78,7 @@ impl BuildState {
         }
         self.batch.push(vector);
         self.keys.push(key);
+        self.rows.extend(row);
         if self.batch.len() >= self.batch_limit {
             self.flush();
         }
@@ -86,7 +91,7 @@ impl BuildState {
         if self.batch.is_empty() {
             return;
         }
-        let (batch, keys) = (&self.batch, &self.keys);
+        let (batch, keys, rows) = (&self.batch, &self.keys, &self.rows);
         // The engine polls the cancel callback once per item while building the batch's own
         // graph, and once more per item while linking it into a non-empty index.
         let polls_per_item = if self.indexed == 0 { 1 } else { 2 };
@@ -95,7 +100,11 @@ impl BuildState {
             |cancel| {
                 index.write(|writer| {
                     let prepared = writer.prepare(batch.iter().map(OwnedVector::as_ref))?;
-                    writer.insert_keyed(&prepared, keys, cancel)
+                    if rows.is_empty() {
+                        writer.insert_keyed(&prepared, keys, cancel)
+                    } else {
+                        writer.insert_keyed_with_filters(&prepared, keys, rows, cancel)
+                    }
                 })
             },
             |polls| report_tuples_done(before + (polls / polls_per_item).min(len)),
@@ -104,6 +113,7 @@ impl BuildState {
         self.indexed += len;
         self.batch.clear();
         self.keys.clear();
+        self.rows.clear();
         report_tuples_done(self.indexed);
     }
 }
@@ -123,7 +133,8 @@ pub unsafe extern "C-unwind" fn ambuild(
     // SAFETY: Postgres passes open, exclusively locked relations and a valid IndexInfo.
     unsafe {
         super::refuse_unsupported(index);
-        let (metric, vector_type) = super::column_metric(index);
+        let layout = IndexLayout::of(index);
+        let (metric, vector_type) = super::column_metric(index, &layout);
         let options = super::options::read(index);
         let dir = crate::storage::create(index);
         pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOAD_AND_LINK);
@@ -132,6 +143,7 @@ pub unsafe extern "C-unwind" fn ambuild(
             pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, reltuples as i64);
         }
         let mut state = BuildState {
+            layout,
             metric,
             vector_type,
             options,
@@ -140,6 +152,7 @@ pub unsafe extern "C-unwind" fn ambuild(
             dimensions: None,
             batch: Vec::new(),
             keys: Vec::new(),
+            rows: Vec::new(),
             batch_limit: MIN_BATCH,
             heap_tuples: 0.0,
             indexed: 0,
@@ -172,11 +185,16 @@ unsafe extern "C-unwind" fn build_callback(
         let state = &mut *state.cast::<BuildState>();
         state.heap_tuples += 1.0;
         // Rows without a vector cannot be found by distance; leave them out, as pgvector does.
-        if *isnull {
+        let column = state.layout.vector_column;
+        if *isnull.add(column) {
             return;
         }
-        let vector = state.vector_type.read(*values);
-        state.add(vector, super::tid_key(&*tid));
+        let vector = state.vector_type.read(*values.add(column));
+        let row = state
+            .layout
+            .has_filters()
+            .then(|| state.layout.row(values, isnull));
+        state.add(vector, super::tid_key(&*tid), row);
     }
 }
 

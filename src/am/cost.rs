@@ -1,21 +1,21 @@
-//! amcostestimate: a hannoy scan is only worth planning for ORDER BY distance; its cost is the
-//! distance computations of one graph walk, all paid before the first row.
+//! amcostestimate: a hannoy scan is only worth planning for ORDER BY distance. Its cost is the
+//! distance computations of one search inside the filter, all paid before the first row: an
+//! exact scan of the allowed rows when the filter leaves few, a graph walk that widens as the
+//! filter narrows otherwise (the engine's own choice, `hannoy_engine::estimated_distances`).
+//!
+//! The cost is computed here rather than by genericcostestimate, which would charge an IN list
+//! once per element, as a btree scans it; hannoy turns the whole list into one bitmap.
 
 use pgrx::prelude::*;
 
+use crate::filter::IndexLayout;
 use crate::guc;
 
-/// Below this many items the engine scans exactly (hannoy_engine::EXACT_BELOW).
-const EXACT_BELOW: f64 = hannoy_engine::EXACT_BELOW as f64;
-
-/// Distance computations of a walk with candidate list `ef` over `n` items with `m` links per
-/// node: about ef × 2m on layer 0 (the measured visit count is 1.4 times that, from revisits
-/// and the entry descent), never more than an exact scan.
-fn distance_computations(n: f64, ef: f64, m: f64) -> f64 {
-    if n < EXACT_BELOW {
-        return n.max(1.0);
-    }
-    (1.4 * ef * 2.0 * m + m * n.log2()).min(n)
+/// What a scan costs in a plan, in the planner's units.
+struct ScanCost {
+    total: f64,
+    /// Fraction of the table's rows the scan can return: its filter's selectivity.
+    selectivity: f64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -23,7 +23,7 @@ fn distance_computations(n: f64, ef: f64, m: f64) -> f64 {
 pub unsafe extern "C-unwind" fn amcostestimate(
     root: *mut pg_sys::PlannerInfo,
     path: *mut pg_sys::IndexPath,
-    loop_count: f64,
+    _loop_count: f64,
     startup_cost: *mut pg_sys::Cost,
     total_cost: *mut pg_sys::Cost,
     selectivity: *mut pg_sys::Selectivity,
@@ -33,34 +33,103 @@ pub unsafe extern "C-unwind" fn amcostestimate(
     // SAFETY: the planner passes valid pointers for the outputs and a path whose indexinfo
     // describes an index it holds a lock on.
     unsafe {
+        let info = (*path).indexinfo;
+        let cost = scan_cost(root, path).unwrap_or(ScanCost {
+            total: f64::INFINITY,
+            selectivity: 0.0,
+        });
+        // The whole search happens before the first row comes out.
+        *startup_cost = cost.total;
+        *total_cost = cost.total;
+        *selectivity = cost.selectivity;
+        // Rows come in distance order, unrelated to where they lie in the heap.
+        *correlation = 0.0;
+        *pages = (*info).pages as f64;
+    }
+}
+
+/// The cost of the path, `None` if hannoy cannot or should not answer it.
+///
+/// # Safety
+/// As `amcostestimate`.
+unsafe fn scan_cost(
+    root: *mut pg_sys::PlannerInfo,
+    path: *mut pg_sys::IndexPath,
+) -> Option<ScanCost> {
+    // SAFETY: forwarded; the index is locked by the planner, and the clause lists are nodes of
+    // the path.
+    unsafe {
         // Without ORDER BY the index cannot answer anything; on a standby it has no storage.
         if (*path).indexorderbys.is_null() || pg_sys::RecoveryInProgress() {
-            *startup_cost = f64::INFINITY;
-            *total_cost = f64::INFINITY;
-            *selectivity = 0.0;
-            *correlation = 0.0;
-            *pages = 0.0;
-            return;
+            return None;
         }
         let info = (*path).indexinfo;
         let index = pg_sys::index_open((*info).indexoid, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let layout = IndexLayout::of(index);
         let (m, _) = super::options::read(index);
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        if asks_for_null_vectors(path, layout.vector_column) {
+            return None;
+        }
 
-        let mut costs = pg_sys::GenericCosts {
-            numIndexTuples: distance_computations(
-                (*info).tuples.max(1.0),
-                guc::ef_search() as f64,
-                m as f64,
-            ),
-            ..Default::default()
+        let quals = pg_sys::get_quals_from_indexclauses((*path).indexclauses);
+        let conditions = list_length(quals);
+        let selectivity = if conditions == 0 {
+            1.0
+        } else {
+            pg_sys::clauselist_selectivity(
+                root,
+                quals,
+                (*(*info).rel).relid as i32,
+                pg_sys::JoinType::JOIN_INNER,
+                std::ptr::null_mut(),
+            )
         };
-        pg_sys::genericcostestimate(root, path, loop_count, &mut costs);
-        // The whole walk happens before the first row comes out.
-        *startup_cost = costs.indexTotalCost;
-        *total_cost = costs.indexTotalCost;
-        *selectivity = costs.indexSelectivity;
-        *correlation = costs.indexCorrelation;
-        *pages = costs.numIndexPages;
+        let rows = (*info).tuples.max(1.0);
+        let allowed = (selectivity * rows).round().max(0.0);
+        let distances = hannoy_engine::estimated_distances(
+            allowed as u64,
+            rows as u64,
+            guc::ef_search(),
+            2 * m,
+        );
+        // Opening the snapshot reads a page or two, and each condition its values' bitmaps;
+        // a distance costs about what an index tuple does elsewhere.
+        let fixed = pg_sys::random_page_cost * (1 + conditions) as f64;
+        let per_distance = pg_sys::cpu_index_tuple_cost
+            + pg_sys::cpu_operator_cost * list_length((*path).indexorderbys) as f64;
+        Some(ScanCost {
+            total: fixed + distances * per_distance,
+            selectivity,
+        })
+    }
+}
+
+/// Whether a clause asks for rows whose vector is NULL, which hannoy does not index.
+///
+/// # Safety
+/// `path` must be a valid index path.
+unsafe fn asks_for_null_vectors(path: *mut pg_sys::IndexPath, vector_column: usize) -> bool {
+    // SAFETY: indexclauses is a List of IndexClause nodes, each with its RestrictInfo.
+    unsafe {
+        let clauses = (*path).indexclauses;
+        (0..list_length(clauses)).any(|i| {
+            let clause = pg_sys::list_nth(clauses, i as i32).cast::<pg_sys::IndexClause>();
+            if (*clause).indexcol as usize != vector_column {
+                return false;
+            }
+            let expr = (*(*clause).rinfo).clause;
+            (*expr).type_ == pg_sys::NodeTag::T_NullTest
+                && (*expr.cast::<pg_sys::NullTest>()).nulltesttype == pg_sys::NullTestType::IS_NULL
+        })
+    }
+}
+
+fn list_length(list: *mut pg_sys::List) -> usize {
+    if list.is_null() {
+        0
+    } else {
+        // SAFETY: a non-NULL List pointer from the planner is a valid List.
+        unsafe { (*list).length as usize }
     }
 }

@@ -1,11 +1,13 @@
 //! aminsert: checks the row's vector now, so a bad one fails its own statement, and appends it
-//! to the index's pending list (see `pending`), merging the list once it is full.
+//! with its filter values to the index's pending list (see `pending`), merging the list once
+//! it is full.
 
 use hannoy_engine::PreparedVectors;
 use pgrx::prelude::*;
 
 use super::pending::{self, Wait};
 use crate::error::OrRaise;
+use crate::filter::IndexLayout;
 use crate::storage::pending_list;
 
 #[allow(clippy::too_many_arguments)]
@@ -22,19 +24,28 @@ pub unsafe extern "C-unwind" fn aminsert(
 ) -> bool {
     // SAFETY: Postgres passes an open index, one value per column and the row's TID.
     unsafe {
-        if *isnull {
+        let layout = IndexLayout::of(index);
+        let column = layout.vector_column;
+        if *isnull.add(column) {
             return false;
         }
-        let (metric, vector_type) = super::column_metric(index);
-        let vector = vector_type.read(*values);
+        let (metric, vector_type) = super::column_metric(index, &layout);
+        let vector = vector_type.read(*values.add(column));
         // The dimension count is checked against the index's in `append`, under its lock.
         let dimensions = vector.dimensions();
         let prepared = PreparedVectors::new(metric, dimensions, [vector.as_ref()]).or_raise();
         let stored = prepared.stored(0);
-        let pending =
-            pending_list::append(index, super::tid_key(&*heap_tid), stored, dimensions as u32);
+        let filters = if layout.has_filters() {
+            let row = layout.row(values, isnull);
+            row.validate().or_raise();
+            row.to_bytes()
+        } else {
+            Vec::new()
+        };
+        let key = super::tid_key(&*heap_tid);
+        let pending = pending_list::append(index, key, stored, &filters, dimensions as u32);
         let limit = crate::guc::pending_list_limit_bytes();
-        if pending as usize * pending_list::entry_bytes(stored.len()) >= limit {
+        if pending as usize * pending_list::entry_bytes(stored.len(), filters.len()) >= limit {
             pending::merge(index, Wait::No);
         }
     }

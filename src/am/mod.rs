@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cost;
+mod filter_opclasses;
 pub mod insert;
 pub mod options;
 pub mod pending;
@@ -15,6 +16,7 @@ use hannoy_engine::Metric;
 use pgrx::prelude::*;
 
 use crate::error::raise;
+use crate::filter::IndexLayout;
 use crate::vector::VectorType;
 
 /// Builds the routine table Postgres asks for when it opens a hannoy index.
@@ -28,13 +30,19 @@ fn hannoy_amhandler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::IndexAmR
     // SAFETY: alloc_node pallocs a zeroed IndexAmRoutine with its node tag set.
     let mut am =
         unsafe { PgBox::<pg_sys::IndexAmRoutine>::alloc_node(pg_sys::NodeTag::T_IndexAmRoutine) };
-    // Ordering operators only, no search strategies of our own.
+    // Operator classes number their strategies freely (see filter_opclasses).
     am.amstrategies = 0;
-    // Support function 1: the distance function, which names the metric.
+    // Support function 1: the distance function, which names the metric and marks the vector
+    // column; filter columns have none.
     am.amsupport = 1;
     am.amcanorderbyop = true;
+    // The vector column and any number of filter columns (see crate::filter).
+    am.amcanmulticol = true;
     // A scan with no ORDER BY is costed out (see cost.rs), but must be possible to plan.
     am.amoptionalkey = true;
+    // Filter columns answer IN lists / = ANY(array) and IS [NOT] NULL as keys.
+    am.amsearcharray = true;
+    am.amsearchnulls = true;
     am.amkeytype = pg_sys::InvalidOid;
 
     am.ambuild = Some(build::ambuild);
@@ -85,11 +93,13 @@ CREATE OPERATOR CLASS bit_hamming_ops DEFAULT FOR TYPE bit USING hannoy AS
 /// function its operator class names as support function 1.
 ///
 /// # Safety
-/// `index` must be an open hannoy index relation.
-pub unsafe fn column_metric(index: pg_sys::Relation) -> (Metric, VectorType) {
-    // SAFETY: hannoy opclasses all define support function 1; get_func_name pallocs a copy.
+/// `index` must be an open hannoy index relation, `layout` its layout.
+pub unsafe fn column_metric(index: pg_sys::Relation, layout: &IndexLayout) -> (Metric, VectorType) {
+    // SAFETY: the vector column's opclass defines support function 1; get_func_name pallocs a
+    // copy.
     let name = unsafe {
-        let proc = pg_sys::index_getprocid(index, 1, 1);
+        let attno = (layout.vector_column + 1) as pg_sys::AttrNumber;
+        let proc = pg_sys::index_getprocid(index, attno, 1);
         let name = pg_sys::get_func_name(proc);
         if name.is_null() {
             String::new()

@@ -9,8 +9,9 @@
 use pgrx::pg_sys;
 
 use crate::error::OrRaise;
-use crate::storage::pending_list;
+use crate::storage::pending_list::{self, PendingEntry};
 use crate::threads;
+use hannoy_engine::FilterRow;
 
 /// Whether a merge waits for one already running, or leaves the list to it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -58,11 +59,20 @@ unsafe fn merge_locked(index: pg_sys::Relation) {
         // reused by other rows. Every heap insert came before its list append, and the
         // metapage's LSN is at or after the last append.
         pg_sys::XLogFlush(pending.lsn);
-        let (metric, _) = super::column_metric(index);
+        let layout = crate::filter::IndexLayout::of(index);
+        let (metric, _) = super::column_metric(index, &layout);
         let mut options = hannoy_engine::IndexOptions::new(metric, pending.dimensions as usize);
         (options.m, options.ef_construction) = super::options::read(index);
         let engine = engine.unwrap_or_else(|| crate::storage::open_or_create(&dir, &options));
-        let (vectors, keys) = last_of_each_key(&pending.entries);
+        let kept = last_of_each_key(&pending.entries);
+        let vectors: Vec<&[u8]> = kept.iter().map(|e| e.vector.as_slice()).collect();
+        let keys: Vec<u64> = kept.iter().map(|e| e.key).collect();
+        let rows = if layout.has_filters() {
+            let rows = kept.iter().map(|e| FilterRow::from_bytes(&e.filters));
+            rows.collect::<hannoy_engine::Result<Vec<_>>>().or_raise()
+        } else {
+            Vec::new()
+        };
         let prepared = hannoy_engine::PreparedVectors::from_stored(
             metric.vector_bytes(pending.dimensions as usize),
             vectors,
@@ -72,7 +82,11 @@ unsafe fn merge_locked(index: pg_sys::Relation) {
         threads::write(&engine, |writer, cancel| {
             // A merge that committed but crashed before its cut left its entries in the list.
             if writer.log_position()? < end {
-                writer.insert_keyed(&prepared, &keys, cancel)?;
+                if rows.is_empty() {
+                    writer.insert_keyed(&prepared, &keys, cancel)?;
+                } else {
+                    writer.insert_keyed_with_filters(&prepared, &keys, &rows, cancel)?;
+                }
                 writer.set_log_position(end)?;
             }
             Ok(())
@@ -86,16 +100,13 @@ unsafe fn merge_locked(index: pg_sys::Relation) {
 
 /// A TID can only come back if its first row's slot was freed, so the later row is the one the
 /// heap holds. Entries are in sequence order.
-fn last_of_each_key(entries: &[pending_list::PendingEntry]) -> (Vec<&[u8]>, Vec<u64>) {
+fn last_of_each_key(entries: &[PendingEntry]) -> Vec<&PendingEntry> {
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
-    let mut kept: Vec<&pending_list::PendingEntry> = entries
+    let mut kept: Vec<&PendingEntry> = entries
         .iter()
         .rev()
         .filter(|e| seen.insert(e.key))
         .collect();
     kept.reverse();
-    (
-        kept.iter().map(|e| e.vector.as_slice()).collect(),
-        kept.iter().map(|e| e.key).collect(),
-    )
+    kept
 }

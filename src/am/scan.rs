@@ -1,17 +1,26 @@
 //! Index scans: rows in distance order for `ORDER BY vector <op> query`, streamed for as long as
 //! the executor pulls. The access method never sees the LIMIT: a filter it does not hold or a
 //! large LIMIT simply pulls more rows, up to hannoy.max_scan_tuples.
+//!
+//! Keys on filter columns become a bitmap of allowed items on each rescan, before the search
+//! (see `crate::filter`): the stream only walks towards and returns allowed items, so it goes
+//! on until every allowed item is out, and an empty bitmap ends the scan at once.
 
 use std::iter::Peekable;
 use std::rc::Rc;
 
-use hannoy_engine::{ItemId, Neighbor, OwnedReader, OwnedStream, PreparedQuery, SearchParams};
+use hannoy_engine::{
+    FilterCondition, FilterRow, ItemId, Neighbor, OwnedReader, OwnedStream, PreparedQuery,
+    RoaringBitmap, SearchParams,
+};
 use pgrx::prelude::*;
 use pgrx::PgMemoryContexts;
 
 use crate::error::{raise, OrRaise};
+use crate::filter::scan_keys::{scan_filter, ScanFilter};
+use crate::filter::IndexLayout;
 use crate::guc;
-use crate::storage::pending_list;
+use crate::storage::pending_list::{self, PendingEntry};
 
 /// The rows a scan still has to give.
 enum Rows {
@@ -25,7 +34,7 @@ enum Rows {
         batch: Peekable<std::vec::IntoIter<Neighbor>>,
         batch_size: usize,
         /// `None` once exhausted, or when the engine holds nothing yet.
-        stream: Option<OwnedStream>,
+        stream: Option<Box<OwnedStream>>,
         /// (distance, TID key) of the pending rows, nearest first.
         pending: Peekable<std::vec::IntoIter<(f32, u64)>>,
     },
@@ -43,6 +52,8 @@ struct ScanState {
     reader: Option<Rc<OwnedReader>>,
     /// Whether the rows of the current keys have been set up (an empty index has none).
     started: bool,
+    /// Whether the executor must check the filter keys on each row (see `ScanFilter`).
+    recheck: bool,
     returned: usize,
 }
 
@@ -51,6 +62,7 @@ impl ScanState {
         self.rows = None;
         self.reader = None;
         self.started = false;
+        self.recheck = false;
         self.returned = 0;
     }
 }
@@ -124,8 +136,21 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
             );
         }
         let index = (*scan).indexRelation;
-        let dir = crate::storage::locate(index);
+        let layout = IndexLayout::of(index);
+        let keys = match (*scan).numberOfKeys {
+            0 => &[][..],
+            n => std::slice::from_raw_parts((*scan).keyData, n as usize),
+        };
         state.started = true;
+        let conditions = match scan_filter(&layout, keys) {
+            ScanFilter::Nothing => return,
+            ScanFilter::All => Vec::new(),
+            ScanFilter::Conditions { conditions, exact } => {
+                state.recheck = !exact;
+                conditions
+            }
+        };
+        let dir = crate::storage::locate(index);
         let engine = crate::storage::open(&dir);
         // The engine snapshot is opened while the pending list cannot be cut, so every row is
         // in exactly one of the two.
@@ -137,17 +162,19 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
             reader = Some(opened);
             position
         });
-        let (metric, vector_type) = super::column_metric(index);
+        let (metric, vector_type) = super::column_metric(index, &layout);
+        let (allowed, pending_rows) =
+            allowed_rows(reader.as_deref(), &pending.entries, &conditions);
         let order_by = &*(*scan).orderByData;
         state.rows = Some(if order_by.sk_flags & pg_sys::SK_ISNULL as i32 != 0 {
+            let items = match (&reader, &allowed) {
+                (_, Some(allowed)) => allowed.iter().collect(),
+                (Some(reader), None) => reader.items().iter().collect(),
+                (None, None) => Vec::new(),
+            };
             Rows::Unordered {
-                items: reader
-                    .as_ref()
-                    .map(|r| r.items().iter().collect::<Vec<_>>())
-                    .unwrap_or_default()
-                    .into_iter(),
-                pending: pending
-                    .entries
+                items: items.into_iter(),
+                pending: pending_rows
                     .iter()
                     .map(|e| e.key)
                     .collect::<Vec<_>>()
@@ -155,12 +182,12 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
             }
         } else {
             let query = vector_type.read(order_by.sk_argument);
-            let mut scored = Vec::with_capacity(pending.entries.len());
-            if !pending.entries.is_empty() {
+            let mut scored = Vec::with_capacity(pending_rows.len());
+            if !pending_rows.is_empty() {
                 let prepared =
                     PreparedQuery::new(metric, pending.dimensions as usize, query.as_ref())
                         .or_raise();
-                for entry in &pending.entries {
+                for entry in &pending_rows {
                     let distance = prepared.distance_to(metric, &entry.vector).or_raise();
                     scored.push((distance, entry.key));
                 }
@@ -168,12 +195,14 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
             }
             let params = SearchParams {
                 ef_search: guc::ef_search(),
+                filter: allowed.as_ref(),
                 ..SearchParams::default()
             };
             let stream = match &reader {
-                Some(reader) if !reader.is_empty() => {
-                    Some(OwnedStream::new(Rc::clone(reader), query.as_ref(), &params).or_raise())
-                }
+                Some(_) if allowed.as_ref().is_some_and(RoaringBitmap::is_empty) => None,
+                Some(reader) if !reader.is_empty() => Some(Box::new(
+                    OwnedStream::new(Rc::clone(reader), query.as_ref(), &params).or_raise(),
+                )),
                 _ => None,
             };
             Rows::Nearest {
@@ -185,6 +214,26 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
         });
         state.reader = reader;
     }
+}
+
+/// The engine's items the conditions allow (`None`: all of them) and the pending rows they
+/// allow.
+fn allowed_rows<'p>(
+    reader: Option<&OwnedReader>,
+    pending: &'p [PendingEntry],
+    conditions: &[FilterCondition],
+) -> (Option<RoaringBitmap>, Vec<&'p PendingEntry>) {
+    if conditions.is_empty() {
+        return (None, pending.iter().collect());
+    }
+    let allowed = reader.map_or_else(RoaringBitmap::new, |r| r.filter(conditions).or_raise());
+    let pending = pending
+        .iter()
+        .filter(|e| {
+            FilterCondition::matches_all(conditions, &FilterRow::from_bytes(&e.filters).or_raise())
+        })
+        .collect();
+    (Some(allowed), pending)
 }
 
 /// The next `size` neighbours of the stream, sorted by (distance, id).
@@ -266,8 +315,9 @@ pub unsafe extern "C-unwind" fn amgettuple(
                 },
             };
             super::key_tid(key, &mut (*scan).xs_heaptid);
-            // Distances are exact and in order: nothing for the executor to check or re-sort.
-            (*scan).xs_recheck = false;
+            // Distances are exact and in order: nothing for the executor to re-sort, and
+            // filter keys to check again only where they were approximated.
+            (*scan).xs_recheck = state.recheck;
             (*scan).xs_recheckorderby = false;
             state.returned += 1;
             return true;

@@ -1,7 +1,8 @@
 //! The pending list: rows inserted since the last merge into the engine, kept in the index
 //! relation's own pages after the metapage, like GIN's fast-update list.
 //!
-//! An insert appends (sequence number, heap TID key, stored vector) with a generic WAL record,
+//! An insert appends (sequence number, heap TID key, stored vector, filter values) with a
+//! generic WAL record,
 //! so it is durable with its transaction's commit record and replayed after a crash, at no
 //! cost of its own: no engine write, no fsync, no lock beyond the metapage's for the append.
 //! Scans score the list exactly next to the graph. A merge links a whole list into the engine
@@ -34,7 +35,7 @@ struct ListPageOpaque {
 }
 
 const NO_ENTRY: u16 = u16::MAX;
-/// seq (u64), key (u64), vector length (u32), reserved (u32).
+/// seq (u64), key (u64), vector length (u32), filter values' length (u32).
 const ENTRY_HEADER: usize = 24;
 /// A record may register four pages: the metapage and three list pages.
 const LIST_PAGES_PER_RECORD: usize = 3;
@@ -49,14 +50,16 @@ fn capacity() -> usize {
 }
 
 /// Bytes one entry takes in the list.
-pub fn entry_bytes(vector_bytes: usize) -> usize {
-    ENTRY_HEADER + vector_bytes.next_multiple_of(8)
+pub fn entry_bytes(vector_bytes: usize, filter_bytes: usize) -> usize {
+    ENTRY_HEADER + (vector_bytes + filter_bytes).next_multiple_of(8)
 }
 
 /// One pending row.
 pub struct PendingEntry {
     pub key: u64,
     pub vector: Vec<u8>,
+    /// Its filter values as `FilterRow::to_bytes` wrote them; empty without filter columns.
+    pub filters: Vec<u8>,
 }
 
 /// The entries of a list a reader has not seen merged, and where the list stood.
@@ -108,7 +111,13 @@ unsafe fn lock_meta(index: pg_sys::Relation, mode: u32) -> (pg_sys::Buffer, Meta
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation, locked for inserts.
-pub unsafe fn append(index: pg_sys::Relation, key: u64, vector: &[u8], dimensions: u32) -> u64 {
+pub unsafe fn append(
+    index: pg_sys::Relation,
+    key: u64,
+    vector: &[u8],
+    filters: &[u8],
+    dimensions: u32,
+) -> u64 {
     // SAFETY: every page is pinned and exclusively locked while it is registered with a
     // generic WAL record; writes go to the record's page images and stay inside the data area
     // or the special space; the metapage stays locked until the last record is finished.
@@ -125,13 +134,15 @@ pub unsafe fn append(index: pg_sys::Relation, key: u64, vector: &[u8], dimension
         }
         meta.dimensions = dimensions;
         let seq = meta.next_seq;
-        let mut bytes = Vec::with_capacity(entry_bytes(vector.len()));
+        let size = entry_bytes(vector.len(), filters.len());
+        let mut bytes = Vec::with_capacity(size);
         bytes.extend_from_slice(&seq.to_ne_bytes());
         bytes.extend_from_slice(&key.to_ne_bytes());
         bytes.extend_from_slice(&(vector.len() as u32).to_ne_bytes());
-        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        bytes.extend_from_slice(&(filters.len() as u32).to_ne_bytes());
         bytes.extend_from_slice(vector);
-        bytes.resize(entry_bytes(vector.len()), 0);
+        bytes.extend_from_slice(filters);
+        bytes.resize(size, 0);
 
         let cap = capacity();
         let mut written = 0;
@@ -348,8 +359,9 @@ pub unsafe fn read(index: pg_sys::Relation, snapshot: impl FnOnce() -> u64) -> P
     while rest.len() >= ENTRY_HEADER {
         let word = |at: usize| u64::from_ne_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
         let (seq, key) = (word(0), word(8));
-        let len = u32::from_ne_bytes(rest[16..20].try_into().expect("4 bytes")) as usize;
-        let size = entry_bytes(len);
+        let half = |at: usize| u32::from_ne_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
+        let (len, filter_len) = (half(16) as usize, half(20) as usize);
+        let size = entry_bytes(len, filter_len);
         if rest.len() < size {
             raise(
                 PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
@@ -358,9 +370,11 @@ pub unsafe fn read(index: pg_sys::Relation, snapshot: impl FnOnce() -> u64) -> P
             );
         }
         if seq >= merged {
+            let filters_at = ENTRY_HEADER + len;
             entries.push(PendingEntry {
                 key,
-                vector: rest[ENTRY_HEADER..ENTRY_HEADER + len].to_vec(),
+                vector: rest[ENTRY_HEADER..filters_at].to_vec(),
+                filters: rest[filters_at..filters_at + filter_len].to_vec(),
             });
         }
         rest = &rest[size..];
