@@ -1,6 +1,6 @@
 //! `hannoy_index_check(index)`: an integrity check in the spirit of amcheck. The engine checks
-//! its graph and key maps; this adds the comparison with the heap: every row visible now with a
-//! non-NULL vector must have an item under its TID.
+//! its graph, key maps and filter bitmaps; this adds the comparison with the heap: every row
+//! visible now with a non-NULL vector must have an item under its TID.
 
 use pgrx::prelude::*;
 use pgrx::PgRelation;
@@ -25,6 +25,9 @@ fn hannoy_index_check(
         name!(keyed, i64),
         name!(stray_keys, i64),
         name!(mismatched_keys, i64),
+        name!(filtered, i64),
+        name!(stray_filters, i64),
+        name!(mismatched_filters, i64),
         name!(heap_rows, Option<i64>),
         name!(heap_rows_missing, Option<i64>),
     ),
@@ -32,7 +35,9 @@ fn hannoy_index_check(
     crate::storage::require_hannoy_index(&index);
     // The heap is read first: rows committed before this snapshot were in the pending list
     // before their commit, so merging it next puts them all in the engine snapshot.
-    let heap_keys = heap_row_keys(index.oid());
+    // SAFETY: an open hannoy index relation.
+    let vector_column = unsafe { crate::filter::IndexLayout::of(index.as_ptr()) }.vector_column;
+    let heap_keys = heap_row_keys(index.oid(), vector_column);
     // SAFETY: an open hannoy index relation.
     let dir = unsafe {
         crate::am::pending::merge(index.as_ptr(), crate::am::pending::Wait::Yes);
@@ -46,6 +51,9 @@ fn hannoy_index_check(
                 0,
                 0,
                 Vec::new(),
+                0,
+                0,
+                0,
                 0,
                 0,
                 0,
@@ -85,6 +93,9 @@ fn hannoy_index_check(
                 report.keyed as i64,
                 report.stray_keys as i64,
                 report.mismatched_keys as i64,
+                report.filtered as i64,
+                report.stray_filters as i64,
+                report.mismatched_filters as i64,
                 heap_keys.as_ref().map(|k| k.len() as i64),
                 missing,
             )
@@ -94,16 +105,17 @@ fn hannoy_index_check(
 }
 
 /// Item keys (TIDs) of the heap rows with a non-NULL vector visible now; `None` for an index
-/// on an expression, whose values the heap does not hold.
-fn heap_row_keys(index: pg_sys::Oid) -> Option<Vec<u64>> {
+/// on an expression, whose values the heap does not hold. `vector_column` is 0-based.
+fn heap_row_keys(index: pg_sys::Oid, vector_column: usize) -> Option<Vec<u64>> {
     let target: Option<(String, String)> = Spi::connect(|client| {
         let row = client
             .select(
                 "SELECT i.indrelid::regclass::text, quote_ident(a.attname::text)
-                 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                 FROM pg_index i JOIN pg_attribute a
+                   ON a.attrelid = i.indrelid AND a.attnum = i.indkey[$2]
                  WHERE i.indexrelid = $1",
                 Some(1),
-                &[index.into()],
+                &[index.into(), (vector_column as i32).into()],
             )?
             .first();
         Ok::<_, pgrx::spi::Error>(match (row.get::<String>(1)?, row.get::<String>(2)?) {

@@ -376,3 +376,80 @@ fn rows_without_a_vector_are_never_asked_of_the_index() {
     rows.sort();
     assert_eq!(rows, vec![-2, -1]);
 }
+
+#[cfg(test)]
+mod committed_filters {
+    use super::committed::{session, session_in_own_database};
+
+    fn sorted_ids(client: &mut postgres::Client, settings: &str, query: &str) -> Vec<i32> {
+        client.batch_execute(settings).unwrap();
+        let mut ids: Vec<i32> = client.query(query, &[]).unwrap().iter().map(|r| r.get(0)).collect();
+        client
+            .batch_execute("RESET enable_seqscan; RESET enable_indexscan")
+            .unwrap();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn vacuum_takes_deleted_rows_out_of_their_filter_values() {
+        let mut client = session_in_own_database("hannoy_filter_vacuum");
+        let rows = |from: i32, to: i32| {
+            format!(
+                "INSERT INTO fv SELECT i, i % 10, ARRAY[random(), random(), random(), random()]::real[],
+                   ARRAY[i % 3, i % 5] FROM generate_series({from}, {to}) i"
+            )
+        };
+        client
+            .batch_execute(&format!(
+                "SELECT setseed(0.5);
+                 CREATE TABLE fv (id int, category int, embedding real[], tags int[]);
+                 {};
+                 CREATE INDEX fv_idx ON fv USING hannoy (category, embedding, tags);
+                 {};
+                 DELETE FROM fv WHERE category = 4 OR id % 7 = 0;
+                 UPDATE fv SET category = 4 WHERE id % 11 = 0;",
+                rows(1, 3000),
+                rows(3001, 3500)
+            ))
+            .unwrap();
+        // On its own: a multi-statement string is one transaction, where VACUUM cannot run.
+        client.batch_execute("VACUUM fv").unwrap();
+        let live: i64 = client.query_one("SELECT count(*) FROM fv", &[]).unwrap().get(0);
+        let check = client
+            .query_one(
+                "SELECT sound, items, filtered, stray_filters, mismatched_filters, heap_rows_missing
+                 FROM hannoy_index_check('fv_idx')",
+                &[],
+            )
+            .unwrap();
+        let found: (bool, i64, i64, i64, i64, Option<i64>) = (
+            check.get(0),
+            check.get(1),
+            check.get(2),
+            check.get(3),
+            check.get(4),
+            check.get(5),
+        );
+        assert_eq!(found, (true, live, live, 0, 0, Some(0)));
+        for condition in [
+            "category = 4",
+            "category IN (4, 5)",
+            "tags @> '{2}'",
+            "category = 4 AND tags && '{0,4}'",
+        ] {
+            let query = format!(
+                "SELECT id FROM fv WHERE {condition}
+                 ORDER BY embedding <-> '{{0.5,0.5,0.5,0.5}}' LIMIT 5000"
+            );
+            let index = sorted_ids(&mut client, "SET enable_seqscan = off", &query);
+            let exact = sorted_ids(&mut client, "SET enable_indexscan = off", &query);
+            assert!(!exact.is_empty(), "{condition}");
+            assert_eq!(index, exact, "{condition}");
+        }
+        drop(client);
+        session()
+            .batch_execute("DROP DATABASE hannoy_filter_vacuum WITH (FORCE)")
+            .unwrap();
+    }
+}
