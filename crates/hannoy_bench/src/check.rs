@@ -1,0 +1,114 @@
+//! `--check-results DIR`: what the smoke test asks of a results folder. The three files exist
+//! and are not empty, and every recall in results.json is a number in [0, 1].
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::{BenchError, Context};
+
+pub const RESULT_FILES: [&str; 3] = ["results.md", "results.json", "recall_qps.svg"];
+
+pub fn check_results(dir: &Path) -> Result<(), BenchError> {
+    for name in RESULT_FILES {
+        let path = dir.join(name);
+        let metadata =
+            std::fs::metadata(&path).with_context(|| format!("checking {}", path.display()))?;
+        if metadata.len() == 0 {
+            return Err(BenchError::Data(format!("{} is empty", path.display())));
+        }
+    }
+    let path = dir.join("results.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let summary = check_json(&json)
+        .map_err(|problem| BenchError::Data(format!("{}: {problem}", path.display())))?;
+    println!("{}: {summary}", dir.display());
+    Ok(())
+}
+
+/// Checks a parsed results.json; on success says what it checked.
+pub fn check_json(json: &Value) -> Result<String, String> {
+    let engines = json
+        .get("engines")
+        .and_then(Value::as_array)
+        .ok_or("no engines array")?;
+    if engines.is_empty() {
+        return Err("no engine was measured".to_string());
+    }
+    for engine in engines {
+        let name = engine.get("engine").and_then(Value::as_str).unwrap_or("?");
+        let sweep = engine.get("sweep").and_then(Value::as_array);
+        if sweep.is_none_or(|sweep| sweep.is_empty()) {
+            return Err(format!("engine {name} has no ef_search sweep"));
+        }
+    }
+    let mut recalls = Vec::new();
+    collect_recalls(json, "", &mut recalls);
+    if recalls.is_empty() {
+        return Err("no recall values".to_string());
+    }
+    for (place, value) in &recalls {
+        match value.as_f64() {
+            Some(recall) if (0.0..=1.0).contains(&recall) => {}
+            _ => return Err(format!("{place} is {value}, not a number in [0, 1]")),
+        }
+    }
+    let names: Vec<&str> = engines
+        .iter()
+        .filter_map(|engine| engine.get("engine").and_then(Value::as_str))
+        .collect();
+    Ok(format!(
+        "ok: the three files, engines {}, {} recall values all in [0, 1]",
+        names.join(", "),
+        recalls.len()
+    ))
+}
+
+/// Every value under a key that starts with "recall", with its path.
+fn collect_recalls<'a>(value: &'a Value, place: &str, found: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let inner_place = format!("{place}.{key}");
+                if key.starts_with("recall") {
+                    found.push((inner_place, inner));
+                } else {
+                    collect_recalls(inner, &inner_place, found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, inner) in items.iter().enumerate() {
+                collect_recalls(inner, &format!("{place}[{index}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn recalls_must_be_numbers_in_the_unit_interval() {
+        let good = json!({"engines": [{"engine": "hannoy", "sweep": [{"recall_at_k": 0.9,
+            "recall_at_100": 1.0}], "filtered": [{"recall_at_k": 0.0}]}],
+            "exact": {"recall_at_k": 1.0}});
+        assert!(check_json(&good).is_ok());
+        for bad in [
+            json!({"engines": [{"engine": "hannoy", "sweep": [{"recall_at_k": 1.5}]}]}),
+            json!({"engines": [{"engine": "hannoy", "sweep": [{"recall_at_k": null}]}]}),
+            json!({"engines": [{"engine": "hannoy", "sweep": [{"recall_at_k": "0.9"}]}]}),
+            json!({"engines": [{"engine": "hannoy", "sweep": [{"qps": 3}]}]}),
+            json!({"engines": [{"engine": "hannoy", "sweep": []}]}),
+            json!({"engines": []}),
+        ] {
+            assert!(check_json(&bad).is_err(), "{bad}");
+        }
+    }
+}
