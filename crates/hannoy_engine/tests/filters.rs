@@ -981,3 +981,111 @@ fn bool_and_bytes_encodings_sort_like_their_values() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ranges over many distinct values, read by group.
+
+/// Bounds around the groups of 256 encodings: their edges, a step either side, far outside.
+fn group_edge_bound(rng: &mut Rng, value: &dyn Fn(i64) -> FilterValue) -> Bound<FilterValue> {
+    let at = match rng.below(4) {
+        0 => rng.below(1_600) as i64 - 800,
+        1 => (rng.below(8) as i64 - 4) * 256 + rng.below(3) as i64 - 1,
+        2 => [i64::MIN / 2, i64::MAX / 2][rng.below(2)],
+        _ => return Bound::Unbounded,
+    };
+    if rng.below(2) == 0 {
+        Bound::Included(value(at))
+    } else {
+        Bound::Excluded(value(at))
+    }
+}
+
+#[test]
+fn ranges_over_many_values_match_brute_force_at_group_edges() {
+    let mut rng = Rng::new(2027);
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, DIMS);
+    // Integers around zero (group edges at multiples of 256), floats one encoding apart (their
+    // groups fill up), and arrays of integers.
+    let float_at =
+        |k: i64| FilterValue::Float(f64::from_bits((1.0f64.to_bits() as i64 + k) as u64));
+    let row = |rng: &mut Rng| {
+        FilterRow(vec![
+            ColumnValue::Scalar(FilterValue::Int(rng.below(1_400) as i64 - 700)),
+            ColumnValue::Scalar(float_at(rng.below(1_400) as i64 - 700)),
+            ColumnValue::Array(
+                (0..rng.below(4))
+                    .map(|_| FilterValue::Int(rng.below(1_000) as i64))
+                    .collect(),
+            ),
+        ])
+    };
+    let mut model = HashMap::new();
+    let keys: Vec<u64> = (0..3_000).collect();
+    let rows: Vec<FilterRow> = keys.iter().map(|_| row(&mut rng)).collect();
+    insert_rows(
+        &index,
+        &random_vectors(&mut rng, keys.len()),
+        &keys,
+        &rows,
+        &mut model,
+    );
+    // Replaced and deleted items must leave their groups.
+    let replaced: Vec<u64> = (0..3_000).step_by(7).collect();
+    let new_rows: Vec<FilterRow> = replaced.iter().map(|_| row(&mut rng)).collect();
+    insert_rows(
+        &index,
+        &random_vectors(&mut rng, replaced.len()),
+        &replaced,
+        &new_rows,
+        &mut model,
+    );
+    let doomed: RoaringBitmap = {
+        let reader = index.read().unwrap();
+        (0..3_000u64)
+            .step_by(5)
+            .map(|key| reader.item_for_key(key).unwrap().unwrap())
+            .collect()
+    };
+    index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
+    let by_id: HashMap<ItemId, FilterRow> = rows_by_id_after_delete(&index, &model);
+
+    let reader = index.read().unwrap();
+    assert!(reader.check().unwrap().is_sound());
+    let mut wide = 0;
+    for round in 0..600 {
+        let column = (round % 3) as u16;
+        let value: &dyn Fn(i64) -> FilterValue = if column == 1 {
+            &float_at
+        } else {
+            &FilterValue::Int
+        };
+        let condition = FilterCondition::Range {
+            column,
+            lower: group_edge_bound(&mut rng, value),
+            upper: group_edge_bound(&mut rng, value),
+        };
+        let stored = reader.filter(std::slice::from_ref(&condition)).unwrap();
+        assert_eq!(
+            stored,
+            brute_force(&by_id, std::slice::from_ref(&condition)),
+            "{condition:?}"
+        );
+        assert_matches_agree(&reader, &by_id, &condition);
+        wide += (stored.len() > 1_000) as usize;
+    }
+    // Wide ranges, which read whole groups, must be among them.
+    assert!(wide > 100, "{wide} wide ranges");
+}
+
+/// The model by item id, for the keys still live.
+fn rows_by_id_after_delete(
+    index: &Index,
+    model: &HashMap<u64, FilterRow>,
+) -> HashMap<ItemId, FilterRow> {
+    let reader = index.read().unwrap();
+    model
+        .iter()
+        .filter_map(|(&key, row)| Some((reader.item_for_key(key).unwrap()?, row.clone())))
+        .collect()
+}

@@ -1,8 +1,13 @@
 //! The key layout of the value -> items database and the per-item record of its keys.
 //!
 //! A key is `[column: u16 big-endian][tag: u8][encoded value]`. Big-endian columns and the
-//! value tag's being the highest make every value of a column one contiguous key range, sorted
-//! by value, so a range condition is one cursor walk.
+//! value tag's following the markers make every value of a column one contiguous key range,
+//! sorted by value, so a range condition is one cursor walk.
+//!
+//! Values with 8-byte encodings (every integer and float) are also kept by group: `[column][TAG_GROUP][the
+//! encoding's first 7 bytes]` holds the items of 256 consecutive encodings, so a range over
+//! many distinct values reads one bitmap per whole group inside it and single values only at
+//! its two ends (5,000 integers: about 20 groups and 500 values instead of 5,000 values).
 
 use crate::error::{corrupt, Result};
 
@@ -19,8 +24,14 @@ pub(crate) const TAG_NOT_NULL: u8 = 1;
 /// Items whose column is an empty array.
 pub(crate) const TAG_EMPTY_ARRAY: u8 = 2;
 /// Items whose column is (or, for an array, has an element) equal to the encoded value that
-/// follows. Must stay the highest tag: see the module comment.
+/// follows. Ranges end a column's values at the next tag.
 pub(crate) const TAG_VALUE: u8 = 3;
+/// Items with an 8-byte value in the group of 256 encodings that follows (7 bytes).
+pub(crate) const TAG_GROUP: u8 = 4;
+
+/// Bytes of an integer or float encoding, and of a group's prefix of it.
+pub(crate) const FIXED_BYTES: usize = 8;
+const GROUP_BYTES: usize = FIXED_BYTES - 1;
 
 pub(crate) fn prefix(column: u16, tag: u8) -> [u8; PREFIX_BYTES] {
     let [hi, lo] = column.to_be_bytes();
@@ -38,6 +49,31 @@ pub(crate) fn value_key(column: u16, value: &FilterValue) -> Vec<u8> {
     key
 }
 
+/// The key of group `group`: encodings `group * 256 ..= group * 256 + 255`.
+pub(crate) fn group_key(column: u16, group: u64) -> Vec<u8> {
+    let mut key = prefix(column, TAG_GROUP).to_vec();
+    key.extend_from_slice(&(group << 8).to_be_bytes()[..GROUP_BYTES]);
+    key
+}
+
+/// The key of an 8-byte encoding read as a big-endian number, as ranges over groups count.
+pub(crate) fn fixed_value_key(column: u16, encoding: u64) -> Vec<u8> {
+    let mut key = prefix(column, TAG_VALUE).to_vec();
+    key.extend_from_slice(&encoding.to_be_bytes());
+    key
+}
+
+/// The group key of a value with an 8-byte encoding (every integer and float); others have
+/// none.
+fn value_group_key(column: u16, value: &FilterValue) -> Option<Vec<u8>> {
+    if value.encoded_len() != FIXED_BYTES {
+        return None;
+    }
+    let mut key = prefix(column, TAG_GROUP).to_vec();
+    key.extend_from_slice(&value.encoded()[..GROUP_BYTES]);
+    Some(key)
+}
+
 /// Every key an item with `row` appears under, sorted and without repeats.
 pub(crate) fn row_keys(row: &FilterRow) -> Vec<Vec<u8>> {
     let mut keys = Vec::new();
@@ -49,6 +85,7 @@ pub(crate) fn row_keys(row: &FilterRow) -> Vec<Vec<u8>> {
             ColumnValue::Scalar(v) => {
                 keys.push(marker_key(column, TAG_NOT_NULL));
                 keys.push(value_key(column, v));
+                keys.extend(value_group_key(column, v));
             }
             ColumnValue::Array(elements) => {
                 keys.push(marker_key(column, TAG_NOT_NULL));
@@ -56,6 +93,7 @@ pub(crate) fn row_keys(row: &FilterRow) -> Vec<Vec<u8>> {
                     keys.push(marker_key(column, TAG_EMPTY_ARRAY));
                 }
                 keys.extend(elements.iter().map(|v| value_key(column, v)));
+                keys.extend(elements.iter().filter_map(|v| value_group_key(column, v)));
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use std::ops::Bound;
 
+use super::keys::FIXED_BYTES;
 use super::value::EncodedRef;
 use super::{ColumnValue, FilterCondition, FilterRow, FilterValue};
 
@@ -48,9 +49,13 @@ impl FilterCondition {
                     .iter()
                     .any(|value| value.encoded_ref().as_slice() == element.as_slice())
             }),
-            FilterCondition::Range { lower, upper, .. } => elements
-                .iter()
-                .any(|element| within(element.encoded_ref(), lower, upper)),
+            FilterCondition::Range { lower, upper, .. } => {
+                let fixed_only = is_fixed_bound(lower) || is_fixed_bound(upper);
+                elements.iter().any(|element| {
+                    (!fixed_only || element.encoded_len() == FIXED_BYTES)
+                        && within(element.encoded_ref(), lower, upper)
+                })
+            }
         }
     }
 
@@ -59,6 +64,10 @@ impl FilterCondition {
     pub fn matches_all(conditions: &[FilterCondition], row: &FilterRow) -> bool {
         conditions.iter().all(|condition| condition.matches(row))
     }
+}
+
+fn is_fixed_bound(bound: &Bound<FilterValue>) -> bool {
+    matches!(bound, Bound::Included(v) | Bound::Excluded(v) if v.is_fixed_width())
 }
 
 /// Plain bytewise comparison with the bounds' encodings. The store truncates bounds longer

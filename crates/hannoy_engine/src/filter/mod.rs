@@ -50,7 +50,8 @@ pub enum FilterCondition {
         values: Vec<FilterValue>,
     },
     /// The scalar lies within the bounds, in the order of [`FilterValue::encoded`]. NULLs never
-    /// match, as in SQL.
+    /// match, as in SQL. With an integer or float bound, only values with 8-byte encodings
+    /// (integers and floats) match.
     Range {
         column: u16,
         lower: Bound<FilterValue>,

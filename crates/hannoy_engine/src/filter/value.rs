@@ -56,6 +56,12 @@ impl FilterValue {
         }
     }
 
+    /// Integers and floats, whose 8-byte encodings are kept by group as well (see `keys`). A
+    /// range with such a bound only matches values with 8-byte encodings.
+    pub(crate) fn is_fixed_width(&self) -> bool {
+        matches!(self, FilterValue::Int(_) | FilterValue::Float(_))
+    }
+
     pub(crate) fn encoded_len(&self) -> usize {
         match self {
             FilterValue::Bool(_) => 1,

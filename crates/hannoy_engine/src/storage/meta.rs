@@ -12,7 +12,9 @@ pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
 /// without filter values, but a version 3 build writing to a version 4 index would delete and
 /// reuse ids without touching the bitmaps, handing the deleted items' values to the new ones;
 /// refusing the other version both ways is what the keys databases (version 2) did too.
-pub const FORMAT_VERSION: u32 = 4;
+/// Version 5 keeps integer and float filter values by group as well, which its ranges read: a
+/// version 4 index has no groups and would answer them short.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index
 /// is tied to the byte order of the machine that wrote it, as Postgres data files are.
