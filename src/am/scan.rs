@@ -199,7 +199,6 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
                 ..SearchParams::default()
             };
             let stream = match &reader {
-                Some(_) if allowed.as_ref().is_some_and(RoaringBitmap::is_empty) => None,
                 Some(reader) if !reader.is_empty() => Some(Box::new(
                     OwnedStream::new(Rc::clone(reader), query.as_ref(), &params).or_raise(),
                 )),

@@ -50,7 +50,8 @@ impl FilterCondition {
                     .any(|value| value.encoded_ref().as_slice() == element.as_slice())
             }),
             FilterCondition::Range { lower, upper, .. } => {
-                let fixed_only = is_fixed_bound(lower) || is_fixed_bound(upper);
+                let fixed_only = FilterValue::is_fixed_bound(lower.as_ref())
+                    || FilterValue::is_fixed_bound(upper.as_ref());
                 elements.iter().any(|element| {
                     (!fixed_only || element.encoded_len() == FIXED_BYTES)
                         && within(element.encoded_ref(), lower, upper)
@@ -64,10 +65,6 @@ impl FilterCondition {
     pub fn matches_all(conditions: &[FilterCondition], row: &FilterRow) -> bool {
         conditions.iter().all(|condition| condition.matches(row))
     }
-}
-
-fn is_fixed_bound(bound: &Bound<FilterValue>) -> bool {
-    matches!(bound, Bound::Included(v) | Bound::Excluded(v) if v.is_fixed_width())
 }
 
 /// Plain bytewise comparison with the bounds' encodings. The store truncates bounds longer

@@ -242,14 +242,11 @@ impl FilterStore {
         lower: Bound<&FilterValue>,
         upper: Bound<&FilterValue>,
     ) -> Result<RoaringBitmap> {
-        let fixed = |bound: &Bound<&FilterValue>| match bound {
-            Bound::Included(v) | Bound::Excluded(v) => v.is_fixed_width(),
-            Bound::Unbounded => false,
+        let fixed_or_open = |bound: Bound<&FilterValue>| {
+            FilterValue::is_fixed_bound(bound) || bound == Bound::Unbounded
         };
-        let fixed_or_open =
-            |bound: &Bound<&FilterValue>| fixed(bound) || matches!(bound, Bound::Unbounded);
-        if fixed(&lower) || fixed(&upper) {
-            if fixed_or_open(&lower) && fixed_or_open(&upper) {
+        if FilterValue::is_fixed_bound(lower) || FilterValue::is_fixed_bound(upper) {
+            if fixed_or_open(lower) && fixed_or_open(upper) {
                 return self.fixed_range(txn, column, lower, upper);
             }
             // One bound of another kind: the plain walk, keeping only 8-byte values.

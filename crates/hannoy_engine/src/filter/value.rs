@@ -1,6 +1,8 @@
 //! Attribute values and their order-preserving byte encoding: LMDB compares keys bytewise, so
 //! a value range becomes one key range only if bytewise order is the column type's order.
 
+use std::ops::Bound;
+
 /// One attribute value of an item, as the caller's column type maps onto it.
 ///
 /// - `Int`: int2, int4, int8, date, timestamp, timestamptz (converted to i64 by the caller).
@@ -60,6 +62,12 @@ impl FilterValue {
     /// range with such a bound only matches values with 8-byte encodings.
     pub(crate) fn is_fixed_width(&self) -> bool {
         matches!(self, FilterValue::Int(_) | FilterValue::Float(_))
+    }
+
+    /// Whether a range bound is an integer or float, so that the range matches only values
+    /// with 8-byte encodings.
+    pub(crate) fn is_fixed_bound(bound: Bound<&FilterValue>) -> bool {
+        matches!(bound, Bound::Included(v) | Bound::Excluded(v) if v.is_fixed_width())
     }
 
     pub(crate) fn encoded_len(&self) -> usize {
