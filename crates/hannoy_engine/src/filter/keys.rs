@@ -31,6 +31,7 @@ pub(crate) const TAG_GROUP: u8 = 4;
 
 /// Bytes of an integer or float encoding, and of a group's prefix of it.
 pub(crate) const FIXED_BYTES: usize = 8;
+/// Bytes of a group key's value: the encoding without its last byte.
 const GROUP_BYTES: usize = FIXED_BYTES - 1;
 
 pub(crate) fn prefix(column: u16, tag: u8) -> [u8; PREFIX_BYTES] {
@@ -63,15 +64,17 @@ pub(crate) fn fixed_value_key(column: u16, encoding: u64) -> Vec<u8> {
     key
 }
 
-/// The group key of a value with an 8-byte encoding (every integer and float); others have
-/// none.
+/// A value's 8-byte encoding (every integer and float) read as a big-endian number, the
+/// order groups and fixed-width ranges count in; `None` for other lengths.
+pub(crate) fn fixed_number(value: &FilterValue) -> Option<u64> {
+    let encoded = value.encoded_ref();
+    let bytes: [u8; FIXED_BYTES] = encoded.as_slice().try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// The group key of a value with an 8-byte encoding; others have none.
 fn value_group_key(column: u16, value: &FilterValue) -> Option<Vec<u8>> {
-    if value.encoded_len() != FIXED_BYTES {
-        return None;
-    }
-    let mut key = prefix(column, TAG_GROUP).to_vec();
-    key.extend_from_slice(&value.encoded()[..GROUP_BYTES]);
-    Some(key)
+    fixed_number(value).map(|number| group_key(column, number >> 8))
 }
 
 /// Every key an item with `row` appears under, sorted and without repeats.

@@ -9,8 +9,8 @@ use heed::{Database, Env, IntegerComparator, RoTxn, RwTxn, WithoutTls};
 use roaring::{MultiOps, RoaringBitmap};
 
 use super::keys::{
-    decode_record, encode_record, fixed_value_key, group_key, marker_key, prefix, row_keys,
-    value_key, FIXED_BYTES, PREFIX_BYTES, TAG_GROUP, TAG_NOT_NULL, TAG_NULL, TAG_VALUE,
+    decode_record, encode_record, fixed_number, fixed_value_key, group_key, marker_key, prefix,
+    row_keys, value_key, FIXED_BYTES, PREFIX_BYTES, TAG_GROUP, TAG_NOT_NULL, TAG_NULL, TAG_VALUE,
 };
 use super::{FilterCondition, FilterRow, FilterValue, MAX_FILTER_VALUE_BYTES};
 use crate::check::CheckReport;
@@ -264,10 +264,8 @@ impl FilterStore {
         lower: Bound<&FilterValue>,
         upper: Bound<&FilterValue>,
     ) -> Result<RoaringBitmap> {
-        let number = |v: &FilterValue| {
-            let bytes: [u8; FIXED_BYTES] = v.encoded()[..].try_into().expect("8-byte encoding");
-            u64::from_be_bytes(bytes)
-        };
+        // `range` sends only integer and float bounds here, all 8-byte encodings.
+        let number = |v: &FilterValue| fixed_number(v).expect("an integer or float bound");
         // The first and last encodings inside, as u128 so that the ends of u64 need no care.
         let first = match lower {
             Bound::Unbounded => 0,
