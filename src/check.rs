@@ -39,11 +39,13 @@ fn hannoy_index_check(
     let vector_column = unsafe { crate::filter::IndexLayout::of(index.as_ptr()) }.vector_column;
     let heap_keys = heap_row_keys(index.oid(), vector_column);
     // SAFETY: an open hannoy index relation.
-    let dir = unsafe {
-        crate::am::pending::merge(index.as_ptr(), crate::am::pending::Wait::Yes);
-        crate::storage::locate(index.as_ptr())
+    let engine = unsafe {
+        let index = index.as_ptr();
+        crate::am::pending::merge(index, crate::am::pending::Wait::Yes)
+            .and_then(|()| crate::storage::open(index))
+            .unwrap_or_else(|unusable| unusable.raise(index))
     };
-    let row = match crate::storage::open(&dir) {
+    let row = match engine {
         None => {
             let heap_rows = heap_keys.as_ref().map(|k| k.len() as i64);
             (
@@ -104,13 +106,16 @@ fn hannoy_index_check(
     TableIterator::once(row)
 }
 
-/// Item keys (TIDs) of the heap rows with a non-NULL vector visible now; `None` for an index
-/// on an expression, whose values the heap does not hold. `vector_column` is 0-based.
+/// Item keys (TIDs) of the rows the index should hold, visible now: those of its own table (not
+/// of inheritance children) with a non-NULL vector that meet a partial index's predicate;
+/// `None` for an index on an expression, whose values the heap does not hold. `vector_column`
+/// is 0-based.
 fn heap_row_keys(index: pg_sys::Oid, vector_column: usize) -> Option<Vec<u64>> {
-    let target: Option<(String, String)> = Spi::connect(|client| {
+    let target: Option<(String, String, String)> = Spi::connect(|client| {
         let row = client
             .select(
-                "SELECT i.indrelid::regclass::text, quote_ident(a.attname::text)
+                "SELECT i.indrelid::regclass::text, quote_ident(a.attname::text),
+                        coalesce(pg_get_expr(i.indpred, i.indrelid), 'true')
                  FROM pg_index i JOIN pg_attribute a
                    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[$2]
                  WHERE i.indexrelid = $1",
@@ -118,16 +123,22 @@ fn heap_row_keys(index: pg_sys::Oid, vector_column: usize) -> Option<Vec<u64>> {
                 &[index.into(), (vector_column as i32).into()],
             )?
             .first();
-        Ok::<_, pgrx::spi::Error>(match (row.get::<String>(1)?, row.get::<String>(2)?) {
-            (Some(table), Some(column)) => Some((table, column)),
-            _ => None,
-        })
+        Ok::<_, pgrx::spi::Error>(
+            match (
+                row.get::<String>(1)?,
+                row.get::<String>(2)?,
+                row.get::<String>(3)?,
+            ) {
+                (Some(table), Some(column), Some(predicate)) => Some((table, column, predicate)),
+                _ => None,
+            },
+        )
     })
     .unwrap_or_else(|e| error!("could not read the index's table: {e}"));
-    let (table, column) = target?;
+    let (table, column, predicate) = target?;
     let query = format!(
         "SELECT (((ctid::text::point)[0])::int8 << 16) | ((ctid::text::point)[1])::int8
-         FROM {table} WHERE {column} IS NOT NULL"
+         FROM ONLY {table} WHERE {column} IS NOT NULL AND ({predicate})"
     );
     let keys = Spi::connect(|client| {
         client

@@ -14,6 +14,15 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str
     unreachable!("an ERROR report does not return")
 }
 
+/// Reports `message` (and an optional hint) as a WARNING and returns.
+pub fn warn(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str>) {
+    let mut report = ErrorReport::new(code, message.into(), "hannoy_pg");
+    if let Some(hint) = hint {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::WARNING);
+}
+
 fn code_of(error: &Error) -> (PgSqlErrorCode, Option<&'static str>) {
     use PgSqlErrorCode::*;
     match error {

@@ -27,16 +27,17 @@ fn hannoy_index_info(
 > {
     crate::storage::require_hannoy_index(&index);
     // SAFETY: an open hannoy index relation.
-    let (dir, (m, ef_construction)) = unsafe {
+    let (engine, storage, (m, ef_construction)) = unsafe {
+        let index = index.as_ptr();
         // What the index holds, not what waits to be linked into it.
-        crate::am::pending::merge(index.as_ptr(), crate::am::pending::Wait::Yes);
-        (
-            crate::storage::locate(index.as_ptr()),
-            crate::am::options::read(index.as_ptr()),
-        )
+        let engine = crate::am::pending::merge(index, crate::am::pending::Wait::Yes)
+            .and_then(|()| crate::storage::open(index))
+            .unwrap_or_else(|unusable| unusable.raise(index));
+        let storage = crate::storage::current_folder(index).unwrap_or_default();
+        (engine, storage, crate::am::options::read(index))
     };
-    let storage = dir.display().to_string();
-    let row = match crate::storage::open(&dir) {
+    let storage = storage.display().to_string();
+    let row = match engine {
         None => (
             0,
             None,

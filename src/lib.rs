@@ -36,6 +36,7 @@ mod tests {
     include!("../tests/pg/lifecycle.rs");
     include!("../tests/pg/writes.rs");
     include!("../tests/pg/filters.rs");
+    include!("../tests/pg/identity.rs");
 }
 
 /// Required by `cargo pgrx test`.

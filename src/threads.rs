@@ -1,16 +1,18 @@
-//! The worker pool of this backend and the rules for using it: workers compute on owned data
-//! and never call into Postgres; only the backend thread does.
+//! Worker threads and the rules for using them: workers compute on owned data and never call
+//! into Postgres; only the backend thread does.
+//!
+//! Each build batch, merge or VACUUM pass gets a pool of its own, released when it returns: a
+//! backend keeps no threads while idle, so hundreds of connections cost none. Starting a few
+//! threads costs far less than the batch they link.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pgrx::pg_sys;
 
-static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-
-/// Runs `f` on this backend's pool, so the engine's parallel work uses it and not rayon's
-/// global pool (whose threads would be created without the signal mask below).
+/// Runs `f` on a pool of its own, so the engine's parallel work uses it and not rayon's
+/// global pool (whose threads would be created without the signal mask below, and kept).
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
 }
@@ -48,31 +50,31 @@ pub fn run_watched<R: Send>(
     }
 }
 
-fn pool() -> &'static rayon::ThreadPool {
-    POOL.get_or_init(|| {
-        // Postgres's signal handlers assume they run on the backend thread: workers inherit a
-        // mask that blocks every signal, restored on this thread once they exist.
-        // SAFETY: sigset_t is plain data filled by sigfillset; pthread_sigmask only changes
-        // this thread's mask, and the old mask is put back before returning.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("hannoy worker {i}"))
-                .build();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            pool.unwrap_or_else(|e| {
-                crate::error::raise(
-                    pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
-                    format!("could not start worker threads: {e}"),
-                    None,
-                )
-            })
-        }
+/// A new pool of one thread per core; its threads end once it is dropped.
+fn pool() -> rayon::ThreadPool {
+    // Postgres's signal handlers assume they run on the backend thread: workers inherit a mask
+    // that blocks every signal, restored on this thread once they exist.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: sigset_t is plain data filled by sigfillset; pthread_sigmask only changes this
+    // thread's mask, and the old mask is put back before returning.
+    let pool = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("hannoy worker {i}"))
+            .build();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        pool
+    };
+    pool.unwrap_or_else(|e| {
+        crate::error::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
+            format!("could not start worker threads: {e}"),
+            None,
+        )
     })
 }
 

@@ -1,7 +1,6 @@
 //! ambuild: the heap is scanned on the backend thread into owned batches, each batch bounded
 //! by maintenance_work_mem and linked in parallel by the engine on this backend's pool.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use hannoy_engine::{FilterRow, Index, IndexOptions, Metric};
@@ -36,11 +35,11 @@ pub(super) fn batch_limit(metric: Metric, dimensions: usize, m: usize) -> usize 
 }
 
 pub struct BuildState {
+    relation: pg_sys::Relation,
     layout: IndexLayout,
     metric: Metric,
     vector_type: VectorType,
     options: (usize, usize),
-    dir: PathBuf,
     index: Option<Arc<Index>>,
     dimensions: Option<usize>,
     batch: Vec<OwnedVector>,
@@ -65,7 +64,8 @@ impl BuildState {
             // The first vector fixes the dimension count; bad options fail here, before any work.
             let options = self.engine_options(dimensions);
             options.validate().or_raise();
-            self.index = Some(crate::storage::open_or_create(&self.dir, &options));
+            // SAFETY: the relation being built, open and locked for the whole build.
+            self.index = Some(unsafe { crate::storage::create_engine(self.relation, &options) });
             self.batch_limit = batch_limit(self.metric, dimensions, self.options.0);
         }
         let expected = *self.dimensions.get_or_insert(dimensions);
@@ -96,20 +96,27 @@ impl BuildState {
         // graph, and once more per item while linking it into a non-empty index.
         let polls_per_item = if self.indexed == 0 { 1 } else { 2 };
         let (before, len) = (self.indexed, batch.len() as u64);
+        // SAFETY: the relation being built, open and locked for the whole build; `index` is
+        // its engine.
+        let stamp = unsafe { crate::storage::begin_change(self.relation, &index) }
+            .unwrap_or_else(|unusable| unsafe { unusable.raise(self.relation) });
         let result = threads::run_watched(
             |cancel| {
                 index.write(|writer| {
                     let prepared = writer.prepare(batch.iter().map(OwnedVector::as_ref))?;
                     if rows.is_empty() {
-                        writer.insert_keyed(&prepared, keys, cancel)
+                        writer.insert_keyed(&prepared, keys, cancel)?;
                     } else {
-                        writer.insert_keyed_with_filters(&prepared, keys, rows, cancel)
+                        writer.insert_keyed_with_filters(&prepared, keys, rows, cancel)?;
                     }
+                    writer.set_stamp(stamp)
                 })
             },
             |polls| report_tuples_done(before + (polls / polls_per_item).min(len)),
         );
         threads::check_cancelled(result).or_raise();
+        // SAFETY: as above; the commit succeeded.
+        unsafe { crate::storage::end_change(self.relation, stamp) };
         self.indexed += len;
         self.batch.clear();
         self.keys.clear();
@@ -136,18 +143,18 @@ pub unsafe extern "C-unwind" fn ambuild(
         let layout = IndexLayout::of(index);
         let (metric, vector_type) = super::column_metric(index, &layout);
         let options = super::options::read(index);
-        let dir = crate::storage::create(index);
+        crate::storage::create(index);
         pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOAD_AND_LINK);
         let reltuples = (*(*heap).rd_rel).reltuples;
         if reltuples > 0.0 {
             pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, reltuples as i64);
         }
         let mut state = BuildState {
+            relation: index,
             layout,
             metric,
             vector_type,
             options,
-            dir,
             index: None,
             dimensions: None,
             batch: Vec::new(),

@@ -46,7 +46,11 @@ pub unsafe extern "C-unwind" fn aminsert(
         let pending = pending_list::append(index, key, stored, &filters, dimensions as u32);
         let limit = crate::guc::pending_list_limit_bytes();
         if pending as usize * pending_list::entry_bytes(stored.len(), filters.len()) >= limit {
-            pending::merge(index, Wait::No);
+            // An insert never fails because of the folder: the index is set aside for REINDEX,
+            // which reads every row from the heap, and the row stays in the table.
+            if let Err(unusable) = pending::merge(index, Wait::No) {
+                crate::storage::set_aside(index, &unusable);
+            }
         }
     }
     false

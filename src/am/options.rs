@@ -44,7 +44,8 @@ pub fn register() {
 }
 
 /// Parses and (when `validate`) checks reloptions; unknown names and out-of-range values
-/// raise 22023 from Postgres itself.
+/// raise 22023 from Postgres itself, and a pair the engine would refuse (ef_construction below
+/// twice m) raises 22023 here, at CREATE INDEX or ALTER INDEX ... SET, table empty or not.
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn amoptions(
     reloptions: pg_sys::Datum,
@@ -63,7 +64,7 @@ pub unsafe extern "C-unwind" fn amoptions(
         },
     ];
     // SAFETY: the table describes HannoyReloptions exactly; build_reloptions pallocs the result.
-    unsafe {
+    let parsed: *mut pg_sys::bytea = unsafe {
         pg_sys::build_reloptions(
             reloptions,
             validate,
@@ -73,7 +74,17 @@ pub unsafe extern "C-unwind" fn amoptions(
             table.len() as i32,
         )
         .cast()
+    };
+    // SAFETY: NULL or the HannoyReloptions just built.
+    if let Some(options) = unsafe { parsed.cast::<HannoyReloptions>().as_ref() } {
+        if validate {
+            let mut engine = IndexOptions::new(hannoy_engine::Metric::Euclidean, 1);
+            (engine.m, engine.ef_construction) =
+                (options.m as usize, options.ef_construction as usize);
+            crate::error::OrRaise::or_raise(engine.validate());
+        }
     }
+    parsed
 }
 
 /// (m, ef_construction) of an index, defaults where not given.

@@ -8,9 +8,11 @@
 
 use pgrx::pg_sys;
 
+use std::sync::Arc;
+
 use crate::error::OrRaise;
 use crate::storage::pending_list::{self, PendingEntry};
-use crate::threads;
+use crate::storage::{self, Snapshot, Unusable};
 use hannoy_engine::FilterRow;
 
 /// Whether a merge waits for one already running, or leaves the list to it.
@@ -20,40 +22,34 @@ pub enum Wait {
     No,
 }
 
-/// Links the pending list into the engine and frees its pages.
+/// Links the pending list into the engine and frees its pages. An unusable folder (see
+/// `storage::identity`) is the caller's to report.
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation.
-pub unsafe fn merge(index: pg_sys::Relation, wait: Wait) {
-    // One merger per index: a heavyweight lock on block 0, which Postgres's deadlock detector
-    // sees. It is taken before the LMDB write lock and never waited for while holding it.
-    // SAFETY: page locks of an open relation, released below or at transaction end.
+pub unsafe fn merge(index: pg_sys::Relation, wait: Wait) -> Result<(), Unusable> {
+    // SAFETY: forwarded from the caller; the write lock is released below or at transaction end.
     unsafe {
-        let lock = pg_sys::ExclusiveLock as i32;
-        if wait == Wait::Yes {
-            pg_sys::LockPage(index, 0, lock);
-        } else if !pg_sys::ConditionalLockPage(index, 0, lock) {
-            return;
+        if !storage::lock_writes(index, wait == Wait::Yes) {
+            return Ok(());
         }
-        merge_locked(index);
-        pg_sys::UnlockPage(index, 0, lock);
+        let merged = merge_locked(index);
+        storage::unlock_writes(index);
+        merged
     }
 }
 
 /// # Safety
 /// As `merge`, holding its lock.
-unsafe fn merge_locked(index: pg_sys::Relation) {
+unsafe fn merge_locked(index: pg_sys::Relation) -> Result<(), Unusable> {
     // SAFETY: forwarded from the caller.
     unsafe {
-        let dir = crate::storage::locate(index);
-        let engine = crate::storage::open(&dir);
-        let pending = pending_list::read(index, || match &engine {
-            Some(engine) => engine.read().or_raise().log_position().or_raise(),
-            None => 0,
-        });
+        let Snapshot { reader, pending } = storage::snapshot(index)?;
+        // Only its log position was needed: a snapshot left open would keep the map from growing.
+        let engine = reader.map(|reader| Arc::clone(reader.index()));
         if pending.entries.is_empty() {
             pending_list::cut(index, pending.end_seq);
-            return;
+            return Ok(());
         }
         // An index entry must never outlive a lost heap insert: after a crash the TIDs could be
         // reused by other rows. Every heap insert came before its list append, and the
@@ -63,7 +59,7 @@ unsafe fn merge_locked(index: pg_sys::Relation) {
         let (metric, _) = super::column_metric(index, &layout);
         let mut options = hannoy_engine::IndexOptions::new(metric, pending.dimensions as usize);
         (options.m, options.ef_construction) = super::options::read(index);
-        let engine = engine.unwrap_or_else(|| crate::storage::open_or_create(&dir, &options));
+        let engine = engine.unwrap_or_else(|| storage::create_engine(index, &options));
         let kept = last_of_each_key(&pending.entries);
         let vectors: Vec<&[u8]> = kept.iter().map(|e| e.vector.as_slice()).collect();
         let keys: Vec<u64> = kept.iter().map(|e| e.key).collect();
@@ -79,7 +75,7 @@ unsafe fn merge_locked(index: pg_sys::Relation) {
         )
         .or_raise();
         let end = pending.end_seq;
-        threads::write(&engine, |writer, cancel| {
+        storage::change(index, &engine, |writer, cancel| {
             // A merge that committed but crashed before its cut left its entries in the list.
             if writer.log_position()? < end {
                 if rows.is_empty() {
@@ -90,11 +86,12 @@ unsafe fn merge_locked(index: pg_sys::Relation) {
                 writer.set_log_position(end)?;
             }
             Ok(())
-        });
+        })?;
         // LMDB reuses the pages a commit frees only two commits later: without this, merges
         // one after another (a large INSERT) each grow the file by what the previous one freed.
         engine.release_freed_pages().or_raise();
         pending_list::cut(index, end);
+        Ok(())
     }
 }
 

@@ -20,7 +20,8 @@ use crate::error::{raise, OrRaise};
 use crate::filter::scan_keys::{scan_filter, ScanFilter};
 use crate::filter::IndexLayout;
 use crate::guc;
-use crate::storage::pending_list::{self, PendingEntry};
+use crate::storage::pending_list::PendingEntry;
+use crate::storage::Snapshot;
 
 /// The rows a scan still has to give.
 enum Rows {
@@ -150,18 +151,10 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
                 conditions
             }
         };
-        let dir = crate::storage::locate(index);
-        let engine = crate::storage::open(&dir);
         // The engine snapshot is opened while the pending list cannot be cut, so every row is
         // in exactly one of the two.
-        let mut reader = None;
-        let pending = pending_list::read(index, || {
-            let Some(engine) = engine else { return 0 };
-            let opened = Rc::new(OwnedReader::new(engine).or_raise());
-            let position = opened.log_position().or_raise();
-            reader = Some(opened);
-            position
-        });
+        let Snapshot { reader, pending } =
+            crate::storage::snapshot(index).unwrap_or_else(|unusable| unusable.raise(index));
         let (metric, vector_type) = super::column_metric(index, &layout);
         let (allowed, pending_rows) =
             allowed_rows(reader.as_deref(), &pending.entries, &conditions);

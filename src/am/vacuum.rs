@@ -1,11 +1,17 @@
 //! VACUUM: items whose heap rows are dead are deleted from the engine (which repairs their
 //! neighbours' links) and the deletion is durable before the heap reuses their TIDs.
+//!
+//! VACUUM never fails because of the index's folder: a folder that cannot serve the index (see
+//! `storage::identity`) gets the index marked as needing REINDEX, with one WARNING per VACUUM,
+//! and the heap is cleaned all the same. The marked index answers no scan, so the TIDs the heap
+//! then reuses can never come back through its stale items.
 
 use hannoy_engine::RoaringBitmap;
 use pgrx::prelude::*;
 
+use super::pending::{self, Wait};
 use crate::error::OrRaise;
-use crate::threads;
+use crate::storage::{self, Unusable};
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn ambulkdelete(
@@ -18,11 +24,30 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     // the callback is called on this thread with a TID that lives for the call.
     unsafe {
         let stats = stats_or_new(stats);
+        let index = (*info).index;
+        if let Err(unusable) = bulk_delete(index, stats, callback, callback_state) {
+            storage::set_aside(index, &unusable);
+            (*stats).estimated_count = true;
+            (*stats).num_index_tuples = (*info).num_heap_tuples;
+        }
+        stats
+    }
+}
+
+/// # Safety
+/// As `ambulkdelete`.
+unsafe fn bulk_delete(
+    index: pg_sys::Relation,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+    callback: pg_sys::IndexBulkDeleteCallback,
+    callback_state: *mut std::ffi::c_void,
+) -> Result<(), Unusable> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
         // Dead rows may still wait in the pending list: link it first, then delete from one place.
-        super::pending::merge((*info).index, super::pending::Wait::Yes);
-        let dir = crate::storage::locate((*info).index);
-        let (Some(engine), Some(callback)) = (crate::storage::open(&dir), callback) else {
-            return stats;
+        pending::merge(index, Wait::Yes)?;
+        let (Some(engine), Some(callback)) = (storage::open(index)?, callback) else {
+            return Ok(());
         };
         let mut dead = RoaringBitmap::new();
         let mut tid = pg_sys::ItemPointerData::default();
@@ -44,11 +69,13 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
             }
         }
         if !dead.is_empty() {
-            threads::write(&engine, |writer, cancel| writer.delete(&dead, cancel));
+            storage::change(index, &engine, |writer, cancel| {
+                writer.delete(&dead, cancel)
+            })?;
         }
         (*stats).tuples_removed += dead.len() as f64;
         (*stats).num_index_tuples = (keys.len() as u64 - dead.len()) as f64;
-        stats
+        Ok(())
     }
 }
 
@@ -65,26 +92,49 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         // A delete already reconnected what it cut off; otherwise this is where single-row
         // inserts, whose pruning can take a node's last in-link, get their graph mended.
         let deleted = !stats.is_null() && (*stats).tuples_removed > 0.0;
+        let bulk_deleted = !stats.is_null();
         let stats = stats_or_new(stats);
-        // As GIN does: VACUUM and autovacuum leave no pending list behind, even with no deletes.
-        super::pending::merge((*info).index, super::pending::Wait::Yes);
-        let dir = crate::storage::locate((*info).index);
-        (*stats).num_pages = pg_sys::RelationGetNumberOfBlocksInFork(
-            (*info).index,
-            pg_sys::ForkNumber::MAIN_FORKNUM,
-        );
-        if let Some(engine) = crate::storage::open(&dir) {
-            if deleted {
-                engine.release_freed_pages().or_raise();
-            } else {
-                threads::write(&engine, |writer, _| writer.reconnect_unreachable());
+        let index = (*info).index;
+        match cleanup(index, stats, deleted) {
+            Ok(()) => {}
+            // ambulkdelete warned about it in this VACUUM already.
+            Err(Unusable::Marked) if bulk_deleted => {}
+            Err(unusable) => {
+                storage::set_aside(index, &unusable);
+                (*stats).estimated_count = true;
+                (*stats).num_index_tuples = (*info).num_heap_tuples;
             }
-            let info = engine.info().or_raise();
-            (*stats).num_index_tuples = info.len as f64;
-            // In Postgres pages, for VACUUM VERBOSE and pg_class: the relation's and the folder's.
-            (*stats).num_pages += (info.file_bytes / pg_sys::BLCKSZ as u64) as pg_sys::BlockNumber;
         }
         stats
+    }
+}
+
+/// # Safety
+/// As `amvacuumcleanup`.
+unsafe fn cleanup(
+    index: pg_sys::Relation,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+    deleted: bool,
+) -> Result<(), Unusable> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        (*stats).num_pages =
+            pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+        // As GIN does: VACUUM and autovacuum leave no pending list behind, even with no deletes.
+        pending::merge(index, Wait::Yes)?;
+        let Some(engine) = storage::open(index)? else {
+            return Ok(());
+        };
+        if deleted {
+            engine.release_freed_pages().or_raise();
+        } else {
+            storage::change(index, &engine, |writer, _| writer.reconnect_unreachable())?;
+        }
+        let info = engine.info().or_raise();
+        (*stats).num_index_tuples = info.len as f64;
+        // In Postgres pages, for VACUUM VERBOSE and pg_class: the relation's and the folder's.
+        (*stats).num_pages += (info.file_bytes / pg_sys::BLCKSZ as u64) as pg_sys::BlockNumber;
+        Ok(())
     }
 }
 

@@ -158,7 +158,16 @@ unsafe extern "C-unwind" fn on_object_access(
     if access != pg_sys::ObjectAccessType::OAT_DROP {
         return;
     }
+    // DROP INDEX CONCURRENTLY calls this hook in the first of its transactions, which it
+    // commits and then waits for every other session to let go of the index; the catalog row
+    // goes in its last transaction, whose sql_drop event schedules the folder then.
+    // SAFETY: for OAT_DROP the argument is an ObjectAccessDrop or NULL.
+    let concurrently = unsafe { arg.cast::<pg_sys::ObjectAccessDrop>().as_ref() }
+        .is_some_and(|drop| drop.dropflags & pg_sys::PERFORM_DELETION_CONCURRENTLY as i32 != 0);
     let dir = if class_id == pg_sys::RelationRelationId && sub_id == 0 {
+        if concurrently {
+            return;
+        }
         // Only a hannoy index has a folder under its OID (REINDEX CONCURRENTLY drops the old
         // index this way, with no sql_drop event).
         super::index_folder(super::this_database(), object_id)

@@ -1,13 +1,14 @@
-//! Block 0 of a hannoy index relation: the id of its current storage generation and the state
-//! of its pending list (see `pending_list`). It is what Postgres itself stores for the index,
-//! WAL-logged so that copies, rollbacks and crash recovery carry the right id and every insert
-//! that reached the WAL.
+//! Block 0 of a hannoy index relation: the id of its current storage generation, how many
+//! changes of that storage the relation has seen committed (see `super::identity`), and the
+//! state of its pending list (see `pending_list`). It is what Postgres itself stores for the
+//! index, WAL-logged so that copies, rollbacks, restores and crash recovery carry the id, the
+//! position and every insert that reached the WAL.
 
 use pgrx::pg_sys;
 
 const MAGIC: u32 = u32::from_be_bytes(*b"HNPG");
-/// 2: the pending list.
-const VERSION: u32 = 2;
+/// 2: the pending list. 3: the storage position and the rebuild mark.
+const VERSION: u32 = 3;
 
 /// Pages of the pending list freed by merges, kept for reuse. The list holds at most
 /// `hannoy.pending_list_limit` and whatever arrives while it is merged; a page freed while
@@ -20,6 +21,15 @@ pub(super) struct MetaPage {
     pub magic: u32,
     pub version: u32,
     pub storage_id: u64,
+    /// Changes of the storage (LMDB commits of the access method) known to be committed.
+    pub position: u64,
+    /// The position a change in flight will reach once it commits; `position` when none is.
+    /// Logged and flushed before that LMDB commit, so after a crash between the commit and the
+    /// record of `position` the folder is found at `intent`, which is accepted.
+    pub intent: u64,
+    /// Non-zero once the storage was found unusable (see `super::identity`): scans refuse,
+    /// inserts leave the pending list alone and VACUUM skips the index until a REINDEX.
+    pub needs_rebuild: u32,
     /// Dimension count of the index's vectors; 0 until the first one is known here.
     pub dimensions: u32,
     /// First and last page of the pending list, InvalidBlockNumber when it has none.
@@ -41,6 +51,9 @@ impl MetaPage {
             magic: MAGIC,
             version: VERSION,
             storage_id,
+            position: 0,
+            intent: 0,
+            needs_rebuild: 0,
             dimensions: 0,
             head: pg_sys::InvalidBlockNumber,
             tail: pg_sys::InvalidBlockNumber,
@@ -162,6 +175,50 @@ pub unsafe fn write_new(index: pg_sys::Relation) -> u64 {
         pg_sys::UnlockReleaseBuffer(buffer);
     }
     meta.storage_id
+}
+
+/// Writes `meta` into the exclusively locked block 0 through a generic WAL record and returns
+/// the record's position (invalid when the relation is not WAL-logged).
+///
+/// # Safety
+/// `buffer` must be block 0 of `index`, pinned and exclusively locked.
+pub(super) unsafe fn log(
+    index: pg_sys::Relation,
+    buffer: pg_sys::Buffer,
+    meta: &MetaPage,
+) -> pg_sys::XLogRecPtr {
+    // SAFETY: the record's page image is written before the record is finished.
+    unsafe {
+        let state = pg_sys::GenericXLogStart(index);
+        let page = pg_sys::GenericXLogRegisterBuffer(state, buffer, 0);
+        put(page, meta);
+        pg_sys::GenericXLogFinish(state)
+    }
+}
+
+/// Block 0 pinned and locked in `mode`, and the metapage in it.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation; the caller releases the buffer.
+pub(super) unsafe fn lock(index: pg_sys::Relation, mode: u32) -> (pg_sys::Buffer, MetaPage) {
+    // SAFETY: block 0 exists in every built index; it is pinned and locked before it is read.
+    unsafe {
+        let buffer = pg_sys::ReadBuffer(index, 0);
+        pg_sys::LockBuffer(buffer, mode as i32);
+        let meta = get(pg_sys::BufferGetPage(buffer));
+        if !meta.is_valid() {
+            pg_sys::UnlockReleaseBuffer(buffer);
+            crate::error::raise(
+                pgrx::PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+                format!(
+                    "index \"{}\" has no valid hannoy metapage",
+                    super::identity::qualified_name(index)
+                ),
+                Some(&super::identity::reindex_hint(index)),
+            );
+        }
+        (buffer, meta)
+    }
 }
 
 /// The metapage, `None` when the relation has none or one of another version.

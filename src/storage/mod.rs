@@ -7,6 +7,7 @@
 //! travels with the page. A rolled-back REINDEX brings back the old page, hence the old id and
 //! folder. The folder is not WAL-logged: see `lifecycle` for when folders are deleted.
 
+pub mod identity;
 pub mod lifecycle;
 mod metapage;
 pub mod pending_list;
@@ -14,28 +15,24 @@ pub mod pending_list;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use hannoy_engine::{Error, Index, IndexOptions};
+use hannoy_engine::{Error, Index, IndexOptions, OwnedReader, Stamp, Writer};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::error::{raise, OrRaise};
+pub use identity::Unusable;
+use metapage::MetaPage;
+use pending_list::Pending;
 
-const REINDEX_HINT: &str = "Rebuild the index with REINDEX.";
-
-fn data_dir() -> PathBuf {
-    // SAFETY: DataDir is set at postmaster start, before any backend runs extension code, to a
-    // NUL-terminated absolute path that never changes afterwards.
-    let dir = unsafe { CStr::from_ptr(pg_sys::DataDir) };
-    PathBuf::from(dir.to_string_lossy().into_owned())
-}
-
-/// The folder holding the storage of every index of one database.
+/// The folder holding the storage of every index of one database. Paths are relative to the
+/// data directory, every backend's working directory, so that no message or function shows
+/// where it is (as `pg_relation_filepath` does).
 pub fn database_folder(database: pg_sys::Oid) -> PathBuf {
-    data_dir()
-        .join("hannoy")
-        .join(database.to_u32().to_string())
+    Path::new("hannoy").join(database.to_u32().to_string())
 }
 
 /// The folder holding every storage generation of one index.
@@ -68,7 +65,7 @@ fn refuse_on_standby() {
 ///
 /// # Safety
 /// `index` must be an open index relation with no blocks, locked exclusively.
-pub unsafe fn create(index: pg_sys::Relation) -> PathBuf {
+pub unsafe fn create(index: pg_sys::Relation) {
     refuse_on_standby();
     // SAFETY: forwarded from the caller.
     let (oid, storage_id) = unsafe { ((*index).rd_id, metapage::write_new(index)) };
@@ -89,43 +86,229 @@ pub unsafe fn create(index: pg_sys::Relation) -> PathBuf {
             None,
         );
     }
-    dir
 }
 
-/// The folder of `index`'s current storage, which must exist.
+/// What a scan or a merge reads: the engine's snapshot (`None` while the index has never held
+/// a vector) and the pending rows it lacks.
+pub struct Snapshot {
+    pub reader: Option<Rc<OwnedReader>>,
+    pub pending: Pending,
+}
+
+/// Opens the engine's snapshot and reads the pending list, after checking that the folder is
+/// the relation's own (see `identity`).
 ///
 /// # Safety
-/// `index` must be an open index relation.
-pub unsafe fn locate(index: pg_sys::Relation) -> PathBuf {
+/// `index` must be an open hannoy index relation.
+pub unsafe fn snapshot(index: pg_sys::Relation) -> Result<Snapshot, Unusable> {
     refuse_on_standby();
     // SAFETY: forwarded from the caller.
-    let (oid, storage_id) = unsafe { ((*index).rd_id, metapage::read(index)) };
-    let name = || {
-        // SAFETY: rd_rel is valid for an open relation; relname is NUL-terminated.
-        unsafe { CStr::from_ptr((*(*index).rd_rel).relname.data.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    let Some(storage_id) = storage_id else {
-        raise(
-            PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-            format!("index \"{}\" has no hannoy metapage", name()),
-            Some(REINDEX_HINT),
-        );
-    };
-    let dir = generation_folder(oid, storage_id);
-    if !dir.is_dir() {
-        raise(
-            PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-            format!(
-                "storage of index \"{}\" is missing: expected folder {}",
-                name(),
-                dir.display()
-            ),
-            Some("The folder is not WAL-logged, so a restored backup or a standby lacks it. Rebuild the index with REINDEX."),
-        );
+    let oid = unsafe { (*index).rd_id };
+    let mut reader = None;
+    // SAFETY: forwarded from the caller.
+    let pending = unsafe {
+        pending_list::read(index, |meta| {
+            let Some(engine) = open_verified(oid, meta)? else {
+                return Ok(0);
+            };
+            let opened = Rc::new(OwnedReader::new(engine).map_err(unusable_or_raise)?);
+            let position = opened.log_position().map_err(unusable_or_raise)?;
+            reader = Some(opened);
+            Ok(position)
+        })
+    }?;
+    Ok(Snapshot { reader, pending })
+}
+
+/// The engine of `index`, checked against its relation; `None` while it has never held a
+/// vector.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn open(index: pg_sys::Relation) -> Result<Option<Arc<Index>>, Unusable> {
+    refuse_on_standby();
+    // SAFETY: forwarded from the caller; the metapage is share-locked while the folder is
+    // checked against it, so no change can commit in between.
+    unsafe {
+        let (buffer, meta) = metapage::lock(index, pg_sys::BUFFER_LOCK_SHARE);
+        let engine = open_verified((*index).rd_id, &meta);
+        pg_sys::UnlockReleaseBuffer(buffer);
+        engine
     }
-    dir
+}
+
+/// The engine in the folder `meta` names, if it exists and agrees with `meta`.
+fn open_verified(oid: pg_sys::Oid, meta: &MetaPage) -> Result<Option<Arc<Index>>, Unusable> {
+    let engine = open_folder(&generation_folder(oid, meta.storage_id))?;
+    match &engine {
+        None => identity::verify(meta, false, None, true)?,
+        Some(engine) => {
+            let reader = engine.read().map_err(unusable_or_raise)?;
+            let stamp = reader.stamp().map_err(unusable_or_raise)?;
+            identity::verify(meta, true, stamp, reader.is_empty())?;
+        }
+    }
+    Ok(engine)
+}
+
+/// Errors that say the files cannot serve the index become `Unusable::Damaged`; any other
+/// (out of memory, out of file descriptors, a cancel) is raised as it is, since it says
+/// nothing about the folder.
+fn unusable_or_raise(error: Error) -> Unusable {
+    if error.is_damaged_storage() {
+        return Unusable::Damaged(error.to_string());
+    }
+    Err::<(), _>(error).or_raise();
+    unreachable!("or_raise raises an error")
+}
+
+/// The engine of an index that has none yet, created with `options` in its current folder.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn create_engine(index: pg_sys::Relation, options: &IndexOptions) -> Arc<Index> {
+    // SAFETY: forwarded from the caller.
+    let (oid, meta) = unsafe {
+        let (buffer, meta) = metapage::lock(index, pg_sys::BUFFER_LOCK_SHARE);
+        pg_sys::UnlockReleaseBuffer(buffer);
+        ((*index).rd_id, meta)
+    };
+    open_or_create(&generation_folder(oid, meta.storage_id), options)
+}
+
+/// One merger or deleter at a time per index: a heavyweight lock on block 0, which the
+/// deadlock detector sees and a cancel or statement_timeout interrupts. Whoever holds it is the
+/// only one to ask for LMDB's write lock (a process-shared mutex nothing can interrupt), so
+/// that one is never waited for.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn lock_writes(index: pg_sys::Relation, wait: bool) -> bool {
+    // SAFETY: a page lock of an open relation, released by `unlock_writes` or at transaction end.
+    unsafe {
+        let mode = pg_sys::ExclusiveLock as pg_sys::LOCKMODE;
+        if wait {
+            pg_sys::LockPage(index, 0, mode);
+            true
+        } else {
+            pg_sys::ConditionalLockPage(index, 0, mode)
+        }
+    }
+}
+
+/// # Safety
+/// The caller holds the lock from `lock_writes`.
+pub unsafe fn unlock_writes(index: pg_sys::Relation) {
+    // SAFETY: forwarded from the caller.
+    unsafe { pg_sys::UnlockPage(index, 0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) };
+}
+
+/// Starts a change of `engine`: checks the folder, records and flushes the position the
+/// change will reach, and returns the stamp its LMDB commit must carry. Holds the write lock
+/// until `end_change`.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation and `engine` its engine.
+pub unsafe fn begin_change(index: pg_sys::Relation, engine: &Index) -> Result<Stamp, Unusable> {
+    // SAFETY: forwarded from the caller; block 0 is exclusively locked while it changes, and
+    // released before the WAL flush.
+    unsafe {
+        lock_writes(index, true);
+        let (buffer, mut meta) = metapage::lock(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        let current = (|| {
+            let reader = engine.read().map_err(unusable_or_raise)?;
+            let stamp = reader.stamp().map_err(unusable_or_raise)?;
+            identity::verify(&meta, true, stamp, reader.is_empty())?;
+            Ok(stamp.map_or(0, |s| s.position))
+        })();
+        let current = match current {
+            Ok(current) => current,
+            Err(e) => {
+                pg_sys::UnlockReleaseBuffer(buffer);
+                unlock_writes(index);
+                return Err(e);
+            }
+        };
+        // A crash after an earlier change's commit left the folder at its intent: adopt it.
+        meta.position = current;
+        meta.intent = current + 1;
+        let lsn = metapage::log(index, buffer, &meta);
+        pg_sys::UnlockReleaseBuffer(buffer);
+        pg_sys::XLogFlush(lsn);
+        Ok(Stamp {
+            owner: meta.storage_id,
+            position: current + 1,
+        })
+    }
+}
+
+/// Records that the change stamped `stamp` committed, and releases the write lock.
+///
+/// # Safety
+/// As `begin_change`, which returned `stamp`, and whose LMDB commit succeeded.
+pub unsafe fn end_change(index: pg_sys::Relation, stamp: Stamp) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let (buffer, mut meta) = metapage::lock(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        if meta.intent == stamp.position && meta.position != stamp.position {
+            meta.position = stamp.position;
+            metapage::log(index, buffer, &meta);
+        }
+        pg_sys::UnlockReleaseBuffer(buffer);
+        unlock_writes(index);
+    }
+}
+
+/// Runs `f` as one change of `index`'s engine (see `begin_change`), in one LMDB write
+/// transaction on the worker pool; engine errors are raised.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation and `engine` its engine.
+pub unsafe fn change<R: Send>(
+    index: pg_sys::Relation,
+    engine: &Index,
+    mut f: impl FnMut(&mut Writer<'_>, &(dyn Fn() -> bool + Sync)) -> hannoy_engine::Result<R> + Send,
+) -> Result<R, Unusable> {
+    // SAFETY: forwarded from the caller.
+    let stamp = unsafe { begin_change(index, engine) }?;
+    let out = crate::threads::write(engine, |writer, cancel| {
+        let out = f(writer, cancel)?;
+        writer.set_stamp(stamp)?;
+        Ok(out)
+    });
+    // SAFETY: forwarded from the caller; the commit succeeded (an error was raised otherwise).
+    unsafe { end_change(index, stamp) };
+    Ok(out)
+}
+
+/// Sets `index` aside after `unusable` was found: marks it (see `mark_needs_rebuild`) and
+/// warns, for writers that must go on without it (VACUUM, an insert's merge).
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn set_aside(index: pg_sys::Relation, unusable: &Unusable) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        mark_needs_rebuild(index);
+        unusable.warn(index);
+    }
+}
+
+/// Marks `index` as needing a rebuild: scans refuse it, inserts leave the pending list alone
+/// and VACUUM skips it, until REINDEX gives it new storage and a new metapage.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn mark_needs_rebuild(index: pg_sys::Relation) {
+    // SAFETY: block 0 is exclusively locked while it changes through a record.
+    unsafe {
+        let (buffer, mut meta) = metapage::lock(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        if meta.needs_rebuild == 0 {
+            meta.needs_rebuild = 1;
+            metapage::log(index, buffer, &meta);
+        }
+        pg_sys::UnlockReleaseBuffer(buffer);
+    }
 }
 
 /// Whether `relation` is an index of this access method.
@@ -144,7 +327,9 @@ pub unsafe fn is_hannoy_index(relation: pg_sys::Relation) -> bool {
     }
 }
 
-/// Raises 42809 unless `relation` is a hannoy index, for functions that take any regclass.
+/// Raises 42809 unless `relation` is a hannoy index, for functions that take any regclass,
+/// and 42501 unless the user may read the index's table (SELECT on it, or owning it): what an
+/// index holds is what its table holds.
 pub fn require_hannoy_index(relation: &pgrx::PgRelation) {
     // SAFETY: a PgRelation is open and locked for as long as it exists.
     if !unsafe { is_hannoy_index(relation.as_ptr()) } {
@@ -152,6 +337,24 @@ pub fn require_hannoy_index(relation: &pgrx::PgRelation) {
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             format!("\"{}\" is not a hannoy index", relation.name()),
             None,
+        );
+    }
+    // SAFETY: rd_index is set for an open index; the checks read the catalog on this thread.
+    let allowed = unsafe {
+        let table = (*(*relation.as_ptr()).rd_index).indrelid;
+        let user = pg_sys::GetUserId();
+        pg_sys::pg_class_aclcheck(table, user, pg_sys::ACL_SELECT as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
+            || pg_sys::pg_class_ownercheck(table, user)
+    };
+    if !allowed {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied for the table of index \"{}\"",
+                relation.name()
+            ),
+            Some("Reading a hannoy index's figures needs SELECT on its table."),
         );
     }
 }
@@ -167,52 +370,102 @@ pub unsafe fn current_folder(index: pg_sys::Relation) -> Option<PathBuf> {
     Some(generation_folder(oid, storage_id))
 }
 
+/// An engine this backend has open, and the data file it opened (a folder deleted and made
+/// again, or replaced by a copy, has a new one).
+struct Opened {
+    index: Arc<Index>,
+    inode: u64,
+}
+
 thread_local! {
     /// Engine indexes this backend has open, by folder. LMDB allows one environment per file
     /// per process, and opening one costs a few system calls: keep them.
-    static OPEN: RefCell<HashMap<PathBuf, Arc<Index>>> = RefCell::new(HashMap::new());
+    static OPEN: RefCell<HashMap<PathBuf, Opened>> = RefCell::new(HashMap::new());
+}
+
+fn data_file_inode(dir: &Path) -> Option<u64> {
+    std::fs::metadata(dir.join("data.mdb"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Closes the environments whose files another backend deleted (DROP, REINDEX, TRUNCATE) or
+/// replaced: an open map keeps a deleted file's disk space until this process lets go of it.
+/// One `stat` per open environment, at every use of any hannoy index.
+fn close_deleted() {
+    OPEN.with(|open| {
+        open.borrow_mut()
+            .retain(|dir, opened| data_file_inode(dir) == Some(opened.inode))
+    });
 }
 
 /// The engine index in `dir`, or `None` while the index has never held a vector (its
 /// dimension count is fixed by the first one).
-pub fn open(dir: &Path) -> Option<Arc<Index>> {
-    if let Some(index) = OPEN.with(|open| open.borrow().get(dir).cloned()) {
-        return Some(index);
+fn open_folder(dir: &Path) -> Result<Option<Arc<Index>>, Unusable> {
+    close_deleted();
+    if let Some(index) = OPEN.with(|open| open.borrow().get(dir).map(|o| Arc::clone(&o.index))) {
+        return Ok(Some(index));
     }
+    let Some(inode) = data_file_inode(dir) else {
+        return Ok(None);
+    };
     match Index::open(dir) {
-        Ok(index) => Some(remember(dir, index)),
-        Err(Error::MissingIndex(_)) => None,
-        Err(e) => Err(e).or_raise(),
+        Ok(index) => Ok(Some(remember(dir, index, inode))),
+        Err(Error::MissingIndex(_)) => Ok(None),
+        Err(e) => Err(unusable_or_raise(e)),
     }
 }
 
 /// The engine index in `dir`, created with `options` if it does not exist yet.
-pub fn open_or_create(dir: &Path, options: &IndexOptions) -> Arc<Index> {
-    if let Some(index) = open(dir) {
+fn open_or_create(dir: &Path, options: &IndexOptions) -> Arc<Index> {
+    if let Some(index) = open_folder(dir).unwrap_or_else(|e| raise_for_folder(dir, &e)) {
         return index;
     }
-    match Index::create(dir, options) {
-        Ok(index) => remember(dir, index),
+    let created = Index::create(dir, options).and_then(|index| {
+        let inode =
+            data_file_inode(dir).ok_or_else(|| Error::MissingIndex(dir.display().to_string()))?;
+        Ok((index, inode))
+    });
+    match created {
+        Ok((index, inode)) => remember(dir, index, inode),
         // Another backend created it first: use theirs.
-        Err(Error::IndexExists(_)) => open(dir).unwrap_or_else(|| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-                format!(
-                    "index storage {} vanished while being created",
-                    dir.display()
-                ),
-                Some(REINDEX_HINT),
-            )
-        }),
+        Err(Error::IndexExists(_)) => open_folder(dir)
+            .unwrap_or_else(|e| raise_for_folder(dir, &e))
+            .unwrap_or_else(|| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+                    format!(
+                        "index storage {} vanished while being created",
+                        dir.display()
+                    ),
+                    Some("Rebuild the index with REINDEX."),
+                )
+            }),
         Err(e) => Err(e).or_raise(),
     }
 }
 
-fn remember(dir: &Path, index: Index) -> Arc<Index> {
+fn raise_for_folder(dir: &Path, unusable: &Unusable) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+        format!(
+            "index storage {} cannot be used: {unusable:?}",
+            dir.display()
+        ),
+        Some("Rebuild the index with REINDEX."),
+    )
+}
+
+fn remember(dir: &Path, index: Index, inode: u64) -> Arc<Index> {
     let index = Arc::new(index);
     OPEN.with(|open| {
-        open.borrow_mut()
-            .insert(dir.to_path_buf(), Arc::clone(&index))
+        open.borrow_mut().insert(
+            dir.to_path_buf(),
+            Opened {
+                index: Arc::clone(&index),
+                inode,
+            },
+        )
     });
     index
 }

@@ -90,21 +90,8 @@ unsafe fn data(page: pg_sys::Page) -> *mut u8 {
 /// # Safety
 /// `index` must be open; the caller releases the pinned, locked buffer.
 unsafe fn lock_meta(index: pg_sys::Relation, mode: u32) -> (pg_sys::Buffer, MetaPage) {
-    // SAFETY: block 0 exists in every built index; it is pinned and locked before it is read.
-    unsafe {
-        let buffer = pg_sys::ReadBuffer(index, 0);
-        pg_sys::LockBuffer(buffer, mode as i32);
-        let meta = metapage::get(pg_sys::BufferGetPage(buffer));
-        if !meta.is_valid() {
-            pg_sys::UnlockReleaseBuffer(buffer);
-            raise(
-                PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-                "hannoy index has no valid metapage",
-                Some("Rebuild the index with REINDEX."),
-            );
-        }
-        (buffer, meta)
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { metapage::lock(index, mode) }
 }
 
 /// Appends one row; returns how many entries the list holds since its last cut.
@@ -123,6 +110,11 @@ pub unsafe fn append(
     // or the special space; the metapage stays locked until the last record is finished.
     unsafe {
         let (meta_buffer, mut meta) = lock_meta(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        if meta.needs_rebuild != 0 {
+            // REINDEX reads every row from the heap: nothing to keep until then.
+            pg_sys::UnlockReleaseBuffer(meta_buffer);
+            return 0;
+        }
         if meta.dimensions != 0 && meta.dimensions != dimensions {
             let expected = meta.dimensions;
             pg_sys::UnlockReleaseBuffer(meta_buffer);
@@ -251,12 +243,9 @@ unsafe fn log_meta_and_release(
     meta_buffer: pg_sys::Buffer,
     meta: &MetaPage,
 ) {
-    // SAFETY: the record's page image is written before the record is finished.
+    // SAFETY: forwarded from the caller.
     unsafe {
-        let state = pg_sys::GenericXLogStart(index);
-        let page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
-        metapage::put(page, meta);
-        pg_sys::GenericXLogFinish(state);
+        metapage::log(index, meta_buffer, meta);
         pg_sys::UnlockReleaseBuffer(meta_buffer);
     }
 }
@@ -283,20 +272,30 @@ unsafe fn new_page(
     }
 }
 
-/// Reads the list. `snapshot` runs while the list cannot be cut: it opens the engine snapshot
-/// the caller will read next to the list and returns the snapshot's log position; entries
-/// below it are in that snapshot and left out.
+/// Reads the list. `snapshot` runs while neither the list nor the metapage can change: it opens
+/// the engine snapshot the caller will read next to the list (checking it against the
+/// metapage) and returns the snapshot's log position; entries below it are in that snapshot
+/// and left out. Its error ends the read.
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation.
-pub unsafe fn read(index: pg_sys::Relation, snapshot: impl FnOnce() -> u64) -> Pending {
+pub(super) unsafe fn read<E>(
+    index: pg_sys::Relation,
+    snapshot: impl FnOnce(&MetaPage) -> Result<u64, E>,
+) -> Result<Pending, E> {
     // SAFETY: the metapage is share-locked for the whole walk, so no append or cut changes the
     // chain; each list page is pinned and share-locked while its bytes are copied, and copies
     // stay inside its data area.
     let (stream, meta, lsn, merged) = unsafe {
         let (meta_buffer, meta) = lock_meta(index, pg_sys::BUFFER_LOCK_SHARE);
         let lsn = pg_sys::BufferGetLSNAtomic(meta_buffer);
-        let merged = snapshot();
+        let merged = match snapshot(&meta) {
+            Ok(merged) => merged,
+            Err(e) => {
+                pg_sys::UnlockReleaseBuffer(meta_buffer);
+                return Err(e);
+            }
+        };
         if merged > meta.next_seq {
             // The engine holds more than the list ever had: the relation and the folder come
             // from different times (a copied or restored data directory). Skipping by sequence
@@ -379,12 +378,12 @@ pub unsafe fn read(index: pg_sys::Relation, snapshot: impl FnOnce() -> u64) -> P
         }
         rest = &rest[size..];
     }
-    Pending {
+    Ok(Pending {
         entries,
         end_seq: meta.next_seq,
         lsn,
         dimensions: meta.dimensions,
-    }
+    })
 }
 
 /// Frees the list's pages whose every entry is below `merged_below`, which the engine now holds.

@@ -4,7 +4,7 @@
 // tests drive their own connection from the test process.
 
 fn storage(index: &str) -> String {
-    Spi::get_one::<String>(&format!("SELECT storage FROM hannoy_index_info('{index}')"))
+    Spi::get_one::<String>(&format!("SELECT current_setting('data_directory') || '/' || storage FROM hannoy_index_info('{index}')"))
         .unwrap()
         .unwrap()
 }
@@ -16,7 +16,7 @@ fn a_rolled_back_create_index_leaves_no_folder() {
     run("CREATE TABLE rollback_seen (path text);
          DO $$ BEGIN
              CREATE INDEX rollback_idx ON rollback_t USING hannoy (embedding);
-             INSERT INTO rollback_seen SELECT storage FROM hannoy_index_info('rollback_idx');
+             INSERT INTO rollback_seen SELECT current_setting('data_directory') || '/' || storage FROM hannoy_index_info('rollback_idx');
              RAISE EXCEPTION 'roll back';
          EXCEPTION WHEN OTHERS THEN NULL; END $$;");
     assert_eq!(one_i64("SELECT count(*) FROM rollback_seen"), 0);
@@ -30,7 +30,7 @@ fn a_rolled_back_create_index_leaves_no_folder() {
          BEGIN
              BEGIN
                  CREATE INDEX doomed_idx ON rollback_t USING hannoy (embedding);
-                 SELECT storage INTO p FROM hannoy_index_info('doomed_idx');
+                 SELECT current_setting('data_directory') || '/' || storage INTO p FROM hannoy_index_info('doomed_idx');
                  RAISE EXCEPTION USING MESSAGE = p;
              EXCEPTION WHEN OTHERS THEN RETURN SQLERRM; END;
          END $$;
@@ -63,7 +63,7 @@ mod committed {
 
     fn storage(client: &mut postgres::Client, index: &str) -> String {
         client
-            .query_one(&format!("SELECT storage FROM hannoy_index_info('{index}')"), &[])
+            .query_one(&format!("SELECT current_setting('data_directory') || '/' || storage FROM hannoy_index_info('{index}')"), &[])
             .unwrap()
             .get(0)
     }
@@ -433,7 +433,7 @@ mod committed {
 
         let listed = |client: &mut postgres::Client, remove: bool| -> Vec<String> {
             client
-                .query("SELECT hannoy_orphaned_storage($1)", &[&remove])
+                .query("SELECT current_setting('data_directory') || '/' || hannoy_orphaned_storage($1)", &[&remove])
                 .unwrap()
                 .iter()
                 .map(|row| row.get(0))

@@ -264,7 +264,7 @@ mod committed_writes {
             .batch_execute("CREATE INDEX w_idx ON w USING hannoy (embedding)")
             .unwrap();
         let storage: String = client
-            .query_one("SELECT storage FROM hannoy_index_info('w_idx')", &[])
+            .query_one("SELECT current_setting('data_directory') || '/' || storage FROM hannoy_index_info('w_idx')", &[])
             .unwrap()
             .get(0);
 

@@ -47,6 +47,23 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// Whether the error says the files cannot serve the index (damaged, truncated, another
+    /// format, absent), as opposed to a passing condition of the process (memory, descriptors,
+    /// a cancel) or bad input.
+    pub fn is_damaged_storage(&self) -> bool {
+        use heed::MdbError::*;
+        match self {
+            Error::Corrupt(_) | Error::IncompatibleFormat { .. } | Error::MissingIndex(_) => true,
+            Error::Storage(heed::Error::Mdb(e)) => matches!(
+                e,
+                Corrupted | Invalid | VersionMismatch | PageNotFound | Incompatible | BadValSize
+            ),
+            _ => false,
+        }
+    }
+}
+
 pub(crate) fn corrupt(msg: impl Into<String>) -> Error {
     Error::Corrupt(msg.into())
 }

@@ -16,7 +16,7 @@ use crate::search::{NeighborStream, SearchParams};
 use crate::storage::chunks::{vectors_per_chunk, PAGE_SIZE};
 use crate::storage::meta::{FORMAT_VERSION, MAGIC};
 use crate::storage::{MetaRecord, Store, StoreStats, ENGINE_DATABASES};
-use crate::{ItemId, Neighbor};
+use crate::{ItemId, Neighbor, Stamp};
 
 /// Named databases an environment can hold beyond the engine's, for the caller's own maps.
 pub const CALLER_DATABASES: u32 = 11;
@@ -124,8 +124,23 @@ fn open_env(path: &Path, map_size: usize) -> Result<Env<WithoutTls>> {
         options.flags(EnvFlags::NO_READ_AHEAD);
         options.open(path)?
     };
+    refuse_truncated(&env, path)?;
     env.clear_stale_readers()?;
     Ok(env)
+}
+
+/// LMDB maps the file and trusts its meta page for where the data ends: reading a page past
+/// the end of a truncated file would kill the process with SIGBUS. The meta pages were read
+/// with plain reads at open, so their last page number can be checked before any page is.
+fn refuse_truncated(env: &Env<WithoutTls>, path: &Path) -> Result<()> {
+    let needed = (env.info().last_page_number as u64 + 1) * PAGE_SIZE as u64;
+    let actual = std::fs::metadata(path.join("data.mdb"))?.len();
+    if actual < needed {
+        return Err(corrupt(format!(
+            "the data file has {actual} bytes where its header needs {needed}"
+        )));
+    }
+    Ok(())
 }
 
 fn is_map_full(e: &Error) -> bool {
@@ -387,6 +402,11 @@ impl<'i> Reader<'i> {
         self.store.read_log_position(&self.txn)
     }
 
+    /// The stamp the last writer set (see [`Writer::set_stamp`]), `None` if none ever did.
+    pub fn stamp(&self) -> Result<Option<Stamp>> {
+        self.store.read_stamp(&self.txn)
+    }
+
     fn view(&self) -> crate::graph::view::LmdbView<'_> {
         crate::graph::view::LmdbView::new(&self.txn, self.store, &self.meta)
     }
@@ -506,6 +526,16 @@ impl<'i> Writer<'i> {
     /// and skips what the index already holds.
     pub fn set_log_position(&mut self, position: u64) -> Result<()> {
         self.store.write_log_position(&mut self.txn, position)
+    }
+
+    /// The stamp the last writer set, `None` if none ever did.
+    pub fn stamp(&self) -> Result<Option<Stamp>> {
+        self.store.read_stamp(&self.txn)
+    }
+
+    /// Records the caller's stamp, committed atomically with this transaction's writes.
+    pub fn set_stamp(&mut self, stamp: Stamp) -> Result<()> {
+        self.store.write_stamp(&mut self.txn, stamp)
     }
 
     /// The write transaction, for the caller's own databases in the same atomic commit.

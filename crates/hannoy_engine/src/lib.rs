@@ -24,6 +24,16 @@ mod storage;
 /// The id of an item: dense, `u32`, reused after a delete.
 pub type ItemId = u32;
 
+/// Who owns an environment and how many changes it has seen, as its caller counts them. The
+/// engine only stores it, atomically with the writes of the transaction that sets it: a caller
+/// that keeps the same pair elsewhere (the access method, in a WAL-logged page) can tell a
+/// folder that is behind, ahead of, or foreign to what it expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub owner: u64,
+    pub position: u64,
+}
+
 pub use check::CheckReport;
 pub use distance::{Metric, PreparedQuery, PreparedVectors, VectorRef, MAX_BITS, MAX_DIMENSIONS};
 pub use error::{Error, Result};

@@ -33,6 +33,13 @@ impl OwnedReader {
     }
 }
 
+impl OwnedReader {
+    /// The index this snapshot reads.
+    pub fn index(&self) -> &Arc<Index> {
+        &self._index
+    }
+}
+
 impl Deref for OwnedReader {
     type Target = Reader<'static>;
 

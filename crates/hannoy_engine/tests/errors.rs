@@ -194,3 +194,55 @@ fn failed_and_cancelled_writes_leave_nothing_behind() {
         "the aborted writes took no ids"
     );
 }
+
+#[test]
+fn a_stamp_commits_with_its_writes_and_not_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, 2);
+    assert_eq!(index.read().unwrap().stamp().unwrap(), None);
+    let first = hannoy_engine::Stamp {
+        owner: 7,
+        position: 1,
+    };
+    index
+        .write(|w| {
+            w.insert(&w.prepare([VectorRef::Floats(&[1.0, 2.0])])?, &never_cancel)?;
+            w.set_stamp(first)
+        })
+        .unwrap();
+    assert_eq!(index.read().unwrap().stamp().unwrap(), Some(first));
+    // A write that fails after setting a stamp leaves the old one, like its other writes.
+    let failed = index.write(|w| {
+        w.set_stamp(hannoy_engine::Stamp {
+            owner: 7,
+            position: 2,
+        })?;
+        w.insert(&w.prepare([VectorRef::Floats(&[1.0])])?, &never_cancel)
+    });
+    assert!(matches!(failed, Err(Error::DimensionMismatch { .. })));
+    drop(index);
+    let index = Index::open(dir.path()).unwrap();
+    let reader = index.read().unwrap();
+    assert_eq!(reader.stamp().unwrap(), Some(first));
+    assert_eq!(reader.len(), 1);
+}
+
+#[test]
+fn a_truncated_data_file_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, 64);
+    let data: Vec<Vec<f32>> = clustered(2_000, 64, 3);
+    insert_floats(&index, &data);
+    drop(index);
+    let file = dir.path().join("data.mdb");
+    let full = std::fs::metadata(&file).unwrap().len();
+    assert!(full > 64 * 4096, "{full} bytes");
+    // Cut at several places; reading any page past the end would be a SIGBUS, not an error.
+    for keep in [full / 2, full - 4096, 3 * 4096] {
+        let copy = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(copy.path().join("data.mdb"), &bytes[..keep as usize]).unwrap();
+        let error = Index::open(copy.path()).unwrap_err();
+        assert!(matches!(error, Error::Corrupt(_)), "{keep} bytes: {error}");
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! | database        | key                                  | value                                       |
 //! |-----------------|--------------------------------------|---------------------------------------------|
-//! | `meta`          | `"meta"`, `"items"`, `"log"`         | [`MetaRecord`]; live ids (roaring); u64 log position |
+//! | `meta`          | `"meta"`, `"items"`, `"log"`, `"stamp"` | [`MetaRecord`]; live ids (roaring); u64 log position; the caller's [`crate::Stamp`] |
 //! | `vectors`       | chunk number (u32, integer)          | `vectors_per_chunk` stored vectors          |
 //! | `links`         | `layer << 32 \| id` (u64)            | neighbour ids, native-endian u32s           |
 //! | `keys`          | id (u32, integer)                    | the caller's key for the item (u64)         |
@@ -31,7 +31,7 @@ use roaring::RoaringBitmap;
 
 use crate::error::{corrupt, Result};
 use crate::filter::FilterStore;
-use crate::ItemId;
+use crate::{ItemId, Stamp};
 pub(crate) use meta::MetaRecord;
 
 /// Databases the engine reserves in an environment.
@@ -40,6 +40,7 @@ pub const ENGINE_DATABASES: u32 = 7;
 const META_KEY: &str = "meta";
 const ITEMS_KEY: &str = "items";
 const LOG_POSITION_KEY: &str = "log";
+const STAMP_KEY: &str = "stamp";
 
 #[derive(Clone, Copy)]
 pub(crate) struct Store {
@@ -166,6 +167,29 @@ impl Store {
         Ok(self
             .meta
             .put(wtxn, LOG_POSITION_KEY, &position.to_ne_bytes())?)
+    }
+
+    /// The caller's stamp; `None` until a writer set one (see `Writer::set_stamp`).
+    pub fn read_stamp(&self, txn: &RoTxn) -> Result<Option<Stamp>> {
+        match self.meta.get(txn, STAMP_KEY)? {
+            None => Ok(None),
+            Some(bytes) if bytes.len() == 16 => {
+                let word =
+                    |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+                Ok(Some(Stamp {
+                    owner: word(0),
+                    position: word(8),
+                }))
+            }
+            Some(bytes) => Err(corrupt(format!("stamp has {} bytes", bytes.len()))),
+        }
+    }
+
+    pub fn write_stamp(&self, wtxn: &mut RwTxn, stamp: Stamp) -> Result<()> {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&stamp.owner.to_ne_bytes());
+        bytes[8..].copy_from_slice(&stamp.position.to_ne_bytes());
+        Ok(self.meta.put(wtxn, STAMP_KEY, &bytes)?)
     }
 
     pub fn write_items(&self, wtxn: &mut RwTxn, items: &RoaringBitmap) -> Result<()> {

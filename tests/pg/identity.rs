@@ -1,0 +1,496 @@
+// The folder never answers for an index it does not match, and nothing outside Postgres's
+// lifecycle (copies, templates, concurrent drops, idle pooled backends) breaks it.
+
+#[pg_test]
+fn options_are_validated_at_create_index_on_an_empty_table() {
+    run("CREATE TABLE opt_empty (id int, embedding real[])");
+    assert_eq!(
+        sqlstate_of(
+            "CREATE INDEX ON opt_empty USING hannoy (embedding) WITH (m = 100, ef_construction = 64)"
+        ),
+        "22023"
+    );
+    run("CREATE INDEX opt_empty_idx ON opt_empty USING hannoy (embedding) WITH (m = 16)");
+    assert_eq!(
+        sqlstate_of("ALTER INDEX opt_empty_idx SET (ef_construction = 20)"),
+        "22023"
+    );
+    assert_eq!(
+        sqlstate_of("ALTER INDEX opt_empty_idx SET (ef_construction = 32)"),
+        "ok"
+    );
+}
+
+#[pg_test]
+fn index_figures_need_select_on_the_table_and_show_no_absolute_path() {
+    clustered_table("priv_t", 300, 4, 3, 0.2, 0.3);
+    run("CREATE INDEX priv_idx ON priv_t USING hannoy (embedding);
+         CREATE ROLE hannoy_nobody;
+         GRANT USAGE ON SCHEMA public TO hannoy_nobody;
+         SET ROLE hannoy_nobody");
+    assert_eq!(sqlstate_of("SELECT * FROM hannoy_index_info('priv_idx')"), "42501");
+    assert_eq!(sqlstate_of("SELECT * FROM hannoy_index_check('priv_idx')"), "42501");
+    run("RESET ROLE; GRANT SELECT ON priv_t TO hannoy_nobody; SET ROLE hannoy_nobody");
+    let storage = Spi::get_one::<String>("SELECT storage FROM hannoy_index_info('priv_idx')")
+        .unwrap()
+        .unwrap();
+    assert!(storage.starts_with("hannoy/"), "{storage}");
+    let items = one_i64("SELECT items FROM hannoy_index_info('priv_idx')");
+    assert_eq!(items, 300);
+    run("RESET ROLE");
+}
+
+#[pg_test]
+fn the_check_counts_only_the_rows_the_index_should_hold() {
+    clustered_table("chk_parent", 400, 4, 3, 0.2, 0.4);
+    run("CREATE TABLE chk_child () INHERITS (chk_parent);
+         INSERT INTO chk_child SELECT id + 1000, embedding FROM chk_parent;
+         CREATE INDEX chk_idx ON chk_parent USING hannoy (embedding);
+         CREATE INDEX chk_partial ON chk_parent USING hannoy (embedding) WHERE id % 4 = 0");
+    let row = |index: &str| {
+        Spi::get_two::<bool, i64>(&format!(
+            "SELECT sound, heap_rows FROM hannoy_index_check('{index}')"
+        ))
+        .unwrap()
+    };
+    // The children's 400 rows are not the parent's index's to hold.
+    assert_eq!(row("chk_idx"), (Some(true), Some(400)));
+    assert_eq!(row("chk_partial"), (Some(true), Some(100)));
+    assert_eq!(one_i64("SELECT items FROM hannoy_index_info('chk_partial')"), 100);
+}
+
+#[cfg(test)]
+mod identity_committed {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use super::committed::{connect_like, session, session_in_own_database};
+
+    fn data_directory(client: &mut postgres::Client) -> PathBuf {
+        let dir: String = client
+            .query_one("SELECT current_setting('data_directory')", &[])
+            .unwrap()
+            .get(0);
+        PathBuf::from(dir)
+    }
+
+    /// The absolute path of `index`'s current storage folder.
+    fn folder(client: &mut postgres::Client, index: &str) -> PathBuf {
+        let relative: String = client
+            .query_one(&format!("SELECT storage FROM hannoy_index_info('{index}')"), &[])
+            .unwrap()
+            .get(0);
+        data_directory(client).join(relative)
+    }
+
+    /// A copy of a folder's data file, taken while nothing writes to it (LMDB's file is
+    /// consistent between commits).
+    fn copy_of(dir: &Path) -> Vec<u8> {
+        std::fs::read(dir.join("data.mdb")).unwrap()
+    }
+
+    /// Puts `data` back as the folder's only file, as a file-level restore does: a new file,
+    /// owned by the server's user.
+    fn restore(dir: &Path, data: &[u8]) {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("data.mdb"), data).unwrap();
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.parent().unwrap().parent().unwrap())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+    }
+
+    /// The ids `query` returns, with a candidate list wide enough that the index answers
+    /// exactly on these small tables: what is compared here is which folder answers, not recall.
+    fn ids(client: &mut postgres::Client, query: &str) -> Result<Vec<i32>, postgres::Error> {
+        client.batch_execute("SET hannoy.ef_search = 1000")?;
+        Ok(client
+            .query(query, &[])?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
+    /// The SQLSTATE and message of a failing query.
+    fn refusal(client: &mut postgres::Client, query: &str) -> (String, String) {
+        let error = client.query(query, &[]).expect_err(query);
+        let db = error.as_db_error().unwrap_or_else(|| panic!("{query}: {error}"));
+        let text = format!("{} {}", db.message(), db.hint().unwrap_or(""));
+        (db.code().code().to_string(), text)
+    }
+
+    fn assert_refused(client: &mut postgres::Client, query: &str, index: &str, why: &str) {
+        let (code, text) = refusal(client, query);
+        assert_eq!(code, "XX002", "{text}");
+        assert!(text.contains(why), "{text}");
+        assert!(text.contains(&format!("REINDEX INDEX public.{index}")), "{text}");
+    }
+
+    /// The exact answer, by a sequential scan.
+    fn exact(client: &mut postgres::Client, query: &str) -> Vec<i32> {
+        client
+            .batch_execute("SET enable_indexscan = off; SET enable_bitmapscan = off")
+            .unwrap();
+        let exact = ids(client, query).unwrap();
+        client
+            .batch_execute("RESET enable_indexscan; RESET enable_bitmapscan")
+            .unwrap();
+        exact
+    }
+
+    fn sound(client: &mut postgres::Client, index: &str) -> bool {
+        client
+            .query_one(&format!("SELECT sound FROM hannoy_index_check('{index}')"), &[])
+            .unwrap()
+            .get(0)
+    }
+
+    /// Runs each `;`-separated statement on its own: VACUUM refuses to share a query string.
+    fn each(client: &mut postgres::Client, statements: &str) {
+        for statement in statements.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            client
+                .batch_execute(statement)
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+
+    /// Dead tuples left in `table`'s heap, as pgstattuple counts them.
+    fn dead_tuples(client: &mut postgres::Client, table: &str) -> i64 {
+        client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+            .unwrap();
+        client
+            .query_one(&format!("SELECT dead_tuple_count FROM pgstattuple('{table}')"), &[])
+            .unwrap()
+            .get(0)
+    }
+
+    fn table(client: &mut postgres::Client, table: &str, rows: i32) {
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {table};
+                 CREATE TABLE {table} (id int, cat int, embedding real[]);
+                 INSERT INTO {table} SELECT i, i % 3,
+                     ARRAY[sin(i), cos(i), sin(2 * i), cos(3 * i)]::real[]
+                 FROM generate_series(1, {rows}) i;
+                 CREATE INDEX {table}_idx ON {table} USING hannoy (embedding, cat);"
+            ))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_restored_older_folder_is_refused_until_reindex_and_vacuum_goes_on() {
+        let mut client = session_in_own_database("hannoy_stale");
+        table(&mut client, "st", 3000);
+        let dir = folder(&mut client, "st_idx");
+        let old = copy_of(&dir);
+        // The issue's sequence: new rows, deletes whose TIDs the next rows reuse.
+        each(
+            &mut client,
+            "INSERT INTO st SELECT i, 3, ARRAY[1 + sin(i) / 9, 1, 1, 1]::real[]
+                 FROM generate_series(3001, 6200) i;
+             VACUUM st;
+             DELETE FROM st WHERE id <= 500;
+             VACUUM st;
+             INSERT INTO st SELECT i, 5, ARRAY[-1, -1, -1, -1 - i / 1e5]::real[]
+                 FROM generate_series(6201, 6700) i;
+             VACUUM st;",
+        );
+        let query = "SELECT id FROM st WHERE cat = 3 ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
+        let expected = exact(&mut client, query);
+        assert_eq!(expected.len(), 10);
+        assert_eq!(ids(&mut client, query).unwrap(), expected);
+
+        restore(&dir, &old);
+        assert_refused(&mut client, query, "st_idx", "older than the index");
+        let mut fresh = connect_like(&mut client);
+        assert_refused(&mut fresh, query, "st_idx", "older than the index");
+        // VACUUM cleans the heap without the index and sets it aside; inserts go on.
+        client.batch_execute("DELETE FROM st WHERE id % 7 = 0").unwrap();
+        assert!(dead_tuples(&mut client, "st") > 0);
+        client.batch_execute("VACUUM st").unwrap();
+        assert_eq!(dead_tuples(&mut client, "st"), 0);
+        client
+            .batch_execute("INSERT INTO st SELECT i, 3, ARRAY[1, 1, 1, 1 + (i - 7000) / 1e3]::real[] FROM generate_series(7001, 7050) i")
+            .unwrap();
+        assert_refused(&mut client, query, "st_idx", "marked as needing a rebuild");
+        client.batch_execute("REINDEX INDEX st_idx").unwrap();
+        let expected = exact(&mut client, query);
+        assert_eq!(ids(&mut client, query).unwrap(), expected);
+        assert!(sound(&mut client, "st_idx"));
+    }
+
+    #[test]
+    fn a_truncated_data_file_is_refused_without_a_crash() {
+        let mut client = session_in_own_database("hannoy_torn");
+        table(&mut client, "tt", 3000);
+        let dir = folder(&mut client, "tt_idx");
+        let bytes = copy_of(&dir);
+        // A new, shorter file (a torn copy), not a truncation of the file the server maps.
+        restore(&dir, &bytes[..bytes.len() / 2]);
+        let query = "SELECT id FROM tt ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
+        assert_refused(&mut client, query, "tt_idx", "cannot be read");
+        let one: i32 = client.query_one("SELECT 1", &[]).unwrap().get(0);
+        assert_eq!(one, 1);
+        client.batch_execute("VACUUM tt").unwrap();
+        client.batch_execute("REINDEX INDEX tt_idx").unwrap();
+        let expected = exact(&mut client, query);
+        assert_eq!(ids(&mut client, query).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_missing_folder_is_refused_and_vacuum_still_cleans_the_heap() {
+        let mut client = session_in_own_database("hannoy_missing");
+        table(&mut client, "mt", 3000);
+        let dir = folder(&mut client, "mt_idx");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let query = "SELECT id FROM mt ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
+        assert_refused(&mut client, query, "mt_idx", "folder is missing");
+        client.batch_execute("DELETE FROM mt WHERE id % 2 = 0").unwrap();
+        assert_eq!(dead_tuples(&mut client, "mt"), 1500);
+        client.batch_execute("VACUUM mt").unwrap();
+        assert_eq!(dead_tuples(&mut client, "mt"), 0);
+        client.batch_execute("REINDEX INDEX mt_idx").unwrap();
+        let expected = exact(&mut client, query);
+        assert_eq!(ids(&mut client, query).unwrap(), expected);
+        assert!(sound(&mut client, "mt_idx"));
+    }
+
+    fn wait_for_no_sessions(shared: &mut postgres::Client, database: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n: i64 = shared
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                    &[&database],
+                )
+                .unwrap()
+                .get(0);
+            if n == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "sessions stay in {database}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn connect_to(client: &mut postgres::Client, database: &str) -> postgres::Client {
+        let row = client
+            .query_one(
+                "SELECT current_setting('unix_socket_directories'), current_setting('port'), current_user::text",
+                &[],
+            )
+            .unwrap();
+        let (socket, port, user): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        postgres::Config::new()
+            .host(socket.split(',').next().unwrap().trim())
+            .port(port.parse().unwrap())
+            .user(&user)
+            .dbname(database)
+            .connect(postgres::NoTls)
+            .unwrap()
+    }
+
+    /// Where `index` of the connected database keeps the storage named `name`.
+    fn folder_in(client: &mut postgres::Client, index: &str, name: &str) -> PathBuf {
+        let (database, oid): (String, String) = {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text,
+                                '{index}'::regclass::oid::text"
+                    ),
+                    &[],
+                )
+                .unwrap();
+            (row.get(0), row.get(1))
+        };
+        data_directory(client)
+            .join("hannoy")
+            .join(database)
+            .join(oid)
+            .join(name)
+    }
+
+    #[test]
+    fn template_copies_are_refused_and_a_newer_folder_too_but_an_equal_copy_serves() {
+        let mut source = session_in_own_database("hannoy_tpl_src");
+        table(&mut source, "tp", 3000);
+        let dir = folder(&mut source, "tp_idx");
+        let name = dir.file_name().unwrap().to_owned();
+        let same = copy_of(&dir);
+        drop(source);
+        let mut shared = session();
+        wait_for_no_sessions(&mut shared, "hannoy_tpl_src");
+        for copy in ["hannoy_tpl_copy", "hannoy_tpl_ahead"] {
+            each(
+                &mut shared,
+                &format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy} TEMPLATE hannoy_tpl_src"),
+            );
+        }
+        let query = "SELECT id FROM tp ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
+
+        // CREATE DATABASE ... TEMPLATE copies the relation, not the folder.
+        let mut copy = connect_to(&mut shared, "hannoy_tpl_copy");
+        assert_refused(&mut copy, query, "tp_idx", "folder is missing");
+        each(&mut copy, "DELETE FROM tp WHERE id % 2 = 0; VACUUM tp");
+        assert_eq!(dead_tuples(&mut copy, "tp"), 0);
+        copy.batch_execute("REINDEX INDEX tp_idx").unwrap();
+        let expected = exact(&mut copy, query);
+        assert_eq!(ids(&mut copy, query).unwrap(), expected);
+
+        // The source moves on; its newer folder does not fit the copy's older relation.
+        let mut source = connect_to(&mut shared, "hannoy_tpl_src");
+        each(&mut source, "DELETE FROM tp WHERE id % 5 = 0; VACUUM tp");
+        let newer = copy_of(&dir);
+        drop(source);
+        let mut ahead = connect_to(&mut shared, "hannoy_tpl_ahead");
+        let target = folder_in(&mut ahead, "tp_idx", name.to_str().unwrap());
+        restore(&target, &newer);
+        assert_refused(&mut ahead, query, "tp_idx", "newer than the index");
+        // The folder as it was when the relation was copied is the relation's own.
+        restore(&target, &same);
+        let expected = exact(&mut ahead, query);
+        assert_eq!(ids(&mut ahead, query).unwrap(), expected);
+        assert!(sound(&mut ahead, "tp_idx"));
+        drop((copy, ahead));
+        for database in ["hannoy_tpl_copy", "hannoy_tpl_ahead", "hannoy_tpl_src"] {
+            wait_for_no_sessions(&mut shared, database);
+            shared
+                .batch_execute(&format!("DROP DATABASE {database}"))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn drop_index_concurrently_keeps_the_folder_until_the_index_is_gone() {
+        let mut dropper = session_in_own_database("hannoy_dic");
+        table(&mut dropper, "dc", 3000);
+        dropper
+            .batch_execute("CREATE INDEX dc_idx2 ON dc USING hannoy (embedding)")
+            .unwrap();
+        let query = "SELECT id FROM dc ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
+        // The dropping session has used the index (its library and hooks are loaded).
+        ids(&mut dropper, query).unwrap();
+        let dir = folder(&mut dropper, "dc_idx");
+        let dir2 = folder(&mut dropper, "dc_idx2");
+        dropper.batch_execute("DROP INDEX dc_idx2").unwrap();
+        assert!(!dir2.exists());
+        let pid: i32 = dropper.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+
+        let mut reader = connect_like(&mut dropper);
+        let mut writer = connect_like(&mut dropper);
+        reader
+            .batch_execute(
+                "SET enable_seqscan = off;
+                 BEGIN ISOLATION LEVEL REPEATABLE READ;
+                 DECLARE c CURSOR FOR SELECT id FROM dc ORDER BY embedding <-> '{0.3,0.2,0.1,0}';
+                 FETCH 5 FROM c;",
+            )
+            .unwrap();
+        let drop = std::thread::spawn(move || {
+            let result = dropper.batch_execute("DROP INDEX CONCURRENTLY dc_idx");
+            (dropper, result)
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!drop.is_finished(), "the drop waits for the reader");
+        assert!(dir.join("data.mdb").exists(), "folder gone while the index is in use");
+        writer
+            .batch_execute(
+                "INSERT INTO dc SELECT i, 1, ARRAY[0.3, 0.2, 0.1, i / 1e4]::real[] FROM generate_series(5001, 6000) i",
+            )
+            .unwrap();
+        let fetched = reader.query("FETCH 2000 FROM c", &[]).unwrap().len();
+        assert_eq!(fetched, 2000, "the open scan streams on");
+        assert!(dir.join("data.mdb").exists());
+        reader.batch_execute("COMMIT").unwrap();
+        let (mut dropper, result) = drop.join().unwrap();
+        result.unwrap();
+        assert!(!dir.exists(), "the folder goes with the index");
+
+        // A cancelled DROP INDEX CONCURRENTLY leaves the index and its folder.
+        dropper
+            .batch_execute("CREATE INDEX dc_idx ON dc USING hannoy (embedding, cat)")
+            .unwrap();
+        ids(&mut dropper, query).unwrap();
+        let dir = folder(&mut dropper, "dc_idx");
+        reader
+            .batch_execute("BEGIN; SELECT count(*) FROM dc;")
+            .unwrap();
+        let drop = std::thread::spawn(move || {
+            let result = dropper.batch_execute("DROP INDEX CONCURRENTLY dc_idx");
+            (dropper, result)
+        });
+        std::thread::sleep(Duration::from_millis(1000));
+        writer
+            .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+            .unwrap();
+        let (mut dropper, result) = drop.join().unwrap();
+        let error = result.expect_err("the drop was cancelled");
+        assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+        reader.batch_execute("COMMIT").unwrap();
+        assert!(dir.join("data.mdb").exists(), "a cancelled drop took the folder");
+        // Left invalid by the cancel, as any index: REINDEX makes it whole again.
+        dropper.batch_execute("REINDEX INDEX dc_idx").unwrap();
+        let expected = exact(&mut dropper, query);
+        dropper.batch_execute("SET enable_seqscan = off").unwrap();
+        assert_eq!(ids(&mut dropper, query).unwrap(), expected);
+        assert!(sound(&mut dropper, "dc_idx"));
+    }
+
+    fn deleted_hannoy_files(pid: i32) -> usize {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+            .filter(|target| {
+                let target = target.to_string_lossy();
+                target.contains("/hannoy/") && target.ends_with("(deleted)")
+            })
+            .count()
+    }
+
+    #[test]
+    fn pooled_backends_let_go_of_deleted_folders_and_keep_no_threads() {
+        let mut client = session_in_own_database("hannoy_pool");
+        table(&mut client, "pl", 3000);
+        table(&mut client, "other", 300);
+        let query = "SELECT id FROM pl ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
+        let mut pooled = connect_like(&mut client);
+        ids(&mut pooled, query).unwrap();
+        let pid: i32 = pooled.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        for _ in 0..3 {
+            client.batch_execute("REINDEX INDEX pl_idx").unwrap();
+        }
+        // Its next use of any hannoy index closes what the REINDEXes deleted.
+        ids(&mut pooled, "SELECT id FROM other ORDER BY embedding <-> '{1,1,1,1}' LIMIT 1").unwrap();
+        assert_eq!(deleted_hannoy_files(pid), 0);
+        ids(&mut pooled, query).unwrap();
+        assert_eq!(deleted_hannoy_files(pid), 0);
+
+        // Backends that each ran a merge keep no worker thread once idle.
+        let mut idle = Vec::new();
+        for i in 0..20 {
+            let mut backend = connect_like(&mut client);
+            backend
+                .batch_execute(&format!(
+                    "INSERT INTO pl SELECT i, 1, ARRAY[{i}, 1, 1, i]::real[] FROM generate_series(1, 20) i;
+                     SELECT items FROM hannoy_index_info('pl_idx');"
+                ))
+                .unwrap();
+            let pid: i32 = backend.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+            idle.push((backend, pid));
+        }
+        let threads = |pid: i32| std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut counts: Vec<usize> = idle.iter().map(|(_, pid)| threads(*pid)).collect();
+        while counts.iter().any(|&n| n != 1) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            counts = idle.iter().map(|(_, pid)| threads(*pid)).collect();
+        }
+        assert!(counts.iter().all(|&n| n == 1), "threads per idle backend: {counts:?}");
+        assert!(sound(&mut client, "pl_idx"));
+    }
+}
