@@ -167,7 +167,11 @@ pub unsafe extern "C-unwind" fn ambuild(
         pg_sys::IndexBuildHeapScan(heap, index, index_info, Some(build_callback), &mut state);
         state.flush();
         if let Some(dimensions) = state.dimensions {
-            crate::storage::pending_list::set_dimensions(index, dimensions as u32);
+            crate::storage::pending_list::set_dimensions(
+                index,
+                dimensions as u32,
+                metric.vector_bytes(dimensions),
+            );
         }
 
         let mut result = PgBox::<pg_sys::IndexBuildResult>::alloc0();

@@ -11,7 +11,7 @@ use pgrx::pg_sys;
 use std::sync::Arc;
 
 use crate::error::OrRaise;
-use crate::storage::pending_list::{self, PendingEntry};
+use crate::storage::pending_list::{self, ListState, PendingEntry, Walk};
 use crate::storage::{self, Snapshot, Unusable};
 use hannoy_engine::FilterRow;
 
@@ -39,28 +39,75 @@ pub unsafe fn merge(index: pg_sys::Relation, wait: Wait) -> Result<(), Unusable>
     }
 }
 
+/// Bytes of pending entries one round of a merge links: a list longer than this (its limit is
+/// the user's to set) is merged in rounds, each cut before the next is read.
+fn round_bytes() -> usize {
+    // SAFETY: a plain read of a GUC variable on the backend thread.
+    let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024 / 4;
+    budget.max(1 << 20)
+}
+
 /// # Safety
 /// As `merge`, holding its lock.
 unsafe fn merge_locked(index: pg_sys::Relation) -> Result<(), Unusable> {
     // SAFETY: forwarded from the caller.
     unsafe {
-        let Snapshot { reader, pending } = storage::snapshot(index)?;
-        // Only its log position was needed: a snapshot left open would keep the map from growing.
-        let engine = reader.map(|reader| Arc::clone(reader.index()));
-        if pending.entries.is_empty() {
-            pending_list::cut(index, pending.end_seq);
-            return Ok(());
+        let budget = round_bytes();
+        let mut until = None;
+        loop {
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            let mut rolled_back = RolledBack::default();
+            let Snapshot { reader, list } = storage::snapshot(index, |entry| {
+                if !rolled_back.check(entry.xid) {
+                    bytes += entry.size();
+                    batch.push(entry.to_owned());
+                }
+                if bytes >= budget {
+                    Walk::Stop
+                } else {
+                    Walk::Go
+                }
+            })?;
+            // Only its log position was needed: a snapshot left open would keep the map from
+            // growing.
+            let engine = reader.map(|reader| Arc::clone(reader.index()));
+            if !batch.is_empty() {
+                link(index, engine, &batch, &list)?;
+            }
+            pending_list::cut(index, list.reached);
+            // Rows appended while this merge runs are the next one's.
+            let until = *until.get_or_insert(list.end_seq);
+            if list.reached >= until {
+                return Ok(());
+            }
         }
+    }
+}
+
+/// Links one round's entries into the engine, recording that the list is merged up to
+/// `list.reached`.
+///
+/// # Safety
+/// As `merge`, holding its lock.
+unsafe fn link(
+    index: pg_sys::Relation,
+    engine: Option<Arc<hannoy_engine::Index>>,
+    batch: &[PendingEntry],
+    list: &ListState,
+) -> Result<(), Unusable> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
         // An index entry must never outlive a lost heap insert: after a crash the TIDs could be
         // reused by other rows. Every heap insert came before its list append, and the
         // metapage's LSN is at or after the last append.
-        pg_sys::XLogFlush(pending.lsn);
+        pg_sys::XLogFlush(list.lsn);
         let layout = crate::filter::IndexLayout::of(index);
         let (metric, _) = super::column_metric(index, &layout);
-        let mut options = hannoy_engine::IndexOptions::new(metric, pending.dimensions as usize);
+        let mut options = hannoy_engine::IndexOptions::new(metric, list.dimensions as usize);
         (options.m, options.ef_construction) = super::options::read(index);
         let engine = engine.unwrap_or_else(|| storage::create_engine(index, &options));
-        let kept = last_of_each_key(&pending.entries);
+        let kept = last_of_each_key(batch);
         let vectors: Vec<&[u8]> = kept.iter().map(|e| e.vector.as_slice()).collect();
         let keys: Vec<u64> = kept.iter().map(|e| e.key).collect();
         let rows = if layout.has_filters() {
@@ -70,11 +117,11 @@ unsafe fn merge_locked(index: pg_sys::Relation) -> Result<(), Unusable> {
             Vec::new()
         };
         let prepared = hannoy_engine::PreparedVectors::from_stored(
-            metric.vector_bytes(pending.dimensions as usize),
+            metric.vector_bytes(list.dimensions as usize),
             vectors,
         )
         .or_raise();
-        let end = pending.end_seq;
+        let end = list.reached;
         storage::change(index, &engine, |writer, cancel| {
             // A merge that committed but crashed before its cut left its entries in the list.
             if writer.log_position()? < end {
@@ -90,8 +137,21 @@ unsafe fn merge_locked(index: pg_sys::Relation) -> Result<(), Unusable> {
         // LMDB reuses the pages a commit frees only two commits later: without this, merges
         // one after another (a large INSERT) each grow the file by what the previous one freed.
         engine.release_freed_pages().or_raise();
-        pending_list::cut(index, end);
         Ok(())
+    }
+}
+
+/// Which transactions of a merge's entries rolled back, looked up once per transaction: a
+/// large INSERT's entries all carry one id.
+#[derive(Default)]
+struct RolledBack(std::collections::HashMap<pg_sys::TransactionId, bool>);
+
+impl RolledBack {
+    fn check(&mut self, xid: pg_sys::TransactionId) -> bool {
+        *self
+            .0
+            .entry(xid)
+            .or_insert_with(|| pending_list::rolled_back(xid))
     }
 }
 

@@ -20,7 +20,7 @@ use crate::error::{raise, OrRaise};
 use crate::filter::scan_keys::{scan_filter, ScanFilter};
 use crate::filter::IndexLayout;
 use crate::guc;
-use crate::storage::pending_list::PendingEntry;
+use crate::storage::pending_list::Walk;
 use crate::storage::Snapshot;
 
 /// The rows a scan still has to give.
@@ -151,81 +151,82 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
                 conditions
             }
         };
+        let (metric, vector_type) = super::column_metric(index, &layout);
+        let order_by = &*(*scan).orderByData;
+        let query = (order_by.sk_flags & pg_sys::SK_ISNULL as i32 == 0)
+            .then(|| vector_type.read(order_by.sk_argument));
+        // The pending rows the conditions allow, scored as they are read: (distance, TID key),
+        // the distance NaN for a NULL query. Their vectors are not kept.
+        let mut pending: Vec<(f32, u64)> = Vec::new();
+        let mut prepared: Option<PreparedQuery> = None;
         // The engine snapshot is opened while the pending list cannot be cut, so every row is
         // in exactly one of the two.
-        let Snapshot { reader, pending } =
-            crate::storage::snapshot(index).unwrap_or_else(|unusable| unusable.raise(index));
-        let (metric, vector_type) = super::column_metric(index, &layout);
-        let (allowed, pending_rows) =
-            allowed_rows(reader.as_deref(), &pending.entries, &conditions);
-        let order_by = &*(*scan).orderByData;
-        state.rows = Some(if order_by.sk_flags & pg_sys::SK_ISNULL as i32 != 0 {
-            let items = match (&reader, &allowed) {
-                (_, Some(allowed)) => allowed.iter().collect(),
-                (Some(reader), None) => reader.items().iter().collect(),
-                (None, None) => Vec::new(),
-            };
-            Rows::Unordered {
-                items: items.into_iter(),
-                pending: pending_rows
-                    .iter()
-                    .map(|e| e.key)
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            }
-        } else {
-            let query = vector_type.read(order_by.sk_argument);
-            let mut scored = Vec::with_capacity(pending_rows.len());
-            if !pending_rows.is_empty() {
-                let prepared =
-                    PreparedQuery::new(metric, pending.dimensions as usize, query.as_ref())
-                        .or_raise();
-                for entry in &pending_rows {
-                    let distance = prepared.distance_to(metric, &entry.vector).or_raise();
-                    scored.push((distance, entry.key));
+        let Snapshot { reader, .. } = crate::storage::snapshot(index, |entry| {
+            if !conditions.is_empty() {
+                let row = FilterRow::from_bytes(entry.filters).or_raise();
+                if !FilterCondition::matches_all(&conditions, &row) {
+                    return Walk::Go;
                 }
-                scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             }
-            let params = SearchParams {
-                ef_search: guc::ef_search(),
-                filter: allowed.as_ref(),
-                ..SearchParams::default()
+            let distance = match &query {
+                None => f32::NAN,
+                Some(query) => {
+                    let prepared = prepared.get_or_insert_with(|| {
+                        PreparedQuery::new(metric, entry.dimensions as usize, query.as_ref())
+                            .or_raise()
+                    });
+                    prepared.distance_to(metric, entry.vector).or_raise()
+                }
             };
-            let stream = match &reader {
-                Some(reader) if !reader.is_empty() => Some(Box::new(
-                    OwnedStream::new(Rc::clone(reader), query.as_ref(), &params).or_raise(),
-                )),
-                _ => None,
-            };
-            Rows::Nearest {
-                batch: Vec::new().into_iter().peekable(),
-                batch_size: params.ef_search,
-                stream,
-                pending: scored.into_iter().peekable(),
+            pending.push((distance, entry.key));
+            Walk::Go
+        })
+        .unwrap_or_else(|unusable| unusable.raise(index));
+        // The engine's items the conditions allow; `None`: all of them.
+        let allowed = (!conditions.is_empty()).then(|| {
+            reader
+                .as_deref()
+                .map_or_else(RoaringBitmap::new, |r| r.filter(&conditions).or_raise())
+        });
+        state.rows = Some(match query {
+            None => {
+                let items = match (&reader, &allowed) {
+                    (_, Some(allowed)) => allowed.iter().collect(),
+                    (Some(reader), None) => reader.items().iter().collect(),
+                    (None, None) => Vec::new(),
+                };
+                Rows::Unordered {
+                    items: items.into_iter(),
+                    pending: pending
+                        .into_iter()
+                        .map(|(_, key)| key)
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                }
+            }
+            Some(query) => {
+                pending.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let params = SearchParams {
+                    ef_search: guc::ef_search(),
+                    filter: allowed.as_ref(),
+                    ..SearchParams::default()
+                };
+                let stream = match &reader {
+                    Some(reader) if !reader.is_empty() => Some(Box::new(
+                        OwnedStream::new(Rc::clone(reader), query.as_ref(), &params).or_raise(),
+                    )),
+                    _ => None,
+                };
+                Rows::Nearest {
+                    batch: Vec::new().into_iter().peekable(),
+                    batch_size: params.ef_search,
+                    stream,
+                    pending: pending.into_iter().peekable(),
+                }
             }
         });
         state.reader = reader;
     }
-}
-
-/// The engine's items the conditions allow (`None`: all of them) and the pending rows they
-/// allow.
-fn allowed_rows<'p>(
-    reader: Option<&OwnedReader>,
-    pending: &'p [PendingEntry],
-    conditions: &[FilterCondition],
-) -> (Option<RoaringBitmap>, Vec<&'p PendingEntry>) {
-    if conditions.is_empty() {
-        return (None, pending.iter().collect());
-    }
-    let allowed = reader.map_or_else(RoaringBitmap::new, |r| r.filter(conditions).or_raise());
-    let pending = pending
-        .iter()
-        .filter(|e| {
-            FilterCondition::matches_all(conditions, &FilterRow::from_bytes(&e.filters).or_raise())
-        })
-        .collect();
-    (Some(allowed), pending)
 }
 
 /// The next `size` neighbours of the stream, sorted by (distance, id).

@@ -10,11 +10,6 @@ const MAGIC: u32 = u32::from_be_bytes(*b"HNPG");
 /// 2: the pending list. 3: the storage position and the rebuild mark.
 const VERSION: u32 = 3;
 
-/// Pages of the pending list freed by merges, kept for reuse. The list holds at most
-/// `hannoy.pending_list_limit` and whatever arrives while it is merged; a page freed while
-/// this is full is left unused.
-pub(super) const FREE_SLOTS: usize = 1024;
-
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(super) struct MetaPage {
@@ -32,6 +27,8 @@ pub(super) struct MetaPage {
     pub needs_rebuild: u32,
     /// Dimension count of the index's vectors; 0 until the first one is known here.
     pub dimensions: u32,
+    /// Bytes of one stored vector of that count.
+    pub vector_bytes: u32,
     /// First and last page of the pending list, InvalidBlockNumber when it has none.
     pub head: pg_sys::BlockNumber,
     pub tail: pg_sys::BlockNumber,
@@ -41,8 +38,8 @@ pub(super) struct MetaPage {
     pub next_seq: u64,
     /// Entries below this were merged into the engine when the list was last cut.
     pub merged_below: u64,
-    pub free_count: u32,
-    pub free: [pg_sys::BlockNumber; FREE_SLOTS],
+    /// First page of the chain of pages freed by cuts, for reuse; InvalidBlockNumber if none.
+    pub free_head: pg_sys::BlockNumber,
 }
 
 impl MetaPage {
@@ -55,13 +52,13 @@ impl MetaPage {
             intent: 0,
             needs_rebuild: 0,
             dimensions: 0,
+            vector_bytes: 0,
             head: pg_sys::InvalidBlockNumber,
             tail: pg_sys::InvalidBlockNumber,
             tail_used: 0,
             next_seq: 0,
             merged_below: 0,
-            free_count: 0,
-            free: [pg_sys::InvalidBlockNumber; FREE_SLOTS],
+            free_head: pg_sys::InvalidBlockNumber,
         }
     }
 

@@ -26,7 +26,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 use crate::error::{raise, OrRaise};
 pub use identity::Unusable;
 use metapage::MetaPage;
-use pending_list::Pending;
+use pending_list::{EntryRef, ListState, Walk};
 
 /// The folder holding the storage of every index of one database. Paths are relative to the
 /// data directory, every backend's working directory, so that no message or function shows
@@ -89,35 +89,43 @@ pub unsafe fn create(index: pg_sys::Relation) {
 }
 
 /// What a scan or a merge reads: the engine's snapshot (`None` while the index has never held
-/// a vector) and the pending rows it lacks.
+/// a vector) and where the pending list stood.
 pub struct Snapshot {
     pub reader: Option<Rc<OwnedReader>>,
-    pub pending: Pending,
+    pub list: ListState,
 }
 
-/// Opens the engine's snapshot and reads the pending list, after checking that the folder is
-/// the relation's own (see `identity`).
+/// Opens the engine's snapshot and gives `each` the pending rows it lacks (see
+/// `pending_list::read`), after checking that the folder is the relation's own (see
+/// `identity`).
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation.
-pub unsafe fn snapshot(index: pg_sys::Relation) -> Result<Snapshot, Unusable> {
+pub unsafe fn snapshot(
+    index: pg_sys::Relation,
+    each: impl FnMut(EntryRef<'_>) -> Walk,
+) -> Result<Snapshot, Unusable> {
     refuse_on_standby();
     // SAFETY: forwarded from the caller.
     let oid = unsafe { (*index).rd_id };
     let mut reader = None;
     // SAFETY: forwarded from the caller.
-    let pending = unsafe {
-        pending_list::read(index, |meta| {
-            let Some(engine) = open_verified(oid, meta)? else {
-                return Ok(0);
-            };
-            let opened = Rc::new(OwnedReader::new(engine).map_err(unusable_or_raise)?);
-            let position = opened.log_position().map_err(unusable_or_raise)?;
-            reader = Some(opened);
-            Ok(position)
-        })
+    let list = unsafe {
+        pending_list::read(
+            index,
+            |meta| {
+                let Some(engine) = open_verified(oid, meta)? else {
+                    return Ok(0);
+                };
+                let opened = Rc::new(OwnedReader::new(engine).map_err(unusable_or_raise)?);
+                let position = opened.log_position().map_err(unusable_or_raise)?;
+                reader = Some(opened);
+                Ok(position)
+            },
+            each,
+        )
     }?;
-    Ok(Snapshot { reader, pending })
+    Ok(Snapshot { reader, list })
 }
 
 /// The engine of `index`, checked against its relation; `None` while it has never held a

@@ -12,14 +12,23 @@
 //! and links nothing twice.
 //!
 //! The list is a byte stream over a chain of pages; an entry may continue on the next page.
+//! It is read page by page, an entry at a time, so a list of any length costs the reader one
+//! page and one entry of memory. Pages freed by a cut are chained into a free list (through
+//! the same `next` link) and reused by later appends, however many there are.
 //! All changes hold the metapage exclusively; readers hold it shared, which also orders them
 //! with cuts: a reader that took its engine snapshot under the lock sees every entry the
 //! snapshot lacks.
+//!
+//! Each entry carries the id of the transaction that inserted it. A rolled-back row's entry is
+//! left out of merges, and the first rows' dimension count is fixed only by a row that may
+//! commit: the metapage's count is not transactional, so an insert of another count is
+//! accepted while every earlier entry belongs to a transaction that rolled back (and no merge
+//! has fixed the count in the engine).
 
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode;
 
-use super::metapage::{self, MetaPage, CONTENTS, FREE_SLOTS};
+use super::metapage::{self, MetaPage, CONTENTS};
 use crate::error::raise;
 
 /// The special space of a list page.
@@ -35,8 +44,9 @@ struct ListPageOpaque {
 }
 
 const NO_ENTRY: u16 = u16::MAX;
-/// seq (u64), key (u64), vector length (u32), filter values' length (u32).
-const ENTRY_HEADER: usize = 24;
+/// seq (u64), key (u64), vector length (u32), filter values' length (u32), inserting
+/// transaction (u32), 4 bytes of padding.
+const ENTRY_HEADER: usize = 32;
 /// A record may register four pages: the metapage and three list pages.
 const LIST_PAGES_PER_RECORD: usize = 3;
 
@@ -54,7 +64,7 @@ pub fn entry_bytes(vector_bytes: usize, filter_bytes: usize) -> usize {
     ENTRY_HEADER + (vector_bytes + filter_bytes).next_multiple_of(8)
 }
 
-/// One pending row.
+/// One pending row, owned.
 pub struct PendingEntry {
     pub key: u64,
     pub vector: Vec<u8>,
@@ -62,15 +72,58 @@ pub struct PendingEntry {
     pub filters: Vec<u8>,
 }
 
-/// The entries of a list a reader has not seen merged, and where the list stood.
-pub struct Pending {
-    pub entries: Vec<PendingEntry>,
-    /// The sequence number the next entry will get: merging every entry read reaches this.
+/// One pending row as it lies in the list, for the length of a callback.
+pub struct EntryRef<'a> {
+    pub seq: u64,
+    pub key: u64,
+    /// The (sub)transaction that inserted the row.
+    pub xid: pg_sys::TransactionId,
+    pub vector: &'a [u8],
+    pub filters: &'a [u8],
+    /// The index's dimension count, which `vector` has.
+    pub dimensions: u32,
+}
+
+impl EntryRef<'_> {
+    pub fn to_owned(&self) -> PendingEntry {
+        PendingEntry {
+            key: self.key,
+            vector: self.vector.to_vec(),
+            filters: self.filters.to_vec(),
+        }
+    }
+
+    /// Bytes the entry takes in the list.
+    pub fn size(&self) -> usize {
+        entry_bytes(self.vector.len(), self.filters.len())
+    }
+}
+
+/// Whether a read goes on to the next entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    Go,
+    Stop,
+}
+
+/// Where the list stood when it was read.
+pub struct ListState {
+    /// The sequence number the next entry will get.
     pub end_seq: u64,
+    /// The sequence number of the first entry the read did not give (`end_seq` when it read
+    /// to the end): merging every entry given reaches this.
+    pub reached: u64,
     /// The WAL position of the list's last change: every entry's insert is before it.
     pub lsn: pg_sys::XLogRecPtr,
     /// The index's dimension count, 0 while unknown.
     pub dimensions: u32,
+}
+
+/// Whether the transaction `xid` rolled back (or died in a crash): neither running nor
+/// committed. Postgres's own order of the two checks, so a commit in between is not missed.
+pub fn rolled_back(xid: pg_sys::TransactionId) -> bool {
+    // SAFETY: lookups in the proc array and the commit log, on the backend thread.
+    unsafe { !pg_sys::TransactionIdIsInProgress(xid) && !pg_sys::TransactionIdDidCommit(xid) }
 }
 
 /// # Safety
@@ -115,7 +168,10 @@ pub unsafe fn append(
             pg_sys::UnlockReleaseBuffer(meta_buffer);
             return 0;
         }
-        if meta.dimensions != 0 && meta.dimensions != dimensions {
+        if meta.dimensions != 0
+            && meta.dimensions != dimensions
+            && !only_rolled_back_rows(index, &meta)
+        {
             let expected = meta.dimensions;
             pg_sys::UnlockReleaseBuffer(meta_buffer);
             raise(
@@ -125,6 +181,7 @@ pub unsafe fn append(
             );
         }
         meta.dimensions = dimensions;
+        meta.vector_bytes = vector.len() as u32;
         let seq = meta.next_seq;
         let size = entry_bytes(vector.len(), filters.len());
         let mut bytes = Vec::with_capacity(size);
@@ -132,6 +189,8 @@ pub unsafe fn append(
         bytes.extend_from_slice(&key.to_ne_bytes());
         bytes.extend_from_slice(&(vector.len() as u32).to_ne_bytes());
         bytes.extend_from_slice(&(filters.len() as u32).to_ne_bytes());
+        bytes.extend_from_slice(&pg_sys::GetCurrentTransactionId().into_inner().to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
         bytes.extend_from_slice(vector);
         bytes.extend_from_slice(filters);
         bytes.resize(size, 0);
@@ -234,6 +293,31 @@ pub unsafe fn append(
     }
 }
 
+/// Whether the dimension count in `meta` was fixed by rows that all rolled back: the engine was
+/// never changed (a merge would have fixed the count there) and every entry in the list comes
+/// from a transaction that did not commit.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation whose metapage the caller holds locked.
+unsafe fn only_rolled_back_rows(index: pg_sys::Relation, meta: &MetaPage) -> bool {
+    if meta.position != 0 || meta.intent != 0 {
+        return false;
+    }
+    let mut all = true;
+    // SAFETY: forwarded from the caller; the lock keeps the chain as it is.
+    unsafe {
+        walk(index, meta, 0, |entry| {
+            all = rolled_back(entry.xid);
+            if all {
+                Walk::Go
+            } else {
+                Walk::Stop
+            }
+        })
+    };
+    all
+}
+
 /// Writes `meta` into the exclusively locked metapage through a WAL record and releases it.
 ///
 /// # Safety
@@ -260,11 +344,11 @@ unsafe fn new_page(
 ) -> (pg_sys::BlockNumber, pg_sys::Buffer) {
     // SAFETY: freed pages belong to no list (only this metapage, which we hold, names them).
     unsafe {
-        if meta.free_count > 0 {
-            meta.free_count -= 1;
-            let block = meta.free[meta.free_count as usize];
+        if meta.free_head != pg_sys::InvalidBlockNumber {
+            let block = meta.free_head;
             let buffer = pg_sys::ReadBuffer(index, block);
             pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            meta.free_head = (*opaque(pg_sys::BufferGetPage(buffer))).next;
             return (block, buffer);
         }
         let buffer = metapage::new_block(index);
@@ -272,21 +356,22 @@ unsafe fn new_page(
     }
 }
 
-/// Reads the list. `snapshot` runs while neither the list nor the metapage can change: it opens
-/// the engine snapshot the caller will read next to the list (checking it against the
-/// metapage) and returns the snapshot's log position; entries below it are in that snapshot
-/// and left out. Its error ends the read.
+/// Reads the list, giving `each` every entry the engine snapshot lacks, in sequence order,
+/// until it says stop. `snapshot` runs first, while neither the list nor the metapage can
+/// change: it opens the engine snapshot the caller will read next to the list (checking it
+/// against the metapage) and returns the snapshot's log position; entries below it are in that
+/// snapshot and left out. Its error ends the read.
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation.
 pub(super) unsafe fn read<E>(
     index: pg_sys::Relation,
     snapshot: impl FnOnce(&MetaPage) -> Result<u64, E>,
-) -> Result<Pending, E> {
+    each: impl FnMut(EntryRef<'_>) -> Walk,
+) -> Result<ListState, E> {
     // SAFETY: the metapage is share-locked for the whole walk, so no append or cut changes the
-    // chain; each list page is pinned and share-locked while its bytes are copied, and copies
-    // stay inside its data area.
-    let (stream, meta, lsn, merged) = unsafe {
+    // chain.
+    unsafe {
         let (meta_buffer, meta) = lock_meta(index, pg_sys::BUFFER_LOCK_SHARE);
         let lsn = pg_sys::BufferGetLSNAtomic(meta_buffer);
         let merged = match snapshot(&meta) {
@@ -298,8 +383,7 @@ pub(super) unsafe fn read<E>(
         };
         if merged > meta.next_seq {
             // The engine holds more than the list ever had: the relation and the folder come
-            // from different times (a copied or restored data directory). Skipping by sequence
-            // number would hide new rows.
+            // from different times, which the identity check missed.
             pg_sys::UnlockReleaseBuffer(meta_buffer);
             raise(
                 PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
@@ -307,7 +391,42 @@ pub(super) unsafe fn read<E>(
                 Some("The index folder does not belong with this relation; rebuild the index with REINDEX."),
             );
         }
-        let mut stream = Vec::new();
+        // Entries below the last cut are merged, or were left out of it as rolled back.
+        let reached = walk(index, &meta, merged.max(meta.merged_below), each);
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
+        Ok(ListState {
+            end_seq: meta.next_seq,
+            reached,
+            lsn,
+            dimensions: meta.dimensions,
+        })
+    }
+}
+
+/// Gives `each` the list's entries from sequence number `from` on, page by page: one page and
+/// one entry's bytes are held at a time. Entries of another size than the index's vectors are
+/// rows of a dimension count given up because all its rows rolled back; they are skipped.
+/// Returns the sequence number of the first entry not given.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation whose metapage `meta` the caller holds locked.
+unsafe fn walk(
+    index: pg_sys::Relation,
+    meta: &MetaPage,
+    from: u64,
+    mut each: impl FnMut(EntryRef<'_>) -> Walk,
+) -> u64 {
+    let broken = || -> ! {
+        raise(
+            PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+            "hannoy index pending list is broken",
+            Some("Rebuild the index with REINDEX."),
+        )
+    };
+    let mut carry: Vec<u8> = Vec::new();
+    // SAFETY: each list page is pinned and share-locked while its bytes are copied, and copies
+    // stay inside its data area; the caller's lock on the metapage keeps the chain.
+    unsafe {
         let blocks =
             pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
         let mut block = meta.head;
@@ -316,12 +435,7 @@ pub(super) unsafe fn read<E>(
         while block != pg_sys::InvalidBlockNumber {
             walked += 1;
             if block >= blocks || walked > blocks {
-                pg_sys::UnlockReleaseBuffer(meta_buffer);
-                raise(
-                    PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-                    "hannoy index pending list is broken",
-                    Some("Rebuild the index with REINDEX."),
-                );
+                broken();
             }
             let buffer = pg_sys::ReadBuffer(index, block);
             pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
@@ -339,51 +453,72 @@ pub(super) unsafe fn read<E>(
             } else {
                 (op.first_entry as usize).min(end)
             };
-            stream.extend_from_slice(std::slice::from_raw_parts(
-                data(page).add(start),
-                end - start,
-            ));
+            // A page whose entries all lie below `from`, with no entry continuing from it into
+            // the next, needs no copy.
+            let skip = op.last_seq < from && carry.is_empty() && block != meta.tail;
+            if !skip {
+                carry.extend_from_slice(std::slice::from_raw_parts(
+                    data(page).add(start),
+                    end - start,
+                ));
+            }
             pg_sys::UnlockReleaseBuffer(buffer);
+            let mut parsed = 0;
+            while let Some(size) = complete_entry(&carry[parsed..]) {
+                let bytes = &carry[parsed..parsed + size];
+                parsed += size;
+                let entry = parse(bytes, meta.dimensions);
+                if entry.seq < from || entry.vector.len() != meta.vector_bytes as usize {
+                    continue;
+                }
+                let seq = entry.seq;
+                if each(entry) == Walk::Stop {
+                    return seq + 1;
+                }
+            }
+            carry.drain(..parsed);
             if block == meta.tail {
                 break;
             }
             block = op.next;
-            first = false;
+            // A skipped page ended on an entry boundary only if the next page's first entry
+            // starts at its beginning; otherwise start at that page's first entry.
+            first = skip;
         }
-        pg_sys::UnlockReleaseBuffer(meta_buffer);
-        (stream, meta, lsn, merged)
-    };
-    let mut entries = Vec::new();
-    let mut rest = stream.as_slice();
-    while rest.len() >= ENTRY_HEADER {
-        let word = |at: usize| u64::from_ne_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
-        let (seq, key) = (word(0), word(8));
-        let half = |at: usize| u32::from_ne_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
-        let (len, filter_len) = (half(16) as usize, half(20) as usize);
-        let size = entry_bytes(len, filter_len);
-        if rest.len() < size {
-            raise(
-                PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-                "hannoy index pending list ends inside an entry",
-                Some("Rebuild the index with REINDEX."),
-            );
-        }
-        if seq >= merged {
-            let filters_at = ENTRY_HEADER + len;
-            entries.push(PendingEntry {
-                key,
-                vector: rest[ENTRY_HEADER..filters_at].to_vec(),
-                filters: rest[filters_at..filters_at + filter_len].to_vec(),
-            });
-        }
-        rest = &rest[size..];
     }
-    Ok(Pending {
-        entries,
-        end_seq: meta.next_seq,
-        lsn,
-        dimensions: meta.dimensions,
-    })
+    if !carry.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+            "hannoy index pending list ends inside an entry",
+            Some("Rebuild the index with REINDEX."),
+        );
+    }
+    meta.next_seq
+}
+
+/// The size of the entry `bytes` starts with, if all of it is there.
+fn complete_entry(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < ENTRY_HEADER {
+        return None;
+    }
+    let half = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let size = entry_bytes(half(16) as usize, half(20) as usize);
+    (bytes.len() >= size).then_some(size)
+}
+
+fn parse(bytes: &[u8], dimensions: u32) -> EntryRef<'_> {
+    let word = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let (len, filter_len) = (half(16) as usize, half(20) as usize);
+    let filters_at = ENTRY_HEADER + len;
+    EntryRef {
+        seq: word(0),
+        key: word(8),
+        xid: pg_sys::TransactionId::from(half(24)),
+        vector: &bytes[ENTRY_HEADER..filters_at],
+        filters: &bytes[filters_at..filters_at + filter_len],
+        dimensions,
+    }
 }
 
 /// Frees the list's pages whose every entry is below `merged_below`, which the engine now holds.
@@ -417,18 +552,30 @@ pub unsafe fn cut(index: pg_sys::Relation, merged_below: u64) {
             return;
         }
         meta.merged_below = meta.merged_below.max(merged_below);
+        let state = pg_sys::GenericXLogStart(index);
+        let mut last_freed = None;
+        if let (Some(&first), Some(&last)) = (freed.first(), freed.last()) {
+            // The freed pages are a prefix of the list, linked in order: hang the old free
+            // list after the last of them and they become its front.
+            let buffer = pg_sys::ReadBuffer(index, last);
+            pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            let page = pg_sys::GenericXLogRegisterBuffer(state, buffer, 0);
+            (*opaque(page)).next = meta.free_head;
+            meta.free_head = first;
+            last_freed = Some(buffer);
+        }
         meta.head = block;
         if block == pg_sys::InvalidBlockNumber {
             meta.tail = pg_sys::InvalidBlockNumber;
             meta.tail_used = 0;
         }
-        for page in freed {
-            if (meta.free_count as usize) < FREE_SLOTS {
-                meta.free[meta.free_count as usize] = page;
-                meta.free_count += 1;
-            }
+        let page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
+        metapage::put(page, &meta);
+        pg_sys::GenericXLogFinish(state);
+        if let Some(buffer) = last_freed {
+            pg_sys::UnlockReleaseBuffer(buffer);
         }
-        log_meta_and_release(index, meta_buffer, &meta);
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
     }
 }
 
@@ -437,11 +584,12 @@ pub unsafe fn cut(index: pg_sys::Relation, merged_below: u64) {
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation.
-pub unsafe fn set_dimensions(index: pg_sys::Relation, dimensions: u32) {
+pub unsafe fn set_dimensions(index: pg_sys::Relation, dimensions: u32, vector_bytes: usize) {
     // SAFETY: the metapage is exclusively locked while it changes through a record.
     unsafe {
         let (meta_buffer, mut meta) = lock_meta(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
         meta.dimensions = dimensions;
+        meta.vector_bytes = vector_bytes as u32;
         log_meta_and_release(index, meta_buffer, &meta);
     }
 }

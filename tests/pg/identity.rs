@@ -242,15 +242,51 @@ mod identity_committed {
     }
 
     #[test]
-    fn a_missing_folder_is_refused_and_vacuum_still_cleans_the_heap() {
+    fn a_missing_folder_is_refused_and_autovacuum_and_vacuum_still_clean_the_heap() {
         let mut client = session_in_own_database("hannoy_missing");
         table(&mut client, "mt", 3000);
         let dir = folder(&mut client, "mt_idx");
         std::fs::remove_dir_all(&dir).unwrap();
         let query = "SELECT id FROM mt ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
         assert_refused(&mut client, query, "mt_idx", "folder is missing");
-        client.batch_execute("DELETE FROM mt WHERE id % 2 = 0").unwrap();
+
+        // Autovacuum first: a worker that meets the missing folder must still clean the heap.
+        client
+            .batch_execute(
+                "ALTER TABLE mt SET (autovacuum_vacuum_threshold = 0,
+                                     autovacuum_vacuum_scale_factor = 0);
+                 DELETE FROM mt WHERE id % 2 = 0",
+            )
+            .unwrap();
         assert_eq!(dead_tuples(&mut client, "mt"), 1500);
+        each(
+            &mut client,
+            "ALTER SYSTEM SET autovacuum_naptime = '1s'; SELECT pg_reload_conf()",
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let autovacuumed = loop {
+            let done: bool = client
+                .query_one(
+                    "SELECT last_autovacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'mt'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if done || Instant::now() > deadline {
+                break done;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        each(
+            &mut client,
+            "ALTER SYSTEM RESET autovacuum_naptime; SELECT pg_reload_conf()",
+        );
+        assert!(autovacuumed, "no autovacuum of mt within a minute");
+        assert_eq!(dead_tuples(&mut client, "mt"), 0);
+        assert_refused(&mut client, query, "mt_idx", "marked as needing a rebuild");
+
+        client.batch_execute("DELETE FROM mt WHERE id % 3 = 0").unwrap();
+        assert_eq!(dead_tuples(&mut client, "mt"), 500);
         client.batch_execute("VACUUM mt").unwrap();
         assert_eq!(dead_tuples(&mut client, "mt"), 0);
         client.batch_execute("REINDEX INDEX mt_idx").unwrap();
@@ -493,4 +529,172 @@ mod identity_committed {
         assert!(counts.iter().all(|&n| n == 1), "threads per idle backend: {counts:?}");
         assert!(sound(&mut client, "pl_idx"));
     }
+
+    #[test]
+    fn rolled_back_rows_are_left_out_of_merges_and_free_their_dimension_count() {
+        let mut client = session_in_own_database("hannoy_dims");
+        each(
+            &mut client,
+            "CREATE TABLE dm (id int, embedding real[]);
+             CREATE INDEX dm_idx ON dm USING hannoy (embedding);
+             BEGIN;
+             INSERT INTO dm SELECT i, ARRAY[i, 1, 1]::real[] FROM generate_series(1, 100) i;
+             ROLLBACK;
+             VACUUM dm",
+        );
+        let items: i64 = client
+            .query_one("SELECT items FROM hannoy_index_info('dm_idx')", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(items, 0, "rolled-back rows were linked");
+        each(
+            &mut client,
+            "INSERT INTO dm SELECT i, ARRAY[i, 1, 1, 1, 1]::real[] FROM generate_series(1, 50) i;
+             VACUUM dm",
+        );
+        let row = client
+            .query_one("SELECT items, dimensions FROM hannoy_index_info('dm_idx')", &[])
+            .unwrap();
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, Option<i32>>(1)), (50, Some(5)));
+        assert!(sound(&mut client, "dm_idx"));
+    }
+
+    #[test]
+    fn a_long_pending_list_is_merged_in_rounds_and_its_pages_are_reused() {
+        let mut client = session_in_own_database("hannoy_list");
+        // 128 dimensions: 25,000 rows fill about 1,700 list pages.
+        client
+            .batch_execute(
+                "CREATE TABLE ls (id int, embedding real[]);
+                 INSERT INTO ls SELECT i, array_fill(1::real, ARRAY[128]) FROM generate_series(1, 10) i;
+                 CREATE INDEX ls_idx ON ls USING hannoy (embedding);
+                 SET hannoy.pending_list_limit = '64MB';
+                 SET maintenance_work_mem = '1MB';",
+            )
+            .unwrap();
+        let mut sizes = Vec::new();
+        for round in 0..3 {
+            let first = round * 25_000 + 11;
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO ls SELECT i, ARRAY(SELECT sin(i * d)::real FROM generate_series(1, 128) d)
+                     FROM generate_series({first}, {first} + 24999) i"
+                ))
+                .unwrap();
+            let pages: i64 = client
+                .query_one("SELECT pg_relation_size('ls_idx') / 8192", &[])
+                .unwrap()
+                .get(0);
+            // Merged in rounds of at most 1MB of entries (maintenance_work_mem / 4).
+            let items: i64 = client
+                .query_one("SELECT items FROM hannoy_index_info('ls_idx')", &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(items, 10 + 25_000 * (round as i64 + 1));
+            sizes.push(pages);
+        }
+        assert!(sizes[0] > 1_500, "{sizes:?}");
+        // Every page the first list took is reused by the next two.
+        assert_eq!(sizes[1], sizes[0], "{sizes:?}");
+        assert_eq!(sizes[2], sizes[0], "{sizes:?}");
+        let check = |client: &mut postgres::Client| -> String {
+            client
+                .query_one("SELECT row_to_json(c)::text FROM hannoy_index_check('ls_idx') c", &[])
+                .unwrap()
+                .get(0)
+        };
+        let merged = check(&mut client);
+        assert!(merged.contains(r#""heap_rows_missing":0"#), "{merged}");
+        // Pruning during merges may cut a few items off until the next reconnect pass, which
+        // VACUUM runs (see the README's VACUUM section).
+        client.batch_execute("VACUUM ls").unwrap();
+        let vacuumed = check(&mut client);
+        assert!(vacuumed.contains(r#""sound":true"#), "{vacuumed}");
+    }
+
+    #[test]
+    fn a_folder_of_another_index_is_refused() {
+        let mut client = session_in_own_database("hannoy_foreign");
+        table(&mut client, "fa", 3000);
+        table(&mut client, "fb", 3000);
+        let (a, b) = (folder(&mut client, "fa_idx"), folder(&mut client, "fb_idx"));
+        // Same rows, same number of changes: only the storage id tells them apart.
+        restore(&a, &copy_of(&b));
+        let query = "SELECT id FROM fa ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
+        assert_refused(&mut client, query, "fa_idx", "belongs to another index");
+        let other = "SELECT id FROM fb ORDER BY embedding <-> '{1,1,1,1}' LIMIT 10";
+        let expected = exact(&mut client, other);
+        assert_eq!(ids(&mut client, other).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_merge_waiting_for_a_long_vacuum_honours_statement_timeout() {
+        let mut client = session_in_own_database("hannoy_wait");
+        // The VACUUM first merges 30,000 pending rows, holding the write lock throughout.
+        client
+            .batch_execute(
+                "CREATE TABLE wv (id int, embedding real[]);
+                 INSERT INTO wv SELECT i, ARRAY(SELECT sin(i * d)::real FROM generate_series(1, 64) d)
+                 FROM generate_series(1, 5000) i;
+                 CREATE INDEX wv_idx ON wv USING hannoy (embedding);
+                 SET hannoy.pending_list_limit = '64MB';
+                 INSERT INTO wv SELECT i, ARRAY(SELECT cos(i * d)::real FROM generate_series(1, 64) d)
+                 FROM generate_series(5001, 35000) i;
+                 DELETE FROM wv WHERE id % 2 = 0;",
+            )
+            .unwrap();
+        let mut vacuum = connect_like(&mut client);
+        let started = Instant::now();
+        let vacuuming = std::thread::spawn(move || {
+            vacuum.batch_execute("VACUUM wv").unwrap();
+            Instant::now()
+        });
+        // Each attempt has rows to merge, so it needs the write lock the VACUUM's deletes hold.
+        let mut timed_out = 0;
+        let mut longest = Duration::ZERO;
+        while !vacuuming.is_finished() {
+            client
+                .batch_execute(
+                    "RESET statement_timeout;
+                     INSERT INTO wv SELECT 0, array_fill(1::real, ARRAY[64]) FROM generate_series(1, 10);
+                     SET hannoy.pending_list_limit = '64MB';
+                     SET statement_timeout = '200ms'",
+                )
+                .unwrap();
+            let attempt = Instant::now();
+            let result = client.batch_execute("SELECT items FROM hannoy_index_info('wv_idx')");
+            longest = longest.max(attempt.elapsed());
+            match result {
+                Ok(()) => {}
+                Err(e) => {
+                    assert_eq!(e.code().map(|c| c.code()), Some("57014"), "{e}");
+                    timed_out += 1;
+                }
+            }
+        }
+        let vacuumed = vacuuming.join().unwrap().duration_since(started);
+        client.batch_execute("RESET statement_timeout").unwrap();
+        assert!(vacuumed > Duration::from_secs(1), "VACUUM took only {vacuumed:?}");
+        assert!(timed_out > 0, "no merge waited for the VACUUM ({vacuumed:?})");
+        assert!(longest < Duration::from_millis(1500), "a wait outlived its timeout: {longest:?}");
+        assert!(sound(&mut client, "wv_idx"));
+    }
+}
+
+#[pg_test]
+fn a_rolled_back_first_insert_does_not_fix_the_dimension_count() {
+    run("CREATE TABLE dims_t (id int, embedding real[]);
+         CREATE INDEX dims_idx ON dims_t USING hannoy (embedding)");
+    run("DO $$ BEGIN
+             INSERT INTO dims_t VALUES (1, '{1,2,3}');
+             RAISE EXCEPTION 'roll back';
+         EXCEPTION WHEN raise_exception THEN NULL; END $$");
+    assert_eq!(sqlstate_of("INSERT INTO dims_t VALUES (2, '{1,2,3,4,5}')"), "ok");
+    // Now a row that may commit has fixed it.
+    assert_eq!(sqlstate_of("INSERT INTO dims_t VALUES (3, '{1,2,3}')"), "22000");
+    run("SET enable_seqscan = off");
+    assert_eq!(
+        ids("SELECT id FROM dims_t ORDER BY embedding <-> '{0,0,0,0,0}' LIMIT 5"),
+        vec![2]
+    );
 }
