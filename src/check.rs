@@ -1,9 +1,14 @@
 //! `hannoy_index_check(index)`: an integrity check in the spirit of amcheck. The engine checks
-//! its graph, key maps and filter bitmaps; this adds the comparison with the heap: every row
-//! visible now with a non-NULL vector must have an item under its TID.
+//! its graph, key maps and filter bitmaps; this adds the comparison with the heap in both
+//! directions: every row visible now with a non-NULL vector must have an item under its TID,
+//! and items whose TID holds no such row are counted.
 
 use pgrx::prelude::*;
 use pgrx::PgRelation;
+
+use std::collections::HashSet;
+
+use hannoy_engine::CheckReport;
 
 use crate::error::OrRaise;
 
@@ -30,6 +35,7 @@ fn hannoy_index_check(
         name!(mismatched_filters, i64),
         name!(heap_rows, Option<i64>),
         name!(heap_rows_missing, Option<i64>),
+        name!(stray_items, Option<i64>),
     ),
 > {
     crate::storage::require_hannoy_index(&index);
@@ -45,65 +51,60 @@ fn hannoy_index_check(
             .and_then(|()| crate::storage::open(index))
             .unwrap_or_else(|unusable| unusable.raise(index))
     };
-    let row = match engine {
-        None => {
-            let heap_rows = heap_keys.as_ref().map(|k| k.len() as i64);
-            (
-                heap_rows.unwrap_or(0) == 0,
-                0,
-                0,
-                Vec::new(),
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                heap_rows,
-                heap_rows,
-            )
-        }
-        Some(engine) => {
-            let reader = engine.read().or_raise();
-            let report = reader.check().or_raise();
-            let missing = heap_keys.as_ref().map(|keys| {
-                let mut missing = 0i64;
-                for &key in keys {
-                    if reader.item_for_key(key).or_raise().is_none() {
-                        missing += 1;
-                    }
-                }
-                missing
-            });
-            (
-                report.is_sound() && missing.unwrap_or(0) == 0,
-                report.live as i64,
-                report.reachable as i64,
-                report
-                    .unreachable_sample
+    let reader = engine.as_ref().map(|engine| engine.read().or_raise());
+    let report = match &reader {
+        Some(reader) => reader.check().or_raise(),
+        None => CheckReport::default(),
+    };
+    // Rows without an item, and items whose key is no row the index should hold: rows deleted
+    // or rolled back that VACUUM has not reached yet count there too, so only after a VACUUM
+    // does a stray item mean damage.
+    let (missing, stray) = match &heap_keys {
+        None => (None, None),
+        Some(keys) => {
+            let missing = match &reader {
+                Some(reader) => keys
                     .iter()
-                    .map(|&id| id as i64)
-                    .collect(),
-                report.dangling_links as i64,
-                report.orphan_lists as i64,
-                report.missing_lists as i64,
-                report.missing_vectors as i64,
-                report.keyed as i64,
-                report.stray_keys as i64,
-                report.mismatched_keys as i64,
-                report.filtered as i64,
-                report.stray_filters as i64,
-                report.mismatched_filters as i64,
-                heap_keys.as_ref().map(|k| k.len() as i64),
-                missing,
-            )
+                    .filter(|&&key| reader.item_for_key(key).or_raise().is_none())
+                    .count(),
+                None => keys.len(),
+            };
+            let rows: HashSet<u64> = keys.iter().copied().collect();
+            let stray = match &reader {
+                Some(reader) => reader
+                    .keys()
+                    .or_raise()
+                    .filter(|entry| !entry.as_ref().is_ok_and(|(_, key)| rows.contains(key)))
+                    .count(),
+                None => 0,
+            };
+            (Some(missing as i64), Some(stray as i64))
         }
     };
-    TableIterator::once(row)
+    let count = |n: u64| n as i64;
+    TableIterator::once((
+        report.is_sound() && missing.unwrap_or(0) == 0,
+        count(report.live),
+        count(report.reachable),
+        report
+            .unreachable_sample
+            .iter()
+            .map(|&id| id as i64)
+            .collect(),
+        count(report.dangling_links),
+        count(report.orphan_lists),
+        count(report.missing_lists),
+        count(report.missing_vectors),
+        count(report.keyed),
+        count(report.stray_keys),
+        count(report.mismatched_keys),
+        count(report.filtered),
+        count(report.stray_filters),
+        count(report.mismatched_filters),
+        heap_keys.as_ref().map(|k| k.len() as i64),
+        missing,
+        stray,
+    ))
 }
 
 /// Item keys (TIDs) of the rows the index should hold, visible now: those of its own table (not
@@ -148,4 +149,28 @@ fn heap_row_keys(index: pg_sys::Oid, vector_column: usize) -> Option<Vec<u64>> {
     })
     .unwrap_or_else(|e| error!("could not read the index's table: {e}"));
     Some(keys)
+}
+
+/// Test builds only: removes the item of the row whose TID is `key` (block << 16 | offset), the
+/// damage a lost item would be, so that tests can see the check report it.
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_extern(strict)]
+fn hannoy_test_drop_item(index: PgRelation, key: i64) -> bool {
+    crate::storage::require_hannoy_index(&index);
+    // SAFETY: an open hannoy index relation.
+    unsafe {
+        let index = index.as_ptr();
+        let engine = crate::storage::open(index)
+            .unwrap_or_else(|unusable| unusable.raise(index))
+            .expect("the index holds items");
+        let Some(id) = engine.read().or_raise().item_for_key(key as u64).or_raise() else {
+            return false;
+        };
+        let items = hannoy_engine::RoaringBitmap::from_iter([id]);
+        crate::storage::change(index, &engine, |writer, cancel| {
+            writer.delete(&items, cancel)
+        })
+        .unwrap_or_else(|unusable| unusable.raise(index));
+        true
+    }
 }

@@ -37,6 +37,7 @@ mod tests {
     include!("../tests/pg/writes.rs");
     include!("../tests/pg/filters.rs");
     include!("../tests/pg/identity.rs");
+    include!("../tests/pg/claims.rs");
 }
 
 /// Required by `cargo pgrx test`.

@@ -3,7 +3,10 @@
 //!
 //! Each build batch, merge or VACUUM pass gets a pool of its own, released when it returns: a
 //! backend keeps no threads while idle, so hundreds of connections cost none. Starting a few
-//! threads costs far less than the batch they link.
+//! threads costs far less than the batch they link. A pool has one thread per core, at most
+//! `max_parallel_maintenance_workers` + 1 (the backend's own share, as Postgres counts a
+//! parallel build's leader), so that setting bounds hannoy's parallelism as it bounds
+//! pgvector's and btree's builds; 0 links on one thread, reproducibly.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -50,11 +53,19 @@ pub fn run_watched<R: Send>(
     }
 }
 
-/// A new pool of one thread per core; its threads end once it is dropped.
+/// How many threads a pool gets.
+fn pool_size() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a plain read of a GUC variable on the backend thread.
+    let workers = unsafe { pg_sys::max_parallel_maintenance_workers }.max(0) as usize;
+    cores.min(workers + 1)
+}
+
+/// A new pool (see `pool_size`); its threads end once it is dropped.
 fn pool() -> rayon::ThreadPool {
     // Postgres's signal handlers assume they run on the backend thread: workers inherit a mask
     // that blocks every signal, restored on this thread once they exist.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = pool_size();
     // SAFETY: sigset_t is plain data filled by sigfillset; pthread_sigmask only changes this
     // thread's mask, and the old mask is put back before returning.
     let pool = unsafe {

@@ -698,3 +698,26 @@ fn a_rolled_back_first_insert_does_not_fix_the_dimension_count() {
         vec![2]
     );
 }
+
+#[pg_test]
+fn the_check_counts_rows_without_items_and_items_without_rows() {
+    clustered_table("dmg_t", 500, 4, 3, 0.2, 0.5);
+    run("CREATE INDEX dmg_idx ON dmg_t USING hannoy (embedding)");
+    let check = || {
+        Spi::get_three::<bool, i64, i64>(
+            "SELECT sound, heap_rows_missing, stray_items FROM hannoy_index_check('dmg_idx')",
+        )
+        .unwrap()
+    };
+    assert_eq!(check(), (Some(true), Some(0), Some(0)));
+    let dropped = one_i64(
+        "SELECT count(*) FILTER (WHERE hannoy_test_drop_item('dmg_idx',
+             (((ctid::text::point)[0])::int8 << 16) | ((ctid::text::point)[1])::int8))
+         FROM dmg_t WHERE id IN (7, 8)",
+    );
+    assert_eq!(dropped, 2);
+    assert_eq!(check(), (Some(false), Some(2), Some(0)));
+    // Deleted rows keep their items until VACUUM: stray, not unsound.
+    run("DELETE FROM dmg_t WHERE id IN (20, 21, 22)");
+    assert_eq!(check(), (Some(false), Some(2), Some(3)));
+}

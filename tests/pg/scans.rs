@@ -36,10 +36,14 @@ fn with_a_large_ef_search_every_operator_class_returns_the_exact_order() {
             assert!(explain(&query).contains("Index Scan using exact_t_idx"), "{opclass}");
             let (index_ids, index_distances) = (ids(&query), distances(&query));
             run("SET enable_indexscan = off; SET enable_seqscan = on");
-            let (exact_ids, exact_distances) = (ids(&query), distances(&query));
+            let exact_ids = ids(&query);
             run("SET enable_indexscan = on; SET enable_seqscan = off");
             assert_eq!(index_ids, exact_ids, "{opclass} query {q}");
-            assert_eq!(index_distances, exact_distances, "{opclass} query {q}");
+            // The rows come in distance order (the executor does not re-sort an index scan).
+            assert!(
+                index_distances.windows(2).all(|w| w[0] <= w[1]),
+                "{opclass} query {q}: {index_distances:?}"
+            );
         }
         run("DROP INDEX exact_t_idx");
     }
@@ -79,12 +83,14 @@ fn recall_at_10_is_at_least_0_95_on_10k_rows_at_default_settings() {
         1
     );
     let mut found = 0;
-    let queries: Vec<i32> = (0..30).map(|i| 1 + i * 331).collect();
+    let queries: Vec<i32> = (0..100).map(|i| 1 + i * 99).collect();
     for &q in &queries {
         let query = format!(
             "SELECT id FROM recall_t ORDER BY embedding <-> \
              (SELECT array_agg(e + 0.05::real ORDER BY o) FROM recall_t, unnest(embedding) WITH ORDINALITY u(e, o) WHERE id = {q}) LIMIT 10"
         );
+        // A Seq Scan and a Sort would score 1.0: the index must be what answers.
+        assert!(explain(&query).contains("Index Scan using recall_t_idx"), "{}", explain(&query));
         let approximate = ids(&query);
         run("SET enable_indexscan = off");
         let exact = ids(&query);
@@ -93,6 +99,7 @@ fn recall_at_10_is_at_least_0_95_on_10k_rows_at_default_settings() {
         found += approximate.iter().filter(|id| exact.contains(id)).count();
     }
     let recall = found as f64 / (10 * queries.len()) as f64;
+    eprintln!("recall@10 on recall_t: {recall}");
     assert!(recall >= 0.95, "recall@10 = {recall}");
 }
 

@@ -30,26 +30,49 @@ mod committed_writes {
             .collect()
     }
 
-    /// Mean recall@10 over `queries` rows' vectors, index against exact.
+    /// Mean recall@10 over `queries` rows' vectors, index against exact. A returned row counts
+    /// when it is no farther than the exact 10th nearest, so rows at equal distance (copies)
+    /// count whichever of them the index returns, as in the engine's recall helper. The plan
+    /// must be the index's: a Seq Scan and a Sort would score 1.0.
     fn recall(client: &mut postgres::Client, queries: &[i32]) -> f64 {
         let mut found = 0;
         for q in queries {
             let query = format!(
-                "SELECT id FROM w ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = {q}) LIMIT 10"
+                "SELECT id, embedding <-> (SELECT embedding FROM w WHERE id = {q}) FROM w
+                 ORDER BY embedding <-> (SELECT embedding FROM w WHERE id = {q}) LIMIT 10"
             );
+            let distances = |client: &mut postgres::Client| -> Vec<f64> {
+                client
+                    .query(query.as_str(), &[])
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get(1))
+                    .collect()
+            };
             client
                 .batch_execute("SET enable_seqscan = off; SET enable_indexscan = on")
                 .unwrap();
-            let approximate = ids(client, &query);
+            let plan: String = client
+                .query(&format!("EXPLAIN (COSTS OFF) {query}"), &[])
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(plan.contains("Index Scan using w_idx"), "{plan}");
+            let approximate = distances(client);
             client
                 .batch_execute("SET enable_seqscan = on; SET enable_indexscan = off")
                 .unwrap();
-            let exact = ids(client, &query);
+            let exact = distances(client);
             assert_eq!(exact.len(), 10);
-            found += approximate.iter().filter(|id| exact.contains(id)).count();
+            let tenth = exact[9];
+            found += approximate.iter().filter(|&&d| d <= tenth).count();
         }
         client.batch_execute("RESET enable_seqscan; RESET enable_indexscan").unwrap();
-        found as f64 / (10 * queries.len()) as f64
+        let recall = found as f64 / (10 * queries.len()) as f64;
+        eprintln!("recall@10 over {} queries: {recall}", queries.len());
+        recall
     }
 
     fn check(client: &mut postgres::Client) -> (bool, i64, Option<i64>) {
@@ -84,7 +107,7 @@ mod committed_writes {
         client.batch_execute("DELETE FROM w WHERE id % 4 <> 0").unwrap();
         client.batch_execute("VACUUM w").unwrap();
         assert_eq!(check(&mut client), (true, 2_000, Some(0)));
-        let queries: Vec<i32> = (1..=30).map(|i| i * 4 * 61).collect();
+        let queries: Vec<i32> = (1..=100).map(|i| i * 4 * 19).collect();
         let recall = recall(&mut client, &queries);
         assert!(recall >= 0.95, "recall@10 after deleting 75% = {recall}");
         finish(client, "hannoy_delete75");
@@ -94,6 +117,11 @@ mod committed_writes {
     fn deleting_everything_and_inserting_it_again_grows_the_folder_by_at_most_2_percent() {
         let mut client = session_in_own_database("hannoy_regrow");
         // pgvector's bar is set on 10,000 rows; LMDB's bookkeeping costs a few pages at any size.
+        // Linking on one thread: a parallel build's graph, and so its size, varies from run to
+        // run, and a size bound must hold for the run it measures.
+        client
+            .batch_execute("SET max_parallel_maintenance_workers = 0")
+            .unwrap();
         load(&mut client, 10_000);
         client
             .batch_execute(
@@ -157,8 +185,7 @@ mod committed_writes {
         assert_eq!(all.len(), 1_000);
         assert!(all.iter().all(|&id| id <= 1_000));
         // Merges leave the rolled-back rows out (the check merges the list first).
-        let (_, items, _) = check(&mut client);
-        assert_eq!(items, 1_000);
+        assert_eq!(check(&mut client), (true, 1_000, Some(0)));
         client.batch_execute("VACUUM w").unwrap();
         assert_eq!(check(&mut client), (true, 1_000, Some(0)));
         finish(client, "hannoy_rollback");
@@ -195,7 +222,7 @@ mod committed_writes {
         }
         client.batch_execute("COMMIT").unwrap();
         assert_eq!(check(&mut client), (true, 5_000, Some(0)));
-        let queries: Vec<i32> = (1..=20).map(|i| 10_000 + i * 97).collect();
+        let queries: Vec<i32> = (1..=100).map(|i| 10_000 + i * 19).collect();
         let recall = recall(&mut client, &queries);
         assert!(recall >= 0.95, "recall@10 after batched inserts = {recall}");
         finish(client, "hannoy_batches");
@@ -391,7 +418,7 @@ mod committed_writes {
         eprintln!("unreachable before VACUUM: {unreachable}");
         client.batch_execute("VACUUM w").unwrap();
         assert_eq!(check(&mut client), (true, rows, Some(0)));
-        let queries: Vec<i32> = (1..=20).map(|i| i * 197).collect();
+        let queries: Vec<i32> = (1..=100).map(|i| i * 39).collect();
         let recall = recall(&mut client, &queries);
         assert!(recall >= 0.95, "recall@10 after concurrent writes = {recall}");
         finish(client, "hannoy_concurrent");

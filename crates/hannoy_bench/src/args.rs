@@ -13,7 +13,10 @@ hannoy-bench: hannoy_pg against an exact scan and pgvector's HNSW, in one run
 USAGE:
     hannoy-bench [FLAGS]                    run a workload (connection from PGHOST, PGPORT,
                                             PGUSER, PGDATABASE, PGPASSWORD)
-    hannoy-bench --check-results DIR        check a results folder (files present, recalls in [0, 1])
+    hannoy-bench --check-results DIR [--min-recall ENGINE=RECALL,...]
+                                            check a results folder (files present, recalls in
+                                            [0, 1], each named engine's recall@k at its largest
+                                            ef_search at least its floor when it was measured)
 
 DATA (synthetic by default: normalised vectors around Gaussian centres):
     --rows N               rows in the table (default 100000; with --base: take the first N)
@@ -120,8 +123,30 @@ pub struct Settings {
 
 pub enum Command {
     Help,
-    CheckResults(PathBuf),
+    /// Check a results folder; each floor is an engine's least recall@k at its largest
+    /// ef_search.
+    CheckResults {
+        dir: PathBuf,
+        floors: Vec<(String, f64)>,
+    },
     Run(Box<Settings>),
+}
+
+/// `hannoy=0.95,pgvector=0.9`.
+fn parse_floors(text: &str) -> Result<Vec<(String, f64)>, BenchError> {
+    text.split(',')
+        .map(|pair| {
+            let (engine, floor) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("--min-recall: '{pair}' is not ENGINE=RECALL")))?;
+            match floor.parse::<f64>() {
+                Ok(floor) if (0.0..=1.0).contains(&floor) => Ok((engine.to_string(), floor)),
+                _ => Err(invalid(format!(
+                    "--min-recall: '{floor}' is not a recall in [0, 1]"
+                ))),
+            }
+        })
+        .collect()
 }
 
 fn invalid(message: impl Into<String>) -> BenchError {
@@ -188,7 +213,24 @@ pub fn parse(args: &[String]) -> Result<Command, BenchError> {
         };
         position += 1;
         match flag {
-            "--check-results" => return Ok(Command::CheckResults(PathBuf::from(value))),
+            "--check-results" => {
+                let floors = match &args[position..] {
+                    [] => Vec::new(),
+                    [flag, floors] if flag == "--min-recall" => parse_floors(floors)?,
+                    [flag] if flag.starts_with("--min-recall=") => {
+                        parse_floors(&flag["--min-recall=".len()..])?
+                    }
+                    _ => {
+                        return Err(invalid(
+                            "--check-results DIR takes only --min-recall ENGINE=RECALL[,...]",
+                        ))
+                    }
+                };
+                return Ok(Command::CheckResults {
+                    dir: PathBuf::from(value),
+                    floors,
+                });
+            }
             "--rows" => rows = Some(parse_number(flag, &value)?),
             "--dims" => {
                 dims = parse_number(flag, &value)?;

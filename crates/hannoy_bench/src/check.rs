@@ -1,5 +1,7 @@
 //! `--check-results DIR`: what the smoke test asks of a results folder. The three files exist
-//! and are not empty, and every recall in results.json is a number in [0, 1].
+//! and are not empty, every recall in results.json is a number in [0, 1], and each engine given
+//! a floor (`--min-recall hannoy=0.95`) reaches it at its largest ef_search, when it was
+//! measured: an index that returns the wrong rows fails.
 
 use std::path::Path;
 
@@ -9,7 +11,7 @@ use crate::{BenchError, Context};
 
 pub const RESULT_FILES: [&str; 3] = ["results.md", "results.json", "recall_qps.svg"];
 
-pub fn check_results(dir: &Path) -> Result<(), BenchError> {
+pub fn check_results(dir: &Path, floors: &[(String, f64)]) -> Result<(), BenchError> {
     for name in RESULT_FILES {
         let path = dir.join(name);
         let metadata =
@@ -23,14 +25,14 @@ pub fn check_results(dir: &Path) -> Result<(), BenchError> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let json: Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let summary = check_json(&json)
+    let summary = check_json(&json, floors)
         .map_err(|problem| BenchError::Data(format!("{}: {problem}", path.display())))?;
     println!("{}: {summary}", dir.display());
     Ok(())
 }
 
 /// Checks a parsed results.json; on success says what it checked.
-pub fn check_json(json: &Value) -> Result<String, String> {
+pub fn check_json(json: &Value, floors: &[(String, f64)]) -> Result<String, String> {
     let engines = json
         .get("engines")
         .and_then(Value::as_array)
@@ -60,11 +62,44 @@ pub fn check_json(json: &Value) -> Result<String, String> {
         .iter()
         .filter_map(|engine| engine.get("engine").and_then(Value::as_str))
         .collect();
+    let mut met = Vec::new();
+    for (name, floor) in floors {
+        let Some(engine) = engines
+            .iter()
+            .find(|e| e.get("engine").and_then(Value::as_str) == Some(name))
+        else {
+            met.push(format!("{name} not measured"));
+            continue;
+        };
+        let recall = top_recall(engine).ok_or(format!("engine {name} has no recall_at_k"))?;
+        if recall < *floor {
+            return Err(format!(
+                "engine {name}: recall@k {recall:.4} at its largest ef_search, below the floor {floor}"
+            ));
+        }
+        met.push(format!("{name} recall@k {recall:.4} >= {floor}"));
+    }
+    let floors = if met.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", met.join(", "))
+    };
     Ok(format!(
-        "ok: the three files, engines {}, {} recall values all in [0, 1]",
+        "ok: the three files, engines {}, {} recall values all in [0, 1]{floors}",
         names.join(", "),
         recalls.len()
     ))
+}
+
+/// An engine's recall@k at the largest ef_search of its sweep.
+fn top_recall(engine: &Value) -> Option<f64> {
+    engine
+        .get("sweep")?
+        .as_array()?
+        .iter()
+        .max_by_key(|point| point.get("ef_search").and_then(Value::as_u64).unwrap_or(0))?
+        .get("recall_at_k")?
+        .as_f64()
 }
 
 /// Every value under a key that starts with "recall", with its path.
@@ -99,7 +134,7 @@ mod tests {
         let good = json!({"engines": [{"engine": "hannoy", "sweep": [{"recall_at_k": 0.9,
             "recall_at_100": 1.0}], "filtered": [{"recall_at_k": 0.0}]}],
             "exact": {"recall_at_k": 1.0}});
-        assert!(check_json(&good).is_ok());
+        assert!(check_json(&good, &[]).is_ok());
         for bad in [
             json!({"engines": [{"engine": "hannoy", "sweep": [{"recall_at_k": 1.5}]}]}),
             json!({"engines": [{"engine": "hannoy", "sweep": [{"recall_at_k": null}]}]}),
@@ -108,7 +143,19 @@ mod tests {
             json!({"engines": [{"engine": "hannoy", "sweep": []}]}),
             json!({"engines": []}),
         ] {
-            assert!(check_json(&bad).is_err(), "{bad}");
+            assert!(check_json(&bad, &[]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn floors_apply_to_the_largest_ef_search_of_engines_that_were_measured() {
+        let run = json!({"engines": [{"engine": "hannoy", "sweep": [
+            {"ef_search": 10, "recall_at_k": 0.5}, {"ef_search": 40, "recall_at_k": 0.97}]}]});
+        let floor = |engine: &str, recall: f64| vec![(engine.to_string(), recall)];
+        assert!(check_json(&run, &floor("hannoy", 0.95)).is_ok());
+        assert!(check_json(&run, &floor("hannoy", 0.98)).is_err());
+        // An engine that could not be measured (pgvector absent) has nothing to meet.
+        let summary = check_json(&run, &floor("pgvector", 0.9)).unwrap();
+        assert!(summary.contains("pgvector not measured"), "{summary}");
     }
 }

@@ -127,7 +127,7 @@ fn main() -> ExitCode {
             print!("{}", args::USAGE);
             Ok(())
         }
-        Ok(args::Command::CheckResults(dir)) => check::check_results(&dir),
+        Ok(args::Command::CheckResults { dir, floors }) => check::check_results(&dir, &floors),
         Ok(args::Command::Run(settings)) => run(*settings),
         Err(error) => Err(error),
     };
