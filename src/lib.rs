@@ -1,17 +1,15 @@
 //! hannoy_pg: the `hannoy` index access method. Postgres hands rows and scan keys to the access
 //! method (`am/`), which keeps one engine index per Postgres index (`storage/`) and leaves all
 //! graph work to `hannoy_engine`, on owned data and off the backend's thread where it is heavy.
+//!
+//! Three layers, each using only those below it: `sql/` (every function, operator and operator
+//! class SQL sees), `am/` and `storage/`, and `pg/` (Postgres glue: errors, threads, settings,
+//! datum readers, TID keys).
 
 mod am;
-mod check;
-mod error;
-mod filter;
-mod guc;
-mod info;
-mod operators;
+mod pg;
+mod sql;
 mod storage;
-mod threads;
-mod vector;
 
 pgrx::pg_module_magic!(name, version);
 
@@ -19,7 +17,7 @@ pgrx::pg_module_magic!(name, version);
 /// first index is opened.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    guc::register();
+    pg::guc::register();
     am::options::register();
     storage::lifecycle::install_hook();
 }

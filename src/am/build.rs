@@ -6,10 +6,10 @@ use std::sync::Arc;
 use hannoy_engine::{FilterRow, Index, IndexOptions, Metric};
 use pgrx::prelude::*;
 
-use crate::error::{raise, OrRaise};
-use crate::filter::IndexLayout;
-use crate::threads;
-use crate::vector::{OwnedVector, VectorType};
+use crate::pg::error::{raise, raise_engine, OrRaise};
+use crate::pg::filter::IndexLayout;
+use crate::pg::threads;
+use crate::pg::vector::{OwnedVector, VectorType};
 
 // From Postgres's commands/progress.h (not in pgrx's bindings).
 const PROGRESS_CREATEIDX_SUBPHASE: i32 = 10;
@@ -39,7 +39,7 @@ pub struct BuildState {
     layout: IndexLayout,
     metric: Metric,
     vector_type: VectorType,
-    options: (usize, usize),
+    options: super::options::GraphOptions,
     index: Option<Arc<Index>>,
     dimensions: Option<usize>,
     batch: Vec<OwnedVector>,
@@ -53,9 +53,7 @@ pub struct BuildState {
 
 impl BuildState {
     fn engine_options(&self, dimensions: usize) -> IndexOptions {
-        let mut options = IndexOptions::new(self.metric, dimensions);
-        (options.m, options.ef_construction) = self.options;
-        options
+        self.options.for_engine(self.metric, dimensions)
     }
 
     fn add(&mut self, vector: OwnedVector, key: u64, row: Option<FilterRow>) {
@@ -66,15 +64,14 @@ impl BuildState {
             options.validate().or_raise();
             // SAFETY: the relation being built, open and locked for the whole build.
             self.index = Some(unsafe { crate::storage::create_engine(self.relation, &options) });
-            self.batch_limit = batch_limit(self.metric, dimensions, self.options.0);
+            self.batch_limit = batch_limit(self.metric, dimensions, self.options.m);
         }
         let expected = *self.dimensions.get_or_insert(dimensions);
         if expected != dimensions {
-            raise(
-                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-                format!("expected {expected} dimensions, not {dimensions}"),
-                Some("Every vector in a hannoy index has the dimension count of the first."),
-            );
+            raise_engine(hannoy_engine::Error::DimensionMismatch {
+                expected,
+                got: dimensions,
+            });
         }
         self.batch.push(vector);
         self.keys.push(key);
@@ -96,6 +93,7 @@ impl BuildState {
         // graph, and once more per item while linking it into a non-empty index.
         let polls_per_item = if self.indexed == 0 { 1 } else { 2 };
         let (before, len) = (self.indexed, batch.len() as u64);
+        let _phase = crate::pg::phase::enter(c"hannoy: build");
         // SAFETY: the relation being built, open and locked for the whole build; `index` is
         // its engine.
         let stamp = unsafe { crate::storage::begin_change(self.relation, &index) }
@@ -205,7 +203,7 @@ unsafe extern "C-unwind" fn build_callback(
             .layout
             .has_filters()
             .then(|| state.layout.row(values, isnull));
-        state.add(vector, super::tid_key(&*tid), row);
+        state.add(vector, crate::pg::tid::tid_key(&*tid), row);
     }
 }
 

@@ -5,9 +5,9 @@
 use hannoy_engine::PreparedVectors;
 use pgrx::prelude::*;
 
-use super::pending::{self, Wait};
-use crate::error::OrRaise;
-use crate::filter::IndexLayout;
+use super::merge::{self, Wait};
+use crate::pg::error::OrRaise;
+use crate::pg::filter::IndexLayout;
 use crate::storage::pending_list;
 
 #[allow(clippy::too_many_arguments)]
@@ -42,13 +42,16 @@ pub unsafe extern "C-unwind" fn aminsert(
         } else {
             Vec::new()
         };
-        let key = super::tid_key(&*heap_tid);
-        let pending = pending_list::append(index, key, stored, &filters, dimensions as u32);
-        let limit = crate::guc::pending_list_limit_bytes();
+        let key = crate::pg::tid::tid_key(&*heap_tid);
+        let pending = {
+            let _phase = crate::pg::phase::enter(c"hannoy: append");
+            pending_list::append(index, key, stored, &filters, dimensions as u32)
+        };
+        let limit = crate::pg::guc::pending_list_limit_bytes();
         if pending as usize * pending_list::entry_bytes(stored.len(), filters.len()) >= limit {
             // An insert never fails because of the folder: the index is set aside for REINDEX,
             // which reads every row from the heap, and the row stays in the table.
-            if let Err(unusable) = pending::merge(index, Wait::No) {
+            if let Err(unusable) = merge::merge(index, Wait::No) {
                 crate::storage::set_aside(index, &unusable);
             }
         }

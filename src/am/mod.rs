@@ -1,12 +1,11 @@
-//! The `hannoy` access method: its handler, operator classes, and the callbacks Postgres calls,
-//! one phase per file as pgvector splits its C sources.
+//! The `hannoy` access method: the callbacks Postgres calls, one phase per file as pgvector
+//! splits its C sources, and the routine table that names them.
 
 pub mod build;
 pub mod cost;
-mod filter_opclasses;
 pub mod insert;
+pub mod merge;
 pub mod options;
-pub mod pending;
 pub mod scan;
 pub mod vacuum;
 
@@ -15,28 +14,23 @@ use std::ffi::CStr;
 use hannoy_engine::Metric;
 use pgrx::prelude::*;
 
-use crate::error::raise;
-use crate::filter::IndexLayout;
-use crate::vector::VectorType;
+use crate::pg::error::raise;
+use crate::pg::filter::IndexLayout;
+use crate::pg::vector::VectorType;
 
-/// Builds the routine table Postgres asks for when it opens a hannoy index.
-#[pg_extern(sql = "
-CREATE FUNCTION hannoy_amhandler(internal) RETURNS index_am_handler
-    PARALLEL SAFE IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-CREATE ACCESS METHOD hannoy TYPE INDEX HANDLER hannoy_amhandler;
-COMMENT ON ACCESS METHOD hannoy IS 'disk-backed HNSW index for nearest-neighbour search';
-")]
-fn hannoy_amhandler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::IndexAmRoutine> {
+/// The routine table Postgres asks for when it opens a hannoy index (the SQL-visible handler
+/// is `crate::sql::handler`).
+pub fn routine() -> PgBox<pg_sys::IndexAmRoutine> {
     // SAFETY: alloc_node pallocs a zeroed IndexAmRoutine with its node tag set.
     let mut am =
         unsafe { PgBox::<pg_sys::IndexAmRoutine>::alloc_node(pg_sys::NodeTag::T_IndexAmRoutine) };
-    // Operator classes number their strategies freely (see filter_opclasses).
+    // Operator classes number their strategies freely (see crate::sql::filter_opclasses).
     am.amstrategies = 0;
     // Support function 1: the distance function, which names the metric and marks the vector
     // column; filter columns have none.
     am.amsupport = 1;
     am.amcanorderbyop = true;
-    // The vector column and any number of filter columns (see crate::filter).
+    // The vector column and any number of filter columns (see crate::pg::filter).
     am.amcanmulticol = true;
     // A scan with no ORDER BY is costed out (see cost.rs), but must be possible to plan.
     am.amoptionalkey = true;
@@ -66,28 +60,6 @@ fn hannoy_amhandler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::IndexAmR
 unsafe extern "C-unwind" fn amvalidate(_opclass: pg_sys::Oid) -> bool {
     true
 }
-
-pgrx::extension_sql!(
-    r#"
-CREATE OPERATOR CLASS real_l2_ops DEFAULT FOR TYPE real[] USING hannoy AS
-    OPERATOR 1 <-> (real[], real[]) FOR ORDER BY float_ops,
-    FUNCTION 1 l2_distance(real[], real[]);
-CREATE OPERATOR CLASS real_cosine_ops FOR TYPE real[] USING hannoy AS
-    OPERATOR 1 <=> (real[], real[]) FOR ORDER BY float_ops,
-    FUNCTION 1 cosine_distance(real[], real[]);
-CREATE OPERATOR CLASS real_ip_ops FOR TYPE real[] USING hannoy AS
-    OPERATOR 1 <#> (real[], real[]) FOR ORDER BY float_ops,
-    FUNCTION 1 negative_inner_product(real[], real[]);
-CREATE OPERATOR CLASS real_l1_ops FOR TYPE real[] USING hannoy AS
-    OPERATOR 1 <+> (real[], real[]) FOR ORDER BY float_ops,
-    FUNCTION 1 l1_distance(real[], real[]);
-CREATE OPERATOR CLASS bit_hamming_ops DEFAULT FOR TYPE bit USING hannoy AS
-    OPERATOR 1 <~> (bit, bit) FOR ORDER BY float_ops,
-    FUNCTION 1 hamming_distance(bit, bit);
-"#,
-    name = "operator_classes",
-    requires = [hannoy_amhandler, "distance_operators"]
-);
 
 /// What the vector column of an index holds and how it is compared: read from the distance
 /// function its operator class names as support function 1.
@@ -146,15 +118,4 @@ pub unsafe fn refuse_unsupported(index: pg_sys::Relation) {
             None,
         );
     }
-}
-
-/// A heap TID as the engine's item key: block number above the offset, so keys sort like TIDs.
-pub fn tid_key(tid: &pg_sys::ItemPointerData) -> u64 {
-    let (block, offset) = pgrx::itemptr::item_pointer_get_both(*tid);
-    ((block as u64) << 16) | offset as u64
-}
-
-/// The heap TID an item key stands for.
-pub fn key_tid(key: u64, tid: &mut pg_sys::ItemPointerData) {
-    pgrx::itemptr::item_pointer_set_all(tid, (key >> 16) as u32, key as u16);
 }

@@ -78,27 +78,48 @@ pub unsafe extern "C-unwind" fn amoptions(
     // SAFETY: NULL or the HannoyReloptions just built.
     if let Some(options) = unsafe { parsed.cast::<HannoyReloptions>().as_ref() } {
         if validate {
-            let mut engine = IndexOptions::new(hannoy_engine::Metric::Euclidean, 1);
-            (engine.m, engine.ef_construction) =
-                (options.m as usize, options.ef_construction as usize);
-            crate::error::OrRaise::or_raise(engine.validate());
+            let graph = GraphOptions {
+                m: options.m as usize,
+                ef_construction: options.ef_construction as usize,
+            };
+            let engine = graph.for_engine(hannoy_engine::Metric::Euclidean, 1);
+            crate::pg::error::OrRaise::or_raise(engine.validate());
         }
     }
     parsed
 }
 
-/// (m, ef_construction) of an index, defaults where not given.
+/// The graph options of an index, as its reloptions give them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphOptions {
+    pub m: usize,
+    pub ef_construction: usize,
+}
+
+impl GraphOptions {
+    /// The engine's options for an index of `metric` and `dimensions` built with these.
+    pub fn for_engine(self, metric: hannoy_engine::Metric, dimensions: usize) -> IndexOptions {
+        let mut options = IndexOptions::new(metric, dimensions);
+        (options.m, options.ef_construction) = (self.m, self.ef_construction);
+        options
+    }
+}
+
+/// The graph options of an index, defaults where not given.
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation.
-pub unsafe fn read(index: pg_sys::Relation) -> (usize, usize) {
+pub unsafe fn read(index: pg_sys::Relation) -> GraphOptions {
     // SAFETY: rd_options of a hannoy index is NULL or what `amoptions` built.
     let options = unsafe { (*index).rd_options.cast::<HannoyReloptions>().as_ref() };
     match options {
-        Some(o) => (o.m as usize, o.ef_construction as usize),
-        None => (
-            IndexOptions::DEFAULT_M,
-            IndexOptions::DEFAULT_EF_CONSTRUCTION,
-        ),
+        Some(o) => GraphOptions {
+            m: o.m as usize,
+            ef_construction: o.ef_construction as usize,
+        },
+        None => GraphOptions {
+            m: IndexOptions::DEFAULT_M,
+            ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
+        },
     }
 }

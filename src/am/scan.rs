@@ -3,7 +3,7 @@
 //! large LIMIT simply pulls more rows, up to hannoy.max_scan_tuples.
 //!
 //! Keys on filter columns become a bitmap of allowed items on each rescan, before the search
-//! (see `crate::filter`): the stream only walks towards and returns allowed items, so it goes
+//! (see `crate::pg::filter`): the stream only walks towards and returns allowed items, so it goes
 //! on until every allowed item is out, and an empty bitmap ends the scan at once.
 
 use std::iter::Peekable;
@@ -16,10 +16,10 @@ use hannoy_engine::{
 use pgrx::prelude::*;
 use pgrx::PgMemoryContexts;
 
-use crate::error::{raise, OrRaise};
-use crate::filter::scan_keys::{scan_filter, ScanFilter};
-use crate::filter::IndexLayout;
-use crate::guc;
+use crate::pg::error::{raise, OrRaise};
+use crate::pg::filter::scan_keys::{scan_filter, ScanFilter};
+use crate::pg::filter::IndexLayout;
+use crate::pg::guc;
 use crate::storage::pending_list::Walk;
 use crate::storage::Snapshot;
 
@@ -307,7 +307,7 @@ pub unsafe extern "C-unwind" fn amgettuple(
                     None => continue,
                 },
             };
-            super::key_tid(key, &mut (*scan).xs_heaptid);
+            crate::pg::tid::key_tid(key, &mut (*scan).xs_heaptid);
             // Distances are exact and in order: nothing for the executor to re-sort, and
             // filter keys to check again only where they were approximated.
             (*scan).xs_recheck = state.recheck;

@@ -9,8 +9,8 @@
 use hannoy_engine::RoaringBitmap;
 use pgrx::prelude::*;
 
-use super::pending::{self, Wait};
-use crate::error::OrRaise;
+use super::merge::{self, Wait};
+use crate::pg::error::OrRaise;
 use crate::storage::{self, Unusable};
 
 #[pg_guard]
@@ -45,7 +45,7 @@ unsafe fn bulk_delete(
     // SAFETY: forwarded from the caller.
     unsafe {
         // Dead rows may still wait in the pending list: link it first, then delete from one place.
-        pending::merge(index, Wait::Yes)?;
+        merge::merge(index, Wait::Yes)?;
         let (Some(engine), Some(callback)) = (storage::open(index)?, callback) else {
             return Ok(());
         };
@@ -63,12 +63,13 @@ unsafe fn bulk_delete(
             if i % 1024 == 0 {
                 pgrx::check_for_interrupts!();
             }
-            super::key_tid(*key, &mut tid);
+            crate::pg::tid::key_tid(*key, &mut tid);
             if callback(&mut tid, callback_state) {
                 dead.insert(*id);
             }
         }
         if !dead.is_empty() {
+            let _phase = crate::pg::phase::enter(c"hannoy: vacuum delete");
             storage::change(index, &engine, |writer, cancel| {
                 writer.delete(&dead, cancel)
             })?;
@@ -121,13 +122,14 @@ unsafe fn cleanup(
         (*stats).num_pages =
             pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
         // As GIN does: VACUUM and autovacuum leave no pending list behind, even with no deletes.
-        pending::merge(index, Wait::Yes)?;
+        merge::merge(index, Wait::Yes)?;
         let Some(engine) = storage::open(index)? else {
             return Ok(());
         };
         if deleted {
             engine.release_freed_pages().or_raise();
         } else {
+            let _phase = crate::pg::phase::enter(c"hannoy: reconnect");
             storage::change(index, &engine, |writer, _| writer.reconnect_unreachable())?;
         }
         let info = engine.info().or_raise();

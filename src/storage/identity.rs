@@ -18,6 +18,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 use hannoy_engine::Stamp;
 
 use super::metapage::MetaPage;
+use crate::pg::names;
 
 /// Why an index's folder cannot serve it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +59,8 @@ impl Unusable {
     /// `index` must be an open index relation.
     pub unsafe fn raise(&self, index: pg_sys::Relation) -> ! {
         // SAFETY: forwarded from the caller.
-        let (name, hint) = unsafe { (qualified_name(index), reindex_hint(index)) };
-        crate::error::raise(
+        let (name, hint) = unsafe { (names::qualified_name(index), names::reindex_hint(index)) };
+        crate::pg::error::raise(
             PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
             format!(
                 "hannoy index \"{name}\" cannot be used: {}",
@@ -76,8 +77,8 @@ impl Unusable {
     /// `index` must be an open index relation.
     pub unsafe fn warn(&self, index: pg_sys::Relation) {
         // SAFETY: forwarded from the caller.
-        let (name, hint) = unsafe { (qualified_name(index), reindex_hint(index)) };
-        crate::error::warn(
+        let (name, hint) = unsafe { (names::qualified_name(index), names::reindex_hint(index)) };
+        crate::pg::error::warn(
             PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
             format!(
                 "hannoy index \"{name}\" is skipped: {}; it answers no scan until it is rebuilt",
@@ -128,33 +129,4 @@ pub(super) fn verify(
             relation: meta.position,
         })
     }
-}
-
-/// `schema.index`, quoted where needed.
-///
-/// # Safety
-/// `index` must be an open relation.
-pub unsafe fn qualified_name(index: pg_sys::Relation) -> String {
-    // SAFETY: rd_rel is valid for an open relation; the name functions palloc their results.
-    unsafe {
-        let rel = &*(*index).rd_rel;
-        let namespace = pg_sys::get_namespace_name(rel.relnamespace);
-        let quoted = pg_sys::quote_qualified_identifier(namespace, rel.relname.data.as_ptr());
-        std::ffi::CStr::from_ptr(quoted)
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
-/// The hint of every refusal: what to run, and why the folder can go astray.
-///
-/// # Safety
-/// `index` must be an open relation.
-pub unsafe fn reindex_hint(index: pg_sys::Relation) -> String {
-    // SAFETY: forwarded from the caller.
-    let name = unsafe { qualified_name(index) };
-    format!(
-        "Rebuild it with REINDEX INDEX {name}. Its storage lives outside the WAL, so backups, \
-         standbys, pg_upgrade and CREATE DATABASE ... TEMPLATE do not carry it."
-    )
 }

@@ -22,7 +22,7 @@ enum When {
     Abort,
 }
 
-struct Pending {
+struct Scheduled {
     dir: PathBuf,
     when: When,
     /// The subtransaction that scheduled it; moves to the parent when that one commits.
@@ -30,7 +30,7 @@ struct Pending {
 }
 
 thread_local! {
-    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    static SCHEDULED: RefCell<Vec<Scheduled>> = const { RefCell::new(Vec::new()) };
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -52,7 +52,7 @@ fn schedule(dir: PathBuf, when: When) {
     }
     // SAFETY: called inside a transaction, where the current subtransaction id is defined.
     let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
-    PENDING.with(|p| p.borrow_mut().push(Pending { dir, when, subxact }));
+    SCHEDULED.with(|p| p.borrow_mut().push(Scheduled { dir, when, subxact }));
 }
 
 fn remove(dir: &std::path::Path) {
@@ -72,7 +72,7 @@ fn remove(dir: &std::path::Path) {
 
 /// Deletes the folders due at this end of the transaction and forgets the rest.
 fn finish(outcome: When) {
-    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let pending = SCHEDULED.with(|p| std::mem::take(&mut *p.borrow_mut()));
     for entry in pending.iter().filter(|e| e.when == outcome) {
         remove(&entry.dir);
     }
@@ -84,8 +84,8 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
     match event {
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => finish(When::Commit),
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => finish(When::Abort),
-        XACT_EVENT_PRE_PREPARE if PENDING.with(|p| !p.borrow().is_empty()) => {
-            crate::error::raise(
+        XACT_EVENT_PRE_PREPARE if SCHEDULED.with(|p| !p.borrow().is_empty()) => {
+            crate::pg::error::raise(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                 "cannot PREPARE a transaction that created, rebuilt or dropped a hannoy index",
                 None,
@@ -104,13 +104,13 @@ unsafe extern "C-unwind" fn on_subxact(
 ) {
     use pg_sys::SubXactEvent::*;
     match event {
-        SUBXACT_EVENT_COMMIT_SUB => PENDING.with(|p| {
+        SUBXACT_EVENT_COMMIT_SUB => SCHEDULED.with(|p| {
             for entry in p.borrow_mut().iter_mut().filter(|e| e.subxact == subxact) {
                 entry.subxact = parent;
             }
         }),
         SUBXACT_EVENT_ABORT_SUB => {
-            let aborted: Vec<Pending> = PENDING.with(|p| {
+            let aborted: Vec<Scheduled> = SCHEDULED.with(|p| {
                 let (aborted, kept) = std::mem::take(&mut *p.borrow_mut())
                     .into_iter()
                     .partition(|e| e.subxact == subxact);
@@ -191,37 +191,6 @@ fn is_hannoy_am(oid: pg_sys::Oid) -> bool {
         let name = pg_sys::get_am_name(oid);
         !name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"hannoy"
     }
-}
-
-/// Event trigger function: schedules the storage of every dropped index for deletion at
-/// commit. The catalog rows are already gone, so any index's folder is looked for by OID.
-#[pg_extern(sql = "
-CREATE FUNCTION hannoy_drop_storage() RETURNS event_trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-CREATE EVENT TRIGGER hannoy_drop_storage ON sql_drop EXECUTE FUNCTION hannoy_drop_storage();
-")]
-fn hannoy_drop_storage() {
-    let dropped: Vec<pg_sys::Oid> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT objid FROM pg_event_trigger_dropped_objects() WHERE object_type = 'index'",
-                None,
-                &[],
-            )?
-            .map(|row| row.get::<pg_sys::Oid>(1))
-            .filter_map(|oid| oid.transpose())
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .unwrap_or_else(|e| error!("could not list dropped objects: {e}"));
-    // SAFETY: MyDatabaseId is set in a connected backend.
-    let database = unsafe { pg_sys::MyDatabaseId };
-    for oid in dropped {
-        let dir = super::index_folder(database, oid);
-        if dir.exists() {
-            delete_at_commit(dir);
-        }
-    }
-    sweep_orphans();
 }
 
 fn catalog_has(cache: pg_sys::SysCacheIdentifier::Type, oid: pg_sys::Oid) -> bool {
@@ -319,23 +288,6 @@ pub fn sweep_orphans() {
     for dir in orphans() {
         delete_at_commit(dir);
     }
-}
-
-/// Lists the storage folders no index will use again; with `remove`, deletes them when this
-/// transaction commits. For after a crash, or to see what a sweep would take.
-#[pg_extern(sql = "
-CREATE FUNCTION hannoy_orphaned_storage(remove boolean DEFAULT false) RETURNS SETOF text
-    STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-REVOKE ALL ON FUNCTION hannoy_orphaned_storage(boolean) FROM PUBLIC;
-")]
-fn hannoy_orphaned_storage(remove: bool) -> SetOfIterator<'static, String> {
-    let found = orphans();
-    if remove {
-        for dir in &found {
-            delete_at_commit(dir.clone());
-        }
-    }
-    SetOfIterator::new(found.into_iter().map(|dir| dir.display().to_string()))
 }
 
 fn parse_oid(name: &std::ffi::OsStr) -> Option<pg_sys::Oid> {

@@ -109,7 +109,7 @@ fn random_id() -> u64 {
     // SAFETY: pg_strong_random writes exactly `len` bytes into the buffer it is given.
     let ok = unsafe { pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), bytes.len()) };
     if !ok {
-        crate::error::raise(
+        crate::pg::error::raise(
             pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             "could not generate a random storage id",
             None,
@@ -154,7 +154,7 @@ pub unsafe fn write_new(index: pg_sys::Relation) -> u64 {
         let buffer = new_block(index);
         if pg_sys::BufferGetBlockNumber(buffer) != 0 {
             pg_sys::UnlockReleaseBuffer(buffer);
-            crate::error::raise(
+            crate::pg::error::raise(
                 pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
                 "hannoy index relation was not empty at build",
                 None,
@@ -205,13 +205,13 @@ pub(super) unsafe fn lock(index: pg_sys::Relation, mode: u32) -> (pg_sys::Buffer
         let meta = get(pg_sys::BufferGetPage(buffer));
         if !meta.is_valid() {
             pg_sys::UnlockReleaseBuffer(buffer);
-            crate::error::raise(
+            crate::pg::error::raise(
                 pgrx::PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
                 format!(
                     "index \"{}\" has no valid hannoy metapage",
-                    super::identity::qualified_name(index)
+                    crate::pg::names::qualified_name(index)
                 ),
-                Some(&super::identity::reindex_hint(index)),
+                Some(&crate::pg::names::reindex_hint(index)),
             );
         }
         (buffer, meta)

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use hannoy_engine::{Error, Index, IndexOptions, OwnedReader, Stamp, Writer};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::error::{raise, OrRaise};
+use crate::pg::error::{raise, raise_corrupt, raise_engine, OrRaise};
 pub use identity::Unusable;
 use metapage::MetaPage;
 use pending_list::{EntryRef, ListState, Walk};
@@ -166,8 +166,7 @@ fn unusable_or_raise(error: Error) -> Unusable {
     if error.is_damaged_storage() {
         return Unusable::Damaged(error.to_string());
     }
-    Err::<(), _>(error).or_raise();
-    unreachable!("or_raise raises an error")
+    raise_engine(error)
 }
 
 /// The engine of an index that has none yet, created with `options` in its current folder.
@@ -279,7 +278,7 @@ pub unsafe fn change<R: Send>(
 ) -> Result<R, Unusable> {
     // SAFETY: forwarded from the caller.
     let stamp = unsafe { begin_change(index, engine) }?;
-    let out = crate::threads::write(engine, |writer, cancel| {
+    let out = crate::pg::threads::write(engine, |writer, cancel| {
         let out = f(writer, cancel)?;
         writer.set_stamp(stamp)?;
         Ok(out)
@@ -440,28 +439,14 @@ fn open_or_create(dir: &Path, options: &IndexOptions) -> Arc<Index> {
         Err(Error::IndexExists(_)) => open_folder(dir)
             .unwrap_or_else(|e| raise_for_folder(dir, &e))
             .unwrap_or_else(|| {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-                    format!(
-                        "index storage {} vanished while being created",
-                        dir.display()
-                    ),
-                    Some("Rebuild the index with REINDEX."),
-                )
+                raise_corrupt(format!("{} vanished while being created", dir.display()))
             }),
         Err(e) => Err(e).or_raise(),
     }
 }
 
 fn raise_for_folder(dir: &Path, unusable: &Unusable) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-        format!(
-            "index storage {} cannot be used: {unusable:?}",
-            dir.display()
-        ),
-        Some("Rebuild the index with REINDEX."),
-    )
+    raise_corrupt(format!("{} cannot be used: {unusable:?}", dir.display()))
 }
 
 fn remember(dir: &Path, index: Index, inode: u64) -> Arc<Index> {

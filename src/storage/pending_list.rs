@@ -29,7 +29,7 @@ use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode;
 
 use super::metapage::{self, MetaPage, CONTENTS};
-use crate::error::raise;
+use crate::pg::error::{raise, raise_corrupt, raise_engine};
 
 /// The special space of a list page.
 #[repr(C)]
@@ -172,13 +172,12 @@ pub unsafe fn append(
             && meta.dimensions != dimensions
             && !only_rolled_back_rows(index, &meta)
         {
-            let expected = meta.dimensions;
+            let expected = meta.dimensions as usize;
             pg_sys::UnlockReleaseBuffer(meta_buffer);
-            raise(
-                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-                format!("expected {expected} dimensions, not {dimensions}"),
-                Some("Every vector in a hannoy index has the dimension count of the first."),
-            );
+            raise_engine(hannoy_engine::Error::DimensionMismatch {
+                expected,
+                got: dimensions as usize,
+            });
         }
         meta.dimensions = dimensions;
         meta.vector_bytes = vector.len() as u32;
@@ -416,13 +415,7 @@ unsafe fn walk(
     from: u64,
     mut each: impl FnMut(EntryRef<'_>) -> Walk,
 ) -> u64 {
-    let broken = || -> ! {
-        raise(
-            PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-            "hannoy index pending list is broken",
-            Some("Rebuild the index with REINDEX."),
-        )
-    };
+    let broken = || -> ! { raise_corrupt("the pending list's chain of pages is broken") };
     let mut carry: Vec<u8> = Vec::new();
     // SAFETY: each list page is pinned and share-locked while its bytes are copied, and copies
     // stay inside its data area; the caller's lock on the metapage keeps the chain.
@@ -487,11 +480,7 @@ unsafe fn walk(
         }
     }
     if !carry.is_empty() {
-        raise(
-            PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-            "hannoy index pending list ends inside an entry",
-            Some("Rebuild the index with REINDEX."),
-        );
+        raise_corrupt("the pending list ends inside an entry");
     }
     meta.next_seq
 }

@@ -212,7 +212,7 @@ fn filters_stay_exact_after_the_pending_list_merges_and_after_updates() {
 }
 
 #[pg_test]
-fn recall_at_10_is_at_least_0_95_at_every_selectivity_on_20k_rows() {
+fn recall_at_10_is_at_least_0_98_at_every_selectivity_on_20k_rows() {
     clustered_table("sel_t", 20_000, 32, 100, 0.5, 0.31);
     // Spread over 10,000 buckets independently of the clusters: `bucket < k` keeps k/10,000.
     run("ALTER TABLE sel_t ADD COLUMN bucket int;
@@ -237,8 +237,8 @@ fn recall_at_10_is_at_least_0_95_at_every_selectivity_on_20k_rows() {
             expected += exact.len();
         }
         let recall = found as f64 / expected as f64;
-        eprintln!("recall@10 at {percent}: {recall}");
-        assert!(recall >= 0.95, "recall@10 {recall} at {percent}");
+        // Lowest over 20 builds (two threads, 100 queries): 0.997 at 50%, 1.000 at the others.
+        assert!(recall >= 0.98, "recall@10 {recall} at {percent}");
     }
 }
 

@@ -284,6 +284,27 @@ mod identity_committed {
         assert!(autovacuumed, "no autovacuum of mt within a minute");
         assert_eq!(dead_tuples(&mut client, "mt"), 0);
         assert_refused(&mut client, query, "mt_idx", "marked as needing a rebuild");
+        // No more autovacuum or autoanalyze of mt: one running would hold a snapshot that
+        // keeps the next DELETE's rows from the manual VACUUM below.
+        client
+            .batch_execute("ALTER TABLE mt SET (autovacuum_enabled = off)")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let busy: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE backend_type = 'autovacuum worker' AND datname = current_database()",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if busy == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "an autovacuum worker stays");
+            std::thread::sleep(Duration::from_millis(100));
+        }
 
         client.batch_execute("DELETE FROM mt WHERE id % 3 = 0").unwrap();
         assert_eq!(dead_tuples(&mut client, "mt"), 500);
@@ -644,15 +665,45 @@ mod identity_committed {
             )
             .unwrap();
         let mut vacuum = connect_like(&mut client);
+        vacuum
+            .batch_execute("SET hannoy.trace_phases = on")
+            .unwrap();
+        let pid: i32 = vacuum.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
         let started = Instant::now();
         let vacuuming = std::thread::spawn(move || {
             vacuum.batch_execute("VACUUM wv").unwrap();
             Instant::now()
         });
+        // Wait until the VACUUM holds the write lock, merging (hannoy.trace_phases shows it).
+        loop {
+            let step: Option<String> = client
+                .query_one("SELECT application_name FROM pg_stat_activity WHERE pid = $1", &[&pid])
+                .unwrap()
+                .get(0);
+            if step.as_deref() == Some("hannoy: merge") {
+                break;
+            }
+            assert!(!vacuuming.is_finished(), "the VACUUM ended before it was seen merging");
+            assert!(started.elapsed() < Duration::from_secs(60));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Inserts never wait for it: their list is over its limit, so each tries to merge, finds
+        // the write lock taken and goes on.
+        let mut inserter = connect_like(&mut client);
+        inserter
+            .batch_execute("SET hannoy.pending_list_limit = '64kB'; SET statement_timeout = '5s'")
+            .unwrap();
+        let mut inserts = 0;
         // Each attempt has rows to merge, so it needs the write lock the VACUUM's deletes hold.
         let mut timed_out = 0;
         let mut longest = Duration::ZERO;
         while !vacuuming.is_finished() {
+            inserter
+                .batch_execute(
+                    "INSERT INTO wv SELECT 0, array_fill(2::real, ARRAY[64]) FROM generate_series(1, 200)",
+                )
+                .unwrap();
+            inserts += 1;
             client
                 .batch_execute(
                     "RESET statement_timeout;
@@ -676,8 +727,53 @@ mod identity_committed {
         client.batch_execute("RESET statement_timeout").unwrap();
         assert!(vacuumed > Duration::from_secs(1), "VACUUM took only {vacuumed:?}");
         assert!(timed_out > 0, "no merge waited for the VACUUM ({vacuumed:?})");
+        assert!(inserts > 0);
         assert!(longest < Duration::from_millis(1500), "a wait outlived its timeout: {longest:?}");
         assert!(sound(&mut client, "wv_idx"));
+    }
+
+    #[test]
+    fn a_scan_a_merge_and_a_vacuum_can_be_cancelled_and_leave_the_index_whole() {
+        let mut client = session_in_own_database("hannoy_cancel");
+        client
+            .batch_execute(
+                "CREATE TABLE cx (id int, note text, embedding real[]);
+                 INSERT INTO cx SELECT i, 'x', ARRAY(SELECT sin(i * d)::real FROM generate_series(1, 64) d)
+                 FROM generate_series(1, 20000) i;
+                 CREATE INDEX cx_idx ON cx USING hannoy (embedding);
+                 SET hannoy.pending_list_limit = '64MB';
+                 INSERT INTO cx SELECT i, 'x', ARRAY(SELECT cos(i * d)::real FROM generate_series(1, 64) d)
+                 FROM generate_series(20001, 50000) i;",
+            )
+            .unwrap();
+        let cancelled = |client: &mut postgres::Client, statement: &str| {
+            client.batch_execute("SET statement_timeout = '30ms'").unwrap();
+            let result = client.batch_execute(statement);
+            client.batch_execute("RESET statement_timeout").unwrap();
+            let error = result.expect_err(statement);
+            assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{statement}: {error}");
+        };
+        // A merge of 30,000 rows, inside the engine's linking.
+        cancelled(&mut client, "SELECT items FROM hannoy_index_info('cx_idx')");
+        // A scan that streams every row past a condition the index does not hold.
+        client
+            .batch_execute("SET hannoy.max_scan_tuples = 2147483647; SET enable_seqscan = off")
+            .unwrap();
+        cancelled(
+            &mut client,
+            "SELECT id FROM cx WHERE note = 'y' ORDER BY embedding <-> array_fill(0::real, ARRAY[64]) LIMIT 1",
+        );
+        // A VACUUM, whose merge comes first.
+        client.batch_execute("DELETE FROM cx WHERE id % 2 = 0").unwrap();
+        cancelled(&mut client, "VACUUM cx");
+        // Nothing was lost: every row is found and the graph is whole once VACUUM completes.
+        client.batch_execute("VACUUM cx").unwrap();
+        assert!(sound(&mut client, "cx_idx"));
+        let items: i64 = client
+            .query_one("SELECT items FROM hannoy_index_info('cx_idx')", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(items, 25_000);
     }
 }
 

@@ -68,7 +68,7 @@ fn bit_hamming_ops_returns_the_exact_distances_in_order() {
 }
 
 #[pg_test]
-fn recall_at_10_is_at_least_0_95_on_10k_rows_at_default_settings() {
+fn recall_at_10_is_at_least_0_98_on_10k_rows_at_default_settings() {
     clustered_table("recall_t", 10_000, 64, 50, 0.6, 0.21);
     run("CREATE INDEX recall_t_idx ON recall_t USING hannoy (embedding real_l2_ops)");
     assert_eq!(
@@ -99,8 +99,8 @@ fn recall_at_10_is_at_least_0_95_on_10k_rows_at_default_settings() {
         found += approximate.iter().filter(|id| exact.contains(id)).count();
     }
     let recall = found as f64 / (10 * queries.len()) as f64;
-    eprintln!("recall@10 on recall_t: {recall}");
-    assert!(recall >= 0.95, "recall@10 = {recall}");
+    // Lowest over 20 builds (two threads, 100 queries): 0.997.
+    assert!(recall >= 0.98, "recall@10 = {recall}");
 }
 
 #[pg_test]

@@ -70,9 +70,7 @@ mod committed_writes {
             found += approximate.iter().filter(|&&d| d <= tenth).count();
         }
         client.batch_execute("RESET enable_seqscan; RESET enable_indexscan").unwrap();
-        let recall = found as f64 / (10 * queries.len()) as f64;
-        eprintln!("recall@10 over {} queries: {recall}", queries.len());
-        recall
+        found as f64 / (10 * queries.len()) as f64
     }
 
     fn check(client: &mut postgres::Client) -> (bool, i64, Option<i64>) {
@@ -98,7 +96,7 @@ mod committed_writes {
     }
 
     #[test]
-    fn recall_stays_above_0_95_after_deleting_three_quarters_and_vacuum() {
+    fn recall_stays_above_0_98_after_deleting_three_quarters_and_vacuum() {
         let mut client = session_in_own_database("hannoy_delete75");
         load(&mut client, 8_000);
         client
@@ -109,7 +107,8 @@ mod committed_writes {
         assert_eq!(check(&mut client), (true, 2_000, Some(0)));
         let queries: Vec<i32> = (1..=100).map(|i| i * 4 * 19).collect();
         let recall = recall(&mut client, &queries);
-        assert!(recall >= 0.95, "recall@10 after deleting 75% = {recall}");
+        // Lowest over 20 builds (two threads, 100 queries): 0.992.
+        assert!(recall >= 0.98, "recall@10 after deleting 75% = {recall}");
         finish(client, "hannoy_delete75");
     }
 
@@ -224,7 +223,8 @@ mod committed_writes {
         assert_eq!(check(&mut client), (true, 5_000, Some(0)));
         let queries: Vec<i32> = (1..=100).map(|i| 10_000 + i * 19).collect();
         let recall = recall(&mut client, &queries);
-        assert!(recall >= 0.95, "recall@10 after batched inserts = {recall}");
+        // Lowest over 20 builds (two threads, 100 queries): 1.000.
+        assert!(recall >= 0.98, "recall@10 after batched inserts = {recall}");
         finish(client, "hannoy_batches");
     }
 
@@ -420,7 +420,8 @@ mod committed_writes {
         assert_eq!(check(&mut client), (true, rows, Some(0)));
         let queries: Vec<i32> = (1..=100).map(|i| i * 39).collect();
         let recall = recall(&mut client, &queries);
-        assert!(recall >= 0.95, "recall@10 after concurrent writes = {recall}");
+        // Lowest over 20 runs (two threads, 100 queries): 0.996.
+        assert!(recall >= 0.98, "recall@10 after concurrent writes = {recall}");
         finish(client, "hannoy_concurrent");
     }
 }

@@ -389,10 +389,6 @@ impl<'i> Reader<'i> {
         self.meta.dimensions as usize
     }
 
-    pub fn txn(&self) -> &RoTxn<'i, WithoutTls> {
-        &self.txn
-    }
-
     pub fn prepare_query(&self, query: VectorRef<'_>) -> Result<PreparedQuery> {
         PreparedQuery::new(self.meta.metric(), self.meta.dimensions as usize, query)
     }
@@ -536,11 +532,6 @@ impl<'i> Writer<'i> {
     /// Records the caller's stamp, committed atomically with this transaction's writes.
     pub fn set_stamp(&mut self, stamp: Stamp) -> Result<()> {
         self.store.write_stamp(&mut self.txn, stamp)
-    }
-
-    /// The write transaction, for the caller's own databases in the same atomic commit.
-    pub fn txn(&mut self) -> &mut RwTxn<'i> {
-        &mut self.txn
     }
 
     /// Checks and converts caller vectors into their stored form.

@@ -111,9 +111,7 @@ const SEEDS: usize = 8;
 
 /// Below this selectivity the walk scores only allowed nodes and looks through disallowed
 /// neighbours to theirs (ACORN-style); above it, disallowed nodes are scored and walked through.
-/// Measured on 100k x 384 (engine bench, ef 40, 500 queries): two hops win at 15% (695 against
-/// 605 q/s) and below, one hop from 20% (754 against 685 q/s) and above (1,149 against 750 at
-/// 49%), at the same recall or better.
+/// Where they cross was measured with the engine benchmark (see docs/benchmarks.md).
 const TWO_HOP_BELOW: f64 = 0.2;
 
 /// Neighbours in non-decreasing distance, as an iterator of results.

@@ -5,8 +5,8 @@
 //! Finding who points at a deleted node needs one pass over the link lists (no reverse index is
 //! kept, it would double their size); no vector of an unaffected node is read.
 
+use crate::graph::cancel::CancelCheck;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use heed::RwTxn;
 use rayon::prelude::*;
@@ -15,7 +15,7 @@ use roaring::RoaringBitmap;
 use super::insert::ReaderPool;
 use super::{GraphView, Scored};
 use crate::error::{Error, Result};
-use crate::storage::{link_key, MetaRecord, Store};
+use crate::storage::{link_key, link_owner_layer, MetaRecord, Store};
 use crate::ItemId;
 
 /// What a delete did.
@@ -74,18 +74,15 @@ pub(crate) fn delete_items(
     }
 
     // 2. New lists for the affected nodes, computed in parallel.
-    let cancelled = AtomicBool::new(false);
+    let cancel = CancelCheck::new(cancel);
     let repaired: Vec<(u64, Vec<ItemId>)> = {
         let pool = ReaderPool::new(wtxn, meta)?;
         let meta = &*meta;
         affected
             .into_par_iter()
             .map(|(key, list)| {
-                if cancelled.load(Ordering::Relaxed) || cancel() {
-                    cancelled.store(true, Ordering::Relaxed);
-                    return Err(Error::Cancelled);
-                }
-                let (owner, layer) = (key as ItemId, (key >> 32) as usize);
+                cancel.check()?;
+                let (owner, layer) = link_owner_layer(key);
                 let (mut kept, extra) =
                     gather_candidates(owner, layer, &list, &doomed, &doomed_links);
                 let room = meta.cap(layer).saturating_sub(kept.len());
@@ -123,10 +120,12 @@ pub(crate) fn delete_items(
     let mut removed_keys: Vec<u64> = doomed_links.into_keys().collect();
     removed_keys.sort_unstable();
     for key in removed_keys {
-        store.delete_links(wtxn, key as ItemId, (key >> 32) as usize)?;
+        let (owner, layer) = link_owner_layer(key);
+        store.delete_links(wtxn, owner, layer)?;
     }
     for (key, list) in &repaired {
-        store.put_links(wtxn, *key as ItemId, (*key >> 32) as usize, list, false)?;
+        let (owner, layer) = link_owner_layer(*key);
+        store.put_links(wtxn, owner, layer, list, false)?;
     }
     *items -= &doomed;
     store.delete_empty_chunks(wtxn, meta, &doomed, items)?;

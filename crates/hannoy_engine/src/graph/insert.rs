@@ -6,8 +6,8 @@
 //! item then chooses its links among both candidate sets, and only the stored nodes it chose get
 //! their lists rewritten. Work is proportional to the batch, never to the index.
 
+use crate::graph::cancel::CancelCheck;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use heed::RwTxn;
@@ -21,7 +21,7 @@ use super::visited::Visited;
 use super::{descend, level_for, search_layer, GraphView, Scored};
 use crate::distance::PreparedVectors;
 use crate::error::{Error, Result};
-use crate::storage::{link_key, MetaRecord, Store};
+use crate::storage::{link_key, link_owner_layer, MetaRecord, Store};
 use crate::ItemId;
 
 /// A stored list that takes at most this many new links from one batch takes them one by one
@@ -156,7 +156,8 @@ pub(crate) fn insert_batch(
     writes.sort_unstable_by_key(|(k, _)| *k);
     for (key, list) in writes {
         // Appending is only valid into empty storage, where keys arrive in order.
-        store.put_links(wtxn, key as u32, (key >> 32) as usize, list, fresh_index)?;
+        let (owner, layer) = link_owner_layer(key);
+        store.put_links(wtxn, owner, layer, list, fresh_index)?;
     }
 
     if let Some((local, level)) = graph.entry() {
@@ -198,14 +199,8 @@ fn link_into_stored(
 ) -> Result<Linked> {
     let pool = ReaderPool::new(wtxn, meta)?;
     let ef = meta.ef_construction as usize;
-    let cancelled = AtomicBool::new(false);
-    let check = || {
-        if cancelled.load(Ordering::Relaxed) || cancel() {
-            cancelled.store(true, Ordering::Relaxed);
-            return Err(Error::Cancelled);
-        }
-        Ok(())
-    };
+    let cancel = CancelCheck::new(cancel);
+    let check = || cancel.check();
 
     // 1. Every new item chooses its links among stored and batch candidates.
     type Chosen = (Vec<Vec<ItemId>>, Vec<(u64, Scored)>);
@@ -283,7 +278,7 @@ fn link_into_stored(
             check()?;
             pool.with(|txn| {
                 let view = WithBatch::new(txn.view(store, meta), batch, ids);
-                let (owner, layer) = (key as ItemId, (key >> 32) as usize);
+                let (owner, layer) = link_owner_layer(key);
                 let mut existing = Vec::new();
                 view.neighbours(owner, layer, &mut existing)?;
                 let cap = meta.cap(layer);
@@ -450,7 +445,7 @@ fn keep_new_items_reachable(
         Some(_) => linked
             .changed
             .iter()
-            .filter(|(k, _)| k >> 32 == 0)
+            .filter(|(k, _)| link_owner_layer(*k).1 == 0)
             .flat_map(|(_, list)| list.iter().filter_map(|&n| local(n)))
             .collect(),
     };

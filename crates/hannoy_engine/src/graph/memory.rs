@@ -4,7 +4,7 @@
 //! is built; after the first item every insertion runs on rayon's pool. Each (node, layer) list
 //! has its own mutex, held only to copy the list or to add one link, never across a search.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::graph::cancel::CancelCheck;
 use std::sync::{Mutex, RwLock};
 
 use rayon::prelude::*;
@@ -13,7 +13,7 @@ use super::select::{add_link, select, Link, Owner};
 use super::visited::Visited;
 use super::{descend, search_layer, GraphView, Scored};
 use crate::distance::{Metric, PreparedVectors};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ItemId;
 
 /// Build parameters, read from the index's metadata.
@@ -115,14 +115,11 @@ impl<'v> MemGraph<'v> {
         *graph.entry.write().unwrap_or_else(|e| e.into_inner()) =
             Some((first, graph.levels[first as usize]));
 
-        let cancelled = AtomicBool::new(false);
+        let cancel = CancelCheck::new(cancel);
         rest.par_iter().try_for_each_init(
             || Visited::pooled(n),
             |visited, &q| {
-                if cancelled.load(Ordering::Relaxed) || cancel() {
-                    cancelled.store(true, Ordering::Relaxed);
-                    return Err(Error::Cancelled);
-                }
+                cancel.check()?;
                 graph.insert(q, visited)
             },
         )?;

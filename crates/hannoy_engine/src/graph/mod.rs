@@ -2,6 +2,7 @@
 //! is built, grown and repaired. Query-time search lives in `crate::search`.
 
 pub(crate) mod beam;
+pub(crate) mod cancel;
 pub(crate) mod delete;
 pub(crate) mod insert;
 pub(crate) mod memory;

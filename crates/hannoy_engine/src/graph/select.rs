@@ -167,9 +167,8 @@ pub(crate) fn select<G: GraphView + ?Sized>(
 ///
 /// The statuses are kept up to date incrementally: the new link is checked against the diverse
 /// links before it, and, if it is diverse itself, the diverse links after it are checked against
-/// it. A filler link that a newly demoted link used to dominate is not promoted; recomputing the
-/// whole tail for that made a build a third slower (30k x 384: 11.2 s against 8.4 s) for the same
-/// recall.
+/// it. A filler link that a newly demoted link used to dominate is not promoted: recomputing the
+/// whole tail for it costs builds much more than the recall it would buy.
 pub(crate) fn add_link<G: GraphView + ?Sized>(
     graph: &G,
     owner: Owner,
@@ -350,11 +349,8 @@ impl<'v> ScoredList<'v> {
 /// distance per candidate and kept link: most of an insert's work when each new item lands in
 /// 32 lists.
 ///
-/// It used to drop only a link with a detour (the dominating link also linking to it) and
-/// re-select the list whole when there was none: 143 distances per list, 42% of lists
-/// re-selected, two thirds of a batch's time. A dropped node's reachability is looked after by
-/// `keep_last_in_links` and the periodic reconnect pass (15 unreachable of 106,700 between two
-/// passes against 2 before).
+/// A dropped node's reachability is looked after by `keep_last_in_links` and the periodic
+/// reconnect pass, not here.
 pub(crate) fn replace_in_full_list<G: GraphView + ?Sized>(
     graph: &G,
     owner: Owner,

@@ -6,14 +6,9 @@ use crate::distance::Metric;
 use crate::error::{corrupt, Error, Result};
 
 pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
-/// Bumped whenever the on-disk layout changes; readers refuse any other version.
-///
-/// Version 4 added the filter databases. An index of version 3 could have been read as one
-/// without filter values, but a version 3 build writing to a version 4 index would delete and
-/// reuse ids without touching the bitmaps, handing the deleted items' values to the new ones;
-/// refusing the other version both ways is what the keys databases (version 2) did too.
-/// Version 5 keeps integer and float filter values by group as well, which its ranges read: a
-/// version 4 index has no groups and would answer them short.
+/// Bumped whenever the on-disk layout changes; readers refuse any other version, both ways: an
+/// older writer would leave structures it does not know out of step (deleting and reusing ids
+/// without touching them), and a newer reader would miss what an older writer never wrote.
 pub const FORMAT_VERSION: u32 = 5;
 
 /// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index

@@ -54,9 +54,17 @@ pub(crate) struct Store {
     filters: Option<FilterStore>,
 }
 
+/// The key of an item's link list on a layer: the layer above the id, so one layer's lists are
+/// one key range.
 #[inline]
 pub(crate) fn link_key(layer: usize, id: ItemId) -> u64 {
     ((layer as u64) << 32) | id as u64
+}
+
+/// The (owner, layer) a link key names: `link_key` undone.
+#[inline]
+pub(crate) fn link_owner_layer(key: u64) -> (ItemId, usize) {
+    (key as ItemId, (key >> 32) as usize)
 }
 
 /// A stored neighbour list, decoded as it is iterated: LMDB only guarantees 2-byte alignment for
@@ -432,7 +440,8 @@ impl Store {
     ) -> Result<impl Iterator<Item = Result<(usize, ItemId, LinkList<'t>)>> + 't> {
         Ok(self.links.iter(txn)?.map(|entry| {
             let (key, value) = entry?;
-            Ok(((key >> 32) as usize, key as u32, LinkList(value)))
+            let (owner, layer) = link_owner_layer(key);
+            Ok((layer, owner, LinkList(value)))
         }))
     }
 
@@ -441,7 +450,7 @@ impl Store {
         let Some((key, _)) = self.links.last(txn)? else {
             return Ok(None);
         };
-        let layer = (key >> 32) as usize;
+        let (_, layer) = link_owner_layer(key);
         let first = self
             .links
             .range(txn, &(link_key(layer, 0)..=link_key(layer, u32::MAX)))?

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use hannoy_engine::CheckReport;
 
-use crate::error::OrRaise;
+use crate::pg::error::OrRaise;
 
 #[allow(clippy::type_complexity)]
 #[pg_extern(strict)]
@@ -42,12 +42,12 @@ fn hannoy_index_check(
     // The heap is read first: rows committed before this snapshot were in the pending list
     // before their commit, so merging it next puts them all in the engine snapshot.
     // SAFETY: an open hannoy index relation.
-    let vector_column = unsafe { crate::filter::IndexLayout::of(index.as_ptr()) }.vector_column;
+    let vector_column = unsafe { crate::pg::filter::IndexLayout::of(index.as_ptr()) }.vector_column;
     let heap_keys = heap_row_keys(index.oid(), vector_column);
     // SAFETY: an open hannoy index relation.
     let engine = unsafe {
         let index = index.as_ptr();
-        crate::am::pending::merge(index, crate::am::pending::Wait::Yes)
+        crate::am::merge::merge(index, crate::am::merge::Wait::Yes)
             .and_then(|()| crate::storage::open(index))
             .unwrap_or_else(|unusable| unusable.raise(index))
     };

@@ -8,7 +8,7 @@ use hannoy_engine::VectorRef;
 use pgrx::array::RawArray;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::error::raise;
+use crate::pg::error::raise;
 
 /// One vector, owned, in the engine's caller form.
 #[derive(Debug, Clone)]

@@ -23,6 +23,18 @@ pub fn warn(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str>
     report.report(PgLogLevel::WARNING);
 }
 
+/// Raises an engine error with its SQLSTATE; never returns.
+pub fn raise_engine(error: Error) -> ! {
+    Err::<(), _>(error).or_raise();
+    unreachable!("or_raise raises an error")
+}
+
+/// Raises "index storage is corrupt" (XX002, with the REINDEX hint), for damage the access
+/// method finds in its own pages.
+pub fn raise_corrupt(what: impl Into<String>) -> ! {
+    raise_engine(Error::Corrupt(what.into()))
+}
+
 fn code_of(error: &Error) -> (PgSqlErrorCode, Option<&'static str>) {
     use PgSqlErrorCode::*;
     match error {

@@ -9,6 +9,8 @@ pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(40);
 pub static MAX_SCAN_TUPLES: GucSetting<i32> = GucSetting::<i32>::new(20_000);
 /// Size in kB the pending list of inserted rows reaches before it is merged into the graph.
 pub static PENDING_LIST_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1024);
+/// Whether a backend shows the step of hannoy's work it is in (see `crate::pg::phase`).
+pub static TRACE_PHASES: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub fn register() {
     GucRegistry::define_int_guc(
@@ -45,6 +47,16 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::UNIT_KB,
     );
+    GucRegistry::define_bool_guc(
+        c"hannoy.trace_phases",
+        c"Shows the step of hannoy's work a backend is in, as its application_name.",
+        c"While a backend appends to a pending list, merges one, deletes or reconnects items in \
+          VACUUM or links a build batch, pg_stat_activity shows its application_name as \
+          \"hannoy: <step>\". For tests that must interrupt a given step.",
+        &TRACE_PHASES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     // SAFETY: called from _PG_init on the backend thread with a static C string.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"hannoy".as_ptr()) };
 }
@@ -59,4 +71,8 @@ pub fn max_scan_tuples() -> usize {
 
 pub fn pending_list_limit_bytes() -> usize {
     PENDING_LIST_LIMIT.get().max(64) as usize * 1024
+}
+
+pub fn trace_phases() -> bool {
+    TRACE_PHASES.get()
 }

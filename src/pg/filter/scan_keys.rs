@@ -11,7 +11,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 
 use super::values::{array_values, ValueKind};
 use super::{ColumnKind, IndexLayout};
-use crate::error::raise;
+use crate::pg::error::raise;
 
 const LESS: u16 = 1;
 const LESS_EQUAL: u16 = 2;

@@ -5,7 +5,7 @@ use hannoy_engine::{ColumnValue, FilterValue};
 use pgrx::{pg_sys, FromDatum, PgSqlErrorCode};
 
 use super::ColumnKind;
-use crate::error::raise;
+use crate::pg::error::raise;
 
 /// The scalar types hannoy filters on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

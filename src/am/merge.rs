@@ -10,7 +10,7 @@ use pgrx::pg_sys;
 
 use std::sync::Arc;
 
-use crate::error::OrRaise;
+use crate::pg::error::OrRaise;
 use crate::storage::pending_list::{self, ListState, PendingEntry, Walk};
 use crate::storage::{self, Snapshot, Unusable};
 use hannoy_engine::FilterRow;
@@ -50,6 +50,7 @@ fn round_bytes() -> usize {
 /// # Safety
 /// As `merge`, holding its lock.
 unsafe fn merge_locked(index: pg_sys::Relation) -> Result<(), Unusable> {
+    let _phase = crate::pg::phase::enter(c"hannoy: merge");
     // SAFETY: forwarded from the caller.
     unsafe {
         let budget = round_bytes();
@@ -102,10 +103,9 @@ unsafe fn link(
         // reused by other rows. Every heap insert came before its list append, and the
         // metapage's LSN is at or after the last append.
         pg_sys::XLogFlush(list.lsn);
-        let layout = crate::filter::IndexLayout::of(index);
+        let layout = crate::pg::filter::IndexLayout::of(index);
         let (metric, _) = super::column_metric(index, &layout);
-        let mut options = hannoy_engine::IndexOptions::new(metric, list.dimensions as usize);
-        (options.m, options.ef_construction) = super::options::read(index);
+        let options = super::options::read(index).for_engine(metric, list.dimensions as usize);
         let engine = engine.unwrap_or_else(|| storage::create_engine(index, &options));
         let kept = last_of_each_key(batch);
         let vectors: Vec<&[u8]> = kept.iter().map(|e| e.vector.as_slice()).collect();

@@ -81,7 +81,7 @@ fn pool() -> rayon::ThreadPool {
         pool
     };
     pool.unwrap_or_else(|e| {
-        crate::error::raise(
+        crate::pg::error::raise(
             pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
             format!("could not start worker threads: {e}"),
             None,
@@ -111,7 +111,7 @@ pub fn write<R: Send>(
         + Send,
 ) -> R {
     let result = run(|| index.write(|writer| f(writer, &cancel_requested)));
-    crate::error::OrRaise::or_raise(check_cancelled(result))
+    crate::pg::error::OrRaise::or_raise(check_cancelled(result))
 }
 
 /// Turns an engine result that may have been cancelled into Postgres's own cancel error (on

@@ -5,8 +5,8 @@ use hannoy_engine::{Metric, VectorRef};
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 
-use crate::error::OrRaise;
-use crate::vector::{real_array_arg, VectorType};
+use crate::pg::error::OrRaise;
+use crate::pg::vector::{real_array_arg, VectorType};
 
 fn float_distance(metric: Metric, a: Array<'_, f32>, b: Array<'_, f32>) -> f64 {
     let (a, b) = (real_array_arg(a), real_array_arg(b));

@@ -4,7 +4,7 @@
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
-use crate::error::OrRaise;
+use crate::pg::error::OrRaise;
 
 #[allow(clippy::type_complexity)]
 #[pg_extern(strict)]
@@ -27,10 +27,10 @@ fn hannoy_index_info(
 > {
     crate::storage::require_hannoy_index(&index);
     // SAFETY: an open hannoy index relation.
-    let (engine, storage, (m, ef_construction)) = unsafe {
+    let (engine, storage, graph) = unsafe {
         let index = index.as_ptr();
         // What the index holds, not what waits to be linked into it.
-        let engine = crate::am::pending::merge(index, crate::am::pending::Wait::Yes)
+        let engine = crate::am::merge::merge(index, crate::am::merge::Wait::Yes)
             .and_then(|()| crate::storage::open(index))
             .unwrap_or_else(|unusable| unusable.raise(index));
         let storage = crate::storage::current_folder(index).unwrap_or_default();
@@ -42,8 +42,8 @@ fn hannoy_index_info(
             0,
             None,
             None,
-            m as i32,
-            ef_construction as i32,
+            graph.m as i32,
+            graph.ef_construction as i32,
             0,
             0,
             0,

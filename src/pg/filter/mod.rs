@@ -13,7 +13,7 @@ pub mod values;
 use hannoy_engine::{ColumnValue, FilterRow};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::error::raise;
+use crate::pg::error::raise;
 pub use values::ValueKind;
 
 /// What one filter column holds.
