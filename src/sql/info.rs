@@ -23,18 +23,20 @@ fn hannoy_index_info(
         name!(used_bytes, i64),
         name!(format_version, Option<i32>),
         name!(storage, String),
+        name!(changes, i64),
     ),
 > {
     crate::storage::require_hannoy_index(&index);
     // SAFETY: an open hannoy index relation.
-    let (engine, storage, graph) = unsafe {
+    let (engine, storage, graph, changes) = unsafe {
         let index = index.as_ptr();
         // What the index holds, not what waits to be linked into it.
         let engine = crate::am::merge::merge(index, crate::am::merge::Wait::Yes)
             .and_then(|()| crate::storage::open(index))
             .unwrap_or_else(|unusable| unusable.raise(index));
         let storage = crate::storage::current_folder(index).unwrap_or_default();
-        (engine, storage, crate::am::options::read(index))
+        let changes = crate::storage::changes(index).unwrap_or(0) as i64;
+        (engine, storage, crate::am::options::read(index), changes)
     };
     let storage = storage.display().to_string();
     let row = match engine {
@@ -49,6 +51,7 @@ fn hannoy_index_info(
             0,
             None,
             storage,
+            changes,
         ),
         Some(engine) => {
             let info = engine.info().or_raise();
@@ -63,6 +66,7 @@ fn hannoy_index_info(
                 info.used_bytes as i64,
                 Some(info.format_version as i32),
                 storage,
+                changes,
             )
         }
     };

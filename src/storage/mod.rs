@@ -377,6 +377,16 @@ pub unsafe fn current_folder(index: pg_sys::Relation) -> Option<PathBuf> {
     Some(generation_folder(oid, storage_id))
 }
 
+/// How many changes the index's storage has committed since it was made (build batches, merge
+/// rounds, VACUUM deletes and reconnect passes; see `identity`); `None` without a metapage.
+///
+/// # Safety
+/// `index` must be an open relation.
+pub unsafe fn changes(index: pg_sys::Relation) -> Option<u64> {
+    // SAFETY: forwarded from the caller.
+    unsafe { metapage::read_meta(index) }.map(|meta| meta.position)
+}
+
 /// An engine this backend has open, and the data file it opened (a folder deleted and made
 /// again, or replaced by a copy, has a new one).
 struct Opened {

@@ -94,6 +94,25 @@ fn a_zero_vector_is_indexed_except_under_cosine() {
 }
 
 #[pg_test]
+fn a_build_links_in_batches_sized_by_maintenance_work_mem() {
+    clustered_table("mwm_t", 5_000, 128, 20, 0.3, 0.6);
+    run("SET maintenance_work_mem = '1MB';
+         CREATE INDEX mwm_small ON mwm_t USING hannoy (embedding);
+         RESET maintenance_work_mem;
+         CREATE INDEX mwm_large ON mwm_t USING hannoy (embedding)");
+    let figures = |index: &str| {
+        Spi::get_two::<i64, i64>(&format!(
+            "SELECT items, changes FROM hannoy_index_info('{index}')"
+        ))
+        .unwrap()
+    };
+    // A batch costs 3 x 512 + 12 x 16 + 64 = 1,792 bytes a vector: 1MB holds 585 of them, so
+    // 5,000 rows link in 9 batches, each one change of the storage; 64MB holds them all.
+    assert_eq!(figures("mwm_small"), (Some(5_000), Some(9)));
+    assert_eq!(figures("mwm_large"), (Some(5_000), Some(1)));
+}
+
+#[pg_test]
 fn orphaned_storage_is_for_superusers_only() {
     run("CREATE ROLE hannoy_not_super; SET ROLE hannoy_not_super");
     assert_eq!(sqlstate_of("SELECT hannoy_orphaned_storage()"), "42501");
