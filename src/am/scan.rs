@@ -10,7 +10,7 @@ use std::iter::Peekable;
 use std::rc::Rc;
 
 use hannoy_engine::{
-    FilterCondition, FilterRow, ItemId, Neighbor, OwnedReader, OwnedStream, PreparedQuery,
+    FilterCondition, FilterRow, ItemId, Metric, Neighbor, OwnedReader, OwnedStream, PreparedQuery,
     RoaringBitmap, SearchParams,
 };
 use pgrx::prelude::*;
@@ -20,8 +20,8 @@ use crate::pg::error::{raise, OrRaise};
 use crate::pg::filter::scan_keys::{scan_filter, ScanFilter};
 use crate::pg::filter::IndexLayout;
 use crate::pg::guc;
+use crate::pg::vector::OwnedVector;
 use crate::storage::pending_list::Walk;
-use crate::storage::Snapshot;
 
 /// The rows a scan still has to give.
 enum Rows {
@@ -121,21 +121,7 @@ unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
 unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     // SAFETY: the descriptor's fields are valid for the scan's life.
     unsafe {
-        let snapshot = (*scan).xs_snapshot;
-        if snapshot.is_null() || (*snapshot).snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC {
-            raise(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "hannoy index scans need an MVCC snapshot",
-                None,
-            );
-        }
-        if (*scan).numberOfOrderBys < 1 {
-            raise(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "a hannoy index can only be scanned in distance order",
-                Some("Use ORDER BY vector <operator> value."),
-            );
-        }
+        refuse_unsupported(scan);
         let index = (*scan).indexRelation;
         let layout = IndexLayout::of(index);
         let keys = match (*scan).numberOfKeys {
@@ -155,20 +141,71 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
         let order_by = &*(*scan).orderByData;
         let query = (order_by.sk_flags & pg_sys::SK_ISNULL as i32 == 0)
             .then(|| vector_type.read(order_by.sk_argument));
-        // The pending rows the conditions allow, scored as they are read: (distance, TID key),
-        // the distance NaN for a NULL query. Their vectors are not kept.
-        let mut pending: Vec<(f32, u64)> = Vec::new();
-        let mut prepared: Option<PreparedQuery> = None;
-        // The engine snapshot is opened while the pending list cannot be cut, so every row is
-        // in exactly one of the two.
-        let Snapshot { reader, .. } = crate::storage::snapshot(index, |entry| {
+        let (reader, pending) = read_snapshot(index, metric, query.as_ref(), &conditions);
+        // The engine's items the conditions allow; `None`: all of them.
+        let allowed = (!conditions.is_empty()).then(|| {
+            reader
+                .as_deref()
+                .map_or_else(RoaringBitmap::new, |r| r.filter(&conditions).or_raise())
+        });
+        state.rows = Some(match query {
+            None => unordered_rows(reader.as_deref(), allowed.as_ref(), pending),
+            Some(query) => nearest_rows(reader.as_ref(), allowed.as_ref(), &query, pending),
+        });
+        state.reader = reader;
+    }
+}
+
+/// Scans answer ordered queries under an MVCC snapshot only.
+///
+/// # Safety
+/// `scan` must come from `ambeginscan`.
+unsafe fn refuse_unsupported(scan: pg_sys::IndexScanDesc) {
+    // SAFETY: the descriptor's fields are valid for the scan's life.
+    unsafe {
+        let snapshot = (*scan).xs_snapshot;
+        if snapshot.is_null() || (*snapshot).snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "hannoy index scans need an MVCC snapshot",
+                None,
+            );
+        }
+        if (*scan).numberOfOrderBys < 1 {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "a hannoy index can only be scanned in distance order",
+                Some("Use ORDER BY vector <operator> value."),
+            );
+        }
+    }
+}
+
+/// The engine's snapshot and the pending rows the conditions allow, scored as they are read:
+/// (distance, TID key), the distance NaN for a NULL query. Their vectors are not kept. The
+/// snapshot is opened while the pending list cannot be cut, so every row is in exactly one of
+/// the two.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+unsafe fn read_snapshot(
+    index: pg_sys::Relation,
+    metric: Metric,
+    query: Option<&OwnedVector>,
+    conditions: &[FilterCondition],
+) -> (Option<Rc<OwnedReader>>, Vec<(f32, u64)>) {
+    let mut pending: Vec<(f32, u64)> = Vec::new();
+    let mut prepared: Option<PreparedQuery> = None;
+    // SAFETY: forwarded from the caller.
+    let snapshot = unsafe {
+        crate::storage::snapshot(index, |entry| {
             if !conditions.is_empty() {
                 let row = FilterRow::from_bytes(entry.filters).or_raise();
-                if !FilterCondition::matches_all(&conditions, &row) {
+                if !FilterCondition::matches_all(conditions, &row) {
                     return Walk::Go;
                 }
             }
-            let distance = match &query {
+            let distance = match query {
                 None => f32::NAN,
                 Some(query) => {
                     let prepared = prepared.get_or_insert_with(|| {
@@ -181,51 +218,53 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
             pending.push((distance, entry.key));
             Walk::Go
         })
-        .unwrap_or_else(|unusable| unusable.raise(index));
-        // The engine's items the conditions allow; `None`: all of them.
-        let allowed = (!conditions.is_empty()).then(|| {
-            reader
-                .as_deref()
-                .map_or_else(RoaringBitmap::new, |r| r.filter(&conditions).or_raise())
-        });
-        state.rows = Some(match query {
-            None => {
-                let items = match (&reader, &allowed) {
-                    (_, Some(allowed)) => allowed.iter().collect(),
-                    (Some(reader), None) => reader.items().iter().collect(),
-                    (None, None) => Vec::new(),
-                };
-                Rows::Unordered {
-                    items: items.into_iter(),
-                    pending: pending
-                        .into_iter()
-                        .map(|(_, key)| key)
-                        .collect::<Vec<_>>()
-                        .into_iter(),
-                }
-            }
-            Some(query) => {
-                pending.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                let params = SearchParams {
-                    ef_search: guc::ef_search(),
-                    filter: allowed.as_ref(),
-                    ..SearchParams::default()
-                };
-                let stream = match &reader {
-                    Some(reader) if !reader.is_empty() => Some(Box::new(
-                        OwnedStream::new(Rc::clone(reader), query.as_ref(), &params).or_raise(),
-                    )),
-                    _ => None,
-                };
-                Rows::Nearest {
-                    batch: Vec::new().into_iter().peekable(),
-                    batch_size: params.ef_search,
-                    stream,
-                    pending: pending.into_iter().peekable(),
-                }
-            }
-        });
-        state.reader = reader;
+        .unwrap_or_else(|unusable| unusable.raise(index))
+    };
+    (snapshot.reader, pending)
+}
+
+/// Every allowed row, for a NULL query.
+fn unordered_rows(
+    reader: Option<&OwnedReader>,
+    allowed: Option<&RoaringBitmap>,
+    pending: Vec<(f32, u64)>,
+) -> Rows {
+    let items = match (reader, allowed) {
+        (_, Some(allowed)) => allowed.iter().collect(),
+        (Some(reader), None) => reader.items().iter().collect(),
+        (None, None) => Vec::new(),
+    };
+    let pending: Vec<u64> = pending.into_iter().map(|(_, key)| key).collect();
+    Rows::Unordered {
+        items: items.into_iter(),
+        pending: pending.into_iter(),
+    }
+}
+
+/// The graph's stream and the pending rows, to be merged by distance.
+fn nearest_rows(
+    reader: Option<&Rc<OwnedReader>>,
+    allowed: Option<&RoaringBitmap>,
+    query: &OwnedVector,
+    mut pending: Vec<(f32, u64)>,
+) -> Rows {
+    pending.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let params = SearchParams {
+        ef_search: guc::ef_search(),
+        filter: allowed,
+        ..SearchParams::default()
+    };
+    let stream = match reader {
+        Some(reader) if !reader.is_empty() => Some(Box::new(
+            OwnedStream::new(Rc::clone(reader), query.as_ref(), &params).or_raise(),
+        )),
+        _ => None,
+    };
+    Rows::Nearest {
+        batch: Vec::new().into_iter().peekable(),
+        batch_size: params.ef_search,
+        stream,
+        pending: pending.into_iter().peekable(),
     }
 }
 

@@ -351,14 +351,57 @@ pub struct Reader<'i> {
     _gate: RwLockReadGuard<'i, ()>,
 }
 
+/// What a reader and a writer both read from their transaction: the metadata record and the
+/// live items as of its start, and the caller's log position and stamp.
+macro_rules! snapshot_methods {
+    () => {
+        /// How many items are live.
+        pub fn len(&self) -> u64 {
+            self.items.len()
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.items.is_empty()
+        }
+
+        /// Live item ids.
+        pub fn items(&self) -> &RoaringBitmap {
+            &self.items
+        }
+
+        pub fn metric(&self) -> Metric {
+            self.meta.metric()
+        }
+
+        pub fn dimensions(&self) -> usize {
+            self.meta.dimensions as usize
+        }
+
+        /// The caller's position in a log of its own, 0 until a writer set one (see
+        /// [`Writer::set_log_position`]).
+        pub fn log_position(&self) -> Result<u64> {
+            self.store.read_log_position(&self.txn)
+        }
+
+        /// The stamp the last writer set (see [`Writer::set_stamp`]), `None` if none ever did.
+        pub fn stamp(&self) -> Result<Option<Stamp>> {
+            self.store.read_stamp(&self.txn)
+        }
+    };
+}
+
+/// The metadata record and live items a transaction starts from.
+fn load(store: Store, txn: &RoTxn<'_, WithoutTls>) -> Result<(MetaRecord, RoaringBitmap)> {
+    Ok((store.require_meta(txn)?, store.read_items(txn)?))
+}
+
 impl<'i> Reader<'i> {
     fn new(
         txn: RoTxn<'i, WithoutTls>,
         store: Store,
         gate: RwLockReadGuard<'i, ()>,
     ) -> Result<Self> {
-        let meta = store.require_meta(&txn)?;
-        let items = store.read_items(&txn)?;
+        let (meta, items) = load(store, &txn)?;
         Ok(Reader {
             txn,
             store,
@@ -368,39 +411,10 @@ impl<'i> Reader<'i> {
         })
     }
 
-    pub fn len(&self) -> u64 {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Live item ids.
-    pub fn items(&self) -> &RoaringBitmap {
-        &self.items
-    }
-
-    pub fn metric(&self) -> Metric {
-        self.meta.metric()
-    }
-
-    pub fn dimensions(&self) -> usize {
-        self.meta.dimensions as usize
-    }
+    snapshot_methods!();
 
     pub fn prepare_query(&self, query: VectorRef<'_>) -> Result<PreparedQuery> {
         PreparedQuery::new(self.meta.metric(), self.meta.dimensions as usize, query)
-    }
-
-    /// The log position the last writer set (see [`Writer::set_log_position`]).
-    pub fn log_position(&self) -> Result<u64> {
-        self.store.read_log_position(&self.txn)
-    }
-
-    /// The stamp the last writer set (see [`Writer::set_stamp`]), `None` if none ever did.
-    pub fn stamp(&self) -> Result<Option<Stamp>> {
-        self.store.read_stamp(&self.txn)
     }
 
     fn view(&self) -> crate::graph::view::LmdbView<'_> {
@@ -490,8 +504,7 @@ pub fn never_cancel() -> bool {
 
 impl<'i> Writer<'i> {
     fn new(txn: RwTxn<'i>, store: Store) -> Result<Self> {
-        let meta = store.require_meta(&txn)?;
-        let items = store.read_items(&txn)?;
+        let (meta, items) = load(store, &txn)?;
         Ok(Writer {
             txn,
             store,
@@ -500,33 +513,13 @@ impl<'i> Writer<'i> {
         })
     }
 
-    pub fn len(&self) -> u64 {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    pub fn items(&self) -> &RoaringBitmap {
-        &self.items
-    }
-
-    /// The caller's position in a log of writes it keeps elsewhere, 0 until first set.
-    pub fn log_position(&self) -> Result<u64> {
-        self.store.read_log_position(&self.txn)
-    }
+    snapshot_methods!();
 
     /// Records how far the caller's own write log has been applied, committed atomically with
     /// this transaction's writes: after a crash the caller replays its log from this position
     /// and skips what the index already holds.
     pub fn set_log_position(&mut self, position: u64) -> Result<()> {
         self.store.write_log_position(&mut self.txn, position)
-    }
-
-    /// The stamp the last writer set, `None` if none ever did.
-    pub fn stamp(&self) -> Result<Option<Stamp>> {
-        self.store.read_stamp(&self.txn)
     }
 
     /// Records the caller's stamp, committed atomically with this transaction's writes.
