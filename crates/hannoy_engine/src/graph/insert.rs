@@ -133,7 +133,14 @@ pub(crate) fn insert_batch(
                 .collect(),
             changed: Vec::new(),
         },
-        Some(entry) => link_into_stored(wtxn, store, meta, &graph, batch, &ids, entry, cancel)?,
+        Some(entry) => {
+            let new = NewItems {
+                graph: &graph,
+                batch,
+                ids: &ids,
+            };
+            link_into_stored(wtxn, store, meta, new, entry, cancel)?
+        }
     };
     let (batch_entry, _) = graph.entry().expect("a non-empty batch has an entry");
     keep_new_items_reachable(&mut linked, &ids, stored_entry.map(|(e, _)| e), batch_entry);
@@ -186,140 +193,55 @@ pub(crate) fn insert_batch(
     Ok(ids)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A batch being linked into a stored graph: what every step reads.
+struct StoredLinking<'a, 'w> {
+    store: Store,
+    meta: &'a MetaRecord,
+    graph: &'a MemGraph<'a>,
+    batch: &'a PreparedVectors,
+    ids: &'a [ItemId],
+    /// The stored graph's entry point and its top layer.
+    entry: (ItemId, usize),
+    pool: ReaderPool<'w>,
+}
+
+/// Links chosen by new items for stored nodes: link key -> the new items, scored.
+type Backlinks = HashMap<u64, Vec<Scored>>;
+/// A stored node's new list, and on layer 0 the links it dropped: (key, list, dropped).
+type Pruned = (u64, Vec<ItemId>, Vec<ItemId>);
+/// A new item's lists per layer, and the links to it that stored nodes must take in.
+type Chosen = (Vec<Vec<ItemId>>, Vec<(u64, Scored)>);
+
+/// The batch being inserted: its graph among itself, its vectors and the ids they were given.
+struct NewItems<'a> {
+    graph: &'a MemGraph<'a>,
+    batch: &'a PreparedVectors,
+    ids: &'a [ItemId],
+}
+
 fn link_into_stored(
     wtxn: &RwTxn,
     store: Store,
     meta: &MetaRecord,
-    graph: &MemGraph<'_>,
-    batch: &PreparedVectors,
-    ids: &[ItemId],
-    (entry, top): (ItemId, usize),
+    new: NewItems<'_>,
+    entry: (ItemId, usize),
     cancel: &(dyn Fn() -> bool + Sync),
 ) -> Result<Linked> {
-    let pool = ReaderPool::new(wtxn, meta)?;
-    let ef = meta.ef_construction as usize;
     let cancel = CancelCheck::new(cancel);
-    let check = || cancel.check();
-
-    // 1. Every new item chooses its links among stored and batch candidates.
-    type Chosen = (Vec<Vec<ItemId>>, Vec<(u64, Scored)>);
-    let chosen: Vec<Chosen> = (0..batch.len())
-        .into_par_iter()
-        .map_init(
-            || Visited::pooled(meta.next_id as usize),
-            |visited, local| {
-                check()?;
-                pool.with(|txn| {
-                    let view = WithBatch::new(txn.view(store, meta), batch, ids);
-                    let query = batch.get(local);
-                    let level = graph.level(local as ItemId);
-                    let mut eps =
-                        descend(&view.stored, query, entry, top, level.min(top), visited)?;
-                    let mut layers = vec![Vec::new(); level + 1];
-                    let mut backlinks = Vec::new();
-                    for layer in (0..=level).rev() {
-                        let mut candidates: Vec<Scored> = graph
-                            .links(local as ItemId, layer)
-                            .iter()
-                            .map(|l| Scored {
-                                score: l.score,
-                                id: ids[l.id as usize],
-                            })
-                            .collect();
-                        if layer <= top {
-                            let found =
-                                search_layer(&view.stored, query, &eps, ef, layer, visited)?;
-                            candidates.extend_from_slice(&found);
-                            eps = found;
-                        }
-                        candidates.sort_unstable();
-                        candidates.dedup_by_key(|s| s.id);
-                        let links = select(
-                            &view,
-                            Owner::new(&view, ids[local])?,
-                            &candidates,
-                            meta.cap(layer),
-                        )?;
-                        for l in &links {
-                            if ids.binary_search(&l.id).is_err() {
-                                backlinks.push((
-                                    link_key(layer, l.id),
-                                    Scored {
-                                        score: l.score,
-                                        id: ids[local],
-                                    },
-                                ));
-                            }
-                        }
-                        layers[layer] = links.into_iter().map(|l| l.id).collect();
-                    }
-                    Ok((layers, backlinks))
-                })
-            },
-        )
-        .collect::<Result<_>>()?;
-
-    let mut new_links = Vec::with_capacity(chosen.len());
-    let mut backlinks: HashMap<u64, Vec<Scored>> = HashMap::new();
-    for (layers, links) in chosen {
-        new_links.push(layers);
-        for (key, s) in links {
-            backlinks.entry(key).or_default().push(s);
-        }
-    }
-
-    // 2. Stored nodes chosen by new items take them in, pruning when a list overflows.
-    let mut groups: Vec<(u64, Vec<Scored>)> = backlinks.into_iter().collect();
-    groups.sort_unstable_by_key(|(k, _)| *k);
-    let pruned: Vec<(u64, Vec<ItemId>, Vec<ItemId>)> = groups
-        .into_par_iter()
-        .map(|(key, added)| {
-            check()?;
-            pool.with(|txn| {
-                let view = WithBatch::new(txn.view(store, meta), batch, ids);
-                let (owner, layer) = link_owner_layer(key);
-                let mut existing = Vec::new();
-                view.neighbours(owner, layer, &mut existing)?;
-                let cap = meta.cap(layer);
-                let owner_vec = view.vector(owner)?;
-                let owner = Owner::with_vector(view.metric(), owner, owner_vec);
-                let mut list = ScoredList::new(owner_vec, existing.clone());
-                if existing.len() + added.len() <= cap {
-                    for &new in &added {
-                        list.add(&view, new)?;
-                    }
-                    return Ok((key, list.into_ids(), Vec::new()));
-                }
-                let list: Vec<ItemId> = if added.len() <= INCREMENTAL_ADDS {
-                    for &new in &added {
-                        replace_in_full_list(&view, owner, &mut list, new, cap)?;
-                    }
-                    list.into_ids()
-                } else {
-                    let mut scored = list.scored(&view)?;
-                    scored.extend_from_slice(&added);
-                    scored.sort_unstable();
-                    scored.dedup_by_key(|s| s.id);
-                    let kept: Vec<Link> = select(&view, owner, &scored, cap)?;
-                    kept.into_iter().map(|l| l.id).collect()
-                };
-                let existing_ids = existing;
-                let dropped = if layer == 0 {
-                    existing_ids
-                        .into_iter()
-                        .filter(|id| !list.contains(id))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                Ok((key, list, dropped))
-            })
-        })
-        .collect::<Result<_>>()?;
-
+    let NewItems { graph, batch, ids } = new;
+    let linking = StoredLinking {
+        store,
+        meta,
+        graph,
+        batch,
+        ids,
+        entry,
+        pool: ReaderPool::new(wtxn, meta)?,
+    };
+    let (mut new_links, backlinks) = linking.choose_links(&cancel)?;
+    let pruned = linking.take_in(backlinks, &cancel)?;
     // The readers are nested in the write transaction, which cannot be read while they live.
-    drop(pool);
+    drop(linking);
     let mut dropped = Vec::new();
     let mut changed = Vec::with_capacity(pruned.len());
     for (key, list, lost) in pruned {
@@ -329,6 +251,141 @@ fn link_into_stored(
     let view = WithBatch::new(LmdbView::new(wtxn, store, meta), batch, ids);
     keep_last_in_links(&view, &mut changed, &mut new_links, &dropped)?;
     Ok(Linked { new_links, changed })
+}
+
+impl StoredLinking<'_, '_> {
+    /// Step 1: every new item chooses its links among stored and batch candidates. Returns
+    /// each new item's lists, and the links to it that stored nodes must take in.
+    fn choose_links(&self, cancel: &CancelCheck<'_>) -> Result<(Vec<Vec<Vec<ItemId>>>, Backlinks)> {
+        let chosen: Vec<Chosen> = (0..self.batch.len())
+            .into_par_iter()
+            .map_init(
+                || Visited::pooled(self.meta.next_id as usize),
+                |visited, local| {
+                    cancel.check()?;
+                    self.pool.with(|txn| self.choose_for(txn, local, visited))
+                },
+            )
+            .collect::<Result<_>>()?;
+        let mut new_links = Vec::with_capacity(chosen.len());
+        let mut backlinks = Backlinks::new();
+        for (layers, links) in chosen {
+            new_links.push(layers);
+            for (key, s) in links {
+                backlinks.entry(key).or_default().push(s);
+            }
+        }
+        Ok((new_links, backlinks))
+    }
+
+    /// The links of the new item `local` on each of its layers, and the links to it that
+    /// stored nodes must take in.
+    fn choose_for(
+        &self,
+        txn: &CachedTxn<'_>,
+        local: usize,
+        visited: &mut Visited,
+    ) -> Result<Chosen> {
+        let (meta, ids) = (self.meta, self.ids);
+        let view = WithBatch::new(txn.view(self.store, meta), self.batch, ids);
+        let query = self.batch.get(local);
+        let level = self.graph.level(local as ItemId);
+        let (entry, top) = self.entry;
+        let ef = meta.ef_construction as usize;
+        let mut eps = descend(&view.stored, query, entry, top, level.min(top), visited)?;
+        let mut layers = vec![Vec::new(); level + 1];
+        let mut backlinks = Vec::new();
+        for layer in (0..=level).rev() {
+            let mut candidates: Vec<Scored> = self
+                .graph
+                .links(local as ItemId, layer)
+                .iter()
+                .map(|l| Scored {
+                    score: l.score,
+                    id: ids[l.id as usize],
+                })
+                .collect();
+            if layer <= top {
+                let found = search_layer(&view.stored, query, &eps, ef, layer, visited)?;
+                candidates.extend_from_slice(&found);
+                eps = found;
+            }
+            candidates.sort_unstable();
+            candidates.dedup_by_key(|s| s.id);
+            let links = select(
+                &view,
+                Owner::new(&view, ids[local])?,
+                &candidates,
+                meta.cap(layer),
+            )?;
+            for l in &links {
+                if ids.binary_search(&l.id).is_err() {
+                    backlinks.push((
+                        link_key(layer, l.id),
+                        Scored {
+                            score: l.score,
+                            id: ids[local],
+                        },
+                    ));
+                }
+            }
+            layers[layer] = links.into_iter().map(|l| l.id).collect();
+        }
+        Ok((layers, backlinks))
+    }
+
+    /// Step 2: stored nodes chosen by new items take them in, pruning when a list overflows.
+    fn take_in(&self, backlinks: Backlinks, cancel: &CancelCheck<'_>) -> Result<Vec<Pruned>> {
+        let mut groups: Vec<(u64, Vec<Scored>)> = backlinks.into_iter().collect();
+        groups.sort_unstable_by_key(|(k, _)| *k);
+        groups
+            .into_par_iter()
+            .map(|(key, added)| {
+                cancel.check()?;
+                self.pool.with(|txn| self.take_in_one(txn, key, &added))
+            })
+            .collect()
+    }
+
+    /// The stored list under `key` with the new items `added` taken in.
+    fn take_in_one(&self, txn: &CachedTxn<'_>, key: u64, added: &[Scored]) -> Result<Pruned> {
+        let view = WithBatch::new(txn.view(self.store, self.meta), self.batch, self.ids);
+        let (owner, layer) = link_owner_layer(key);
+        let mut existing = Vec::new();
+        view.neighbours(owner, layer, &mut existing)?;
+        let cap = self.meta.cap(layer);
+        let owner_vec = view.vector(owner)?;
+        let owner = Owner::with_vector(view.metric(), owner, owner_vec);
+        let mut list = ScoredList::new(owner_vec, existing.clone());
+        if existing.len() + added.len() <= cap {
+            for &new in added {
+                list.add(&view, new)?;
+            }
+            return Ok((key, list.into_ids(), Vec::new()));
+        }
+        let list: Vec<ItemId> = if added.len() <= INCREMENTAL_ADDS {
+            for &new in added {
+                replace_in_full_list(&view, owner, &mut list, new, cap)?;
+            }
+            list.into_ids()
+        } else {
+            let mut scored = list.scored(&view)?;
+            scored.extend_from_slice(added);
+            scored.sort_unstable();
+            scored.dedup_by_key(|s| s.id);
+            let kept: Vec<Link> = select(&view, owner, &scored, cap)?;
+            kept.into_iter().map(|l| l.id).collect()
+        };
+        let dropped = if layer == 0 {
+            existing
+                .into_iter()
+                .filter(|id| !list.contains(id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok((key, list, dropped))
+    }
 }
 
 /// Pruning a stored node's layer-0 list may take another stored node's only in-link, cutting
