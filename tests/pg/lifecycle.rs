@@ -261,50 +261,44 @@ mod committed {
         client.batch_execute("DROP TABLE same_t").unwrap();
     }
 
-    /// A session in a database of its own: VACUUM only removes rows older than every snapshot
-    /// in the database, and the other tests keep theirs open in the shared one.
-    pub(super) fn session_in_own_database(name: &str) -> postgres::Client {
-        let mut shared = session();
-        let row = shared
+    /// A new connection, as `client`'s user and through its socket, to `database`.
+    pub(super) fn connect_to(client: &mut postgres::Client, database: &str) -> postgres::Client {
+        let row = client
             .query_one(
                 "SELECT current_setting('unix_socket_directories'), current_setting('port'), current_user::text",
                 &[],
             )
             .unwrap();
         let (socket, port, user): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        postgres::Config::new()
+            .host(socket.split(',').next().unwrap().trim())
+            .port(port.parse().unwrap())
+            .user(&user)
+            .dbname(database)
+            .connect(postgres::NoTls)
+            .unwrap()
+    }
+
+    /// A session in a database of its own: VACUUM only removes rows older than every snapshot
+    /// in the database, and the other tests keep theirs open in the shared one.
+    pub(super) fn session_in_own_database(name: &str) -> postgres::Client {
+        let mut shared = session();
         shared
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
             .unwrap();
         shared.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let mut client = postgres::Config::new()
-            .host(socket.split(',').next().unwrap().trim())
-            .port(port.parse().unwrap())
-            .user(&user)
-            .dbname(name)
-            .connect(postgres::NoTls)
-            .unwrap();
+        let mut client = connect_to(&mut shared, name);
         client.batch_execute("CREATE EXTENSION hannoy_pg").unwrap();
         client
     }
 
     /// A second connection to the same database as `client`.
     pub(super) fn connect_like(client: &mut postgres::Client) -> postgres::Client {
-        let row = client
-            .query_one(
-                "SELECT current_setting('unix_socket_directories'), current_setting('port'),
-                        current_user::text, current_database()::text",
-                &[],
-            )
-            .unwrap();
-        let (socket, port, user, database): (String, String, String, String) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        postgres::Config::new()
-            .host(socket.split(',').next().unwrap().trim())
-            .port(port.parse().unwrap())
-            .user(&user)
-            .dbname(&database)
-            .connect(postgres::NoTls)
+        let database: String = client
+            .query_one("SELECT current_database()::text", &[])
             .unwrap()
+            .get(0);
+        connect_to(client, &database)
     }
 
     #[test]
