@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use hannoy_engine::{Error, Index, IndexOptions, OwnedReader, Stamp, Writer};
+use hannoy_engine::{Error, Index, IndexOptions, OwnedReader, Reader, Stamp, Writer};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::pg::error::{raise, raise_corrupt, raise_engine, OrRaise};
@@ -114,10 +114,14 @@ pub unsafe fn snapshot(
         pending_list::read(
             index,
             |meta| {
-                let Some(engine) = open_verified(oid, meta)? else {
+                let dir = generation_folder(oid, meta.storage_id);
+                let Some(engine) = open_folder(&dir)? else {
+                    identity::verify(meta, false, None, true)?;
                     return Ok(0);
                 };
+                // The snapshot the scan reads is the one checked.
                 let opened = Rc::new(OwnedReader::new(engine).map_err(unusable_or_raise)?);
+                verify_snapshot(meta, &opened)?;
                 let position = opened.log_position().map_err(unusable_or_raise)?;
                 reader = Some(opened);
                 Ok(position)
@@ -151,12 +155,18 @@ fn open_verified(oid: pg_sys::Oid, meta: &MetaPage) -> Result<Option<Arc<Index>>
     match &engine {
         None => identity::verify(meta, false, None, true)?,
         Some(engine) => {
-            let reader = engine.read().map_err(unusable_or_raise)?;
-            let stamp = reader.stamp().map_err(unusable_or_raise)?;
-            identity::verify(meta, true, stamp, reader.is_empty())?;
+            verify_snapshot(meta, &engine.read().map_err(unusable_or_raise)?)?;
         }
     }
     Ok(engine)
+}
+
+/// Checks an engine snapshot against the metapage (see `identity::verify`); returns the
+/// position the folder is at.
+fn verify_snapshot(meta: &MetaPage, reader: &Reader<'_>) -> Result<u64, Unusable> {
+    let stamp = reader.stamp().map_err(unusable_or_raise)?;
+    identity::verify(meta, true, stamp, reader.is_empty())?;
+    Ok(stamp.map_or(0, |s| s.position))
 }
 
 /// Errors that say the files cannot serve the index become `Unusable::Damaged`; any other
@@ -222,12 +232,10 @@ pub unsafe fn begin_change(index: pg_sys::Relation, engine: &Index) -> Result<St
     unsafe {
         lock_writes(index, true);
         let (buffer, mut meta) = metapage::lock(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
-        let current = (|| {
-            let reader = engine.read().map_err(unusable_or_raise)?;
-            let stamp = reader.stamp().map_err(unusable_or_raise)?;
-            identity::verify(&meta, true, stamp, reader.is_empty())?;
-            Ok(stamp.map_or(0, |s| s.position))
-        })();
+        let current = engine
+            .read()
+            .map_err(unusable_or_raise)
+            .and_then(|reader| verify_snapshot(&meta, &reader));
         let current = match current {
             Ok(current) => current,
             Err(e) => {
