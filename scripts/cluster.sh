@@ -69,10 +69,12 @@ stop_cluster() {
 }
 
 # throwaway_cluster NAME FIRST_PORT [server settings...]: start_cluster in a new /tmp/NAME.XXXXXX
-# (CLUSTER_DIR), stopped and removed when the script exits, however it exits.
+# (CLUSTER_DIR), stopped and removed when the script exits, however it exits (after the
+# script's before_cleanup function, if it has one).
 throwaway_cluster() {
     CLUSTER_DIR=$(mktemp -d "/tmp/$1.XXXXXX")
-    trap 'set +e; stop_cluster "$CLUSTER_DIR"; rm -rf "$CLUSTER_DIR"' EXIT
+    trap 'set +e; ! declare -F before_cleanup >/dev/null || before_cleanup
+          stop_cluster "$CLUSTER_DIR"; rm -rf "$CLUSTER_DIR"' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     local port=$2
