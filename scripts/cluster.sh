@@ -16,13 +16,22 @@ as_pg() {
     fi
 }
 
-# Builds the extension and installs it into this machine's PostgreSQL 15; arguments go to
-# `cargo pgrx install` (such as --release).
+# Builds the extension and installs it into this machine's PostgreSQL 15, with its companion;
+# arguments go to `cargo pgrx install` (such as --release).
 install_extension() {
     local args=(--pg-config "$PG_BIN/pg_config" "$@")
     # Installing writes to PostgreSQL's lib and share directories; as non-root pgrx copies with sudo.
     [ "$(id -u)" -eq 0 ] || args+=(--sudo)
-    cargo pgrx install "${args[@]}"
+    cargo pgrx install "${args[@]}" && install_companion
+}
+
+# Installs hannoy_pg_vector, the SQL-only companion with operator classes on pgvector's types
+# (sql/hannoy_pg_vector.*; `cargo pgrx install` copies only hannoy_pg's own files).
+install_companion() {
+    local target sudo=()
+    target="$("$PG_BIN/pg_config" --sharedir)/extension"
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" install -m 644 sql/hannoy_pg_vector.control sql/hannoy_pg_vector--*.sql "$target/"
 }
 
 # A port is taken if something listens on it over TCP or a server answers on the usual socket.

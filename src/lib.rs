@@ -36,6 +36,7 @@ mod tests {
     include!("../tests/pg/filters.rs");
     include!("../tests/pg/identity.rs");
     include!("../tests/pg/claims.rs");
+    include!("../tests/pg/pgvector.rs");
 }
 
 /// Required by `cargo pgrx test`.

@@ -62,34 +62,54 @@ unsafe extern "C-unwind" fn amvalidate(_opclass: pg_sys::Oid) -> bool {
 }
 
 /// What the vector column of an index holds and how it is compared: read from the distance
-/// function its operator class names as support function 1.
+/// function its operator class names as support function 1, by its name (ours and pgvector's
+/// share them) and the type of its first argument.
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation, `layout` its layout.
 pub unsafe fn column_metric(index: pg_sys::Relation, layout: &IndexLayout) -> (Metric, VectorType) {
-    // SAFETY: the vector column's opclass defines support function 1; get_func_name pallocs a
-    // copy.
-    let name = unsafe {
+    // SAFETY: the vector column's opclass defines support function 1; get_func_name and
+    // get_func_signature palloc their answers.
+    let (name, argument) = unsafe {
         let attno = (layout.vector_column + 1) as pg_sys::AttrNumber;
         let proc = pg_sys::index_getprocid(index, attno, 1);
         let name = pg_sys::get_func_name(proc);
-        if name.is_null() {
+        let name = if name.is_null() {
             String::new()
         } else {
             CStr::from_ptr(name).to_string_lossy().into_owned()
-        }
+        };
+        let mut arguments = std::ptr::null_mut();
+        let mut count = 0;
+        pg_sys::get_func_signature(proc, &mut arguments, &mut count);
+        let argument = if count > 0 {
+            *arguments
+        } else {
+            pg_sys::InvalidOid
+        };
+        (name, argument)
     };
-    match name.as_str() {
-        "l2_distance" => (Metric::Euclidean, VectorType::RealArray),
-        "cosine_distance" => (Metric::Cosine, VectorType::RealArray),
-        "negative_inner_product" => (Metric::InnerProduct, VectorType::RealArray),
-        "l1_distance" => (Metric::Manhattan, VectorType::RealArray),
-        "hamming_distance" => (Metric::Hamming, VectorType::Bit),
-        other => raise(
+    let metric = match name.as_str() {
+        "l2_distance" => Some(Metric::Euclidean),
+        "cosine_distance" => Some(Metric::Cosine),
+        "negative_inner_product"
+        | "vector_negative_inner_product"
+        | "halfvec_negative_inner_product" => Some(Metric::InnerProduct),
+        "l1_distance" => Some(Metric::Manhattan),
+        "hamming_distance" => Some(Metric::Hamming),
+        _ => None,
+    };
+    let vector_type = VectorType::of_sql_type(argument);
+    match (metric, vector_type) {
+        (Some(Metric::Hamming), Some(VectorType::Bit)) => (Metric::Hamming, VectorType::Bit),
+        (Some(metric), Some(vector_type))
+            if metric != Metric::Hamming && vector_type != VectorType::Bit =>
+        {
+            (metric, vector_type)
+        }
+        _ => raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
-            format!(
-                "hannoy does not know the distance function \"{other}\" of this operator class"
-            ),
+            format!("hannoy does not know the distance function \"{name}\" of this operator class"),
             None,
         ),
     }

@@ -1,6 +1,11 @@
-//! SQL vector values (`real[]`, `bit`/`varbit`) read into owned engine forms, with the checks
-//! that turn a malformed value into an ERROR instead of a wrong answer. Values are validated
-//! here for shape (dimensions, NULL elements); the engine checks the numbers (NaN, infinity).
+//! SQL vector values (`real[]`, `bit`/`varbit`, and pgvector's `vector` and `halfvec`) read into
+//! owned engine forms, with the checks that turn a malformed value into an ERROR instead of a
+//! wrong answer. Values are validated here for shape (dimensions, NULL elements); the engine
+//! checks the numbers (NaN, infinity).
+//!
+//! pgvector's types are read from their bytes, so the library never links pgvector: a value is
+//! a varlena holding an int16 dimension count, an int16 left unused, then the elements (float4,
+//! or IEEE half floats for `halfvec`).
 
 use std::ptr::NonNull;
 
@@ -38,9 +43,40 @@ impl OwnedVector {
 pub enum VectorType {
     RealArray,
     Bit,
+    /// pgvector's `vector`.
+    PgVector,
+    /// pgvector's `halfvec`.
+    PgHalfVector,
 }
 
 impl VectorType {
+    /// The vector type of SQL type `type_oid`, if hannoy can index it. pgvector's types have
+    /// no fixed oid: they are known by their input functions, which no other type shares.
+    pub fn of_sql_type(type_oid: pg_sys::Oid) -> Option<VectorType> {
+        match type_oid {
+            pg_sys::FLOAT4ARRAYOID => return Some(VectorType::RealArray),
+            pg_sys::BITOID | pg_sys::VARBITOID => return Some(VectorType::Bit),
+            _ => {}
+        }
+        let mut input = pg_sys::InvalidOid;
+        let mut io_param = pg_sys::InvalidOid;
+        // SAFETY: getTypeInputInfo reads the type's catalog row (raising for an unknown oid);
+        // get_func_name pallocs a copy of the name, or returns NULL for an unknown function.
+        let input_name = unsafe {
+            pg_sys::getTypeInputInfo(type_oid, &mut input, &mut io_param);
+            let name = pg_sys::get_func_name(input);
+            if name.is_null() {
+                return None;
+            }
+            std::ffi::CStr::from_ptr(name).to_bytes().to_vec()
+        };
+        match input_name.as_slice() {
+            b"vector_in" => Some(VectorType::PgVector),
+            b"halfvec_in" => Some(VectorType::PgHalfVector),
+            _ => None,
+        }
+    }
+
     /// Reads a non-NULL datum of this type.
     ///
     /// # Safety
@@ -52,8 +88,64 @@ impl VectorType {
                 let (words, dimensions) = unsafe { bit_string(datum) };
                 OwnedVector::Bits { words, dimensions }
             }
+            VectorType::PgVector => OwnedVector::Floats(unsafe {
+                pgvector_elements(datum, 4, |bytes| {
+                    f32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+                })
+            }),
+            VectorType::PgHalfVector => OwnedVector::Floats(unsafe {
+                pgvector_elements(datum, 2, |bytes| {
+                    half::f16::from_bits(u16::from_ne_bytes([bytes[0], bytes[1]])).to_f32()
+                })
+            }),
         }
     }
+}
+
+/// The elements of a pgvector `vector` or `halfvec`, each `width` bytes, converted by `element`.
+///
+/// # Safety
+/// `datum` must be a valid, non-NULL value of a pgvector vector type.
+unsafe fn pgvector_elements(
+    datum: pg_sys::Datum,
+    width: usize,
+    element: impl Fn(&[u8]) -> f32,
+) -> Vec<f32> {
+    // SAFETY: detoasting gives a plain value with a 4-byte header (compressed, external and
+    // short-header values are expanded) that lives in the current memory context for this call;
+    // its first 4 bytes hold its total size.
+    let bytes = unsafe {
+        let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
+        let base = detoasted.cast::<u8>();
+        let size = (base.cast::<u32>().read_unaligned() >> 2) as usize;
+        std::slice::from_raw_parts(base, size)
+    };
+    const HEADER: usize = 8; // varlena header, int16 dimensions, int16 unused
+    let dimensions = match bytes.get(4..6) {
+        Some(d) => i16::from_ne_bytes([d[0], d[1]]).max(0) as usize,
+        None => 0,
+    };
+    if bytes.len() < HEADER + dimensions * width {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!(
+                "vector value of {} bytes is too short for its {dimensions} dimensions",
+                bytes.len()
+            ),
+            None,
+        );
+    }
+    if dimensions == 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+            "vector must have at least one dimension",
+            Some("An empty vector is not a vector."),
+        );
+    }
+    bytes[HEADER..HEADER + dimensions * width]
+        .chunks_exact(width)
+        .map(element)
+        .collect()
 }
 
 /// The elements of a one-dimensional `real[]` without NULLs.

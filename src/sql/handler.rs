@@ -28,9 +28,9 @@ CREATE OPERATOR CLASS real_ip_ops FOR TYPE real[] USING hannoy AS
 CREATE OPERATOR CLASS real_l1_ops FOR TYPE real[] USING hannoy AS
     OPERATOR 1 <+> (real[], real[]) FOR ORDER BY float_ops,
     FUNCTION 1 l1_distance(real[], real[]);
-CREATE OPERATOR CLASS bit_hamming_ops DEFAULT FOR TYPE bit USING hannoy AS
-    OPERATOR 1 <~> (bit, bit) FOR ORDER BY float_ops,
-    FUNCTION 1 hamming_distance(bit, bit);
+CREATE OPERATOR CLASS varbit_hamming_ops DEFAULT FOR TYPE varbit USING hannoy AS
+    OPERATOR 1 <~> (varbit, varbit) FOR ORDER BY float_ops,
+    FUNCTION 1 hamming_distance(varbit, varbit);
 "#,
     name = "operator_classes",
     requires = [hannoy_amhandler, "distance_operators"]

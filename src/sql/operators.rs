@@ -39,10 +39,12 @@ fn l1_distance(a: Array<'_, f32>, b: Array<'_, f32>) -> f64 {
     float_distance(Metric::Manhattan, a, b)
 }
 
-/// Number of differing bits, the `<~>` operator. pgrx has no `bit` type, so the arguments
-/// arrive as plain datums and the SQL declaration is written out.
+/// Number of differing bits, the `<~>` operator. Declared on `varbit`, which `bit` values
+/// reach by an implicit binary cast: pgvector declares its own on `bit`, and the two live side
+/// by side in one schema. pgrx has no bit string type, so the arguments arrive as plain datums
+/// and the SQL declaration is written out.
 #[pg_extern(sql = "
-CREATE FUNCTION hamming_distance(bit, bit) RETURNS float8
+CREATE FUNCTION hamming_distance(varbit, varbit) RETURNS float8
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 ")]
 fn hamming_distance(a: Internal, b: Internal) -> f64 {
@@ -60,7 +62,7 @@ CREATE OPERATOR <-> (LEFTARG = real[], RIGHTARG = real[], FUNCTION = l2_distance
 CREATE OPERATOR <=> (LEFTARG = real[], RIGHTARG = real[], FUNCTION = cosine_distance, COMMUTATOR = '<=>');
 CREATE OPERATOR <#> (LEFTARG = real[], RIGHTARG = real[], FUNCTION = negative_inner_product, COMMUTATOR = '<#>');
 CREATE OPERATOR <+> (LEFTARG = real[], RIGHTARG = real[], FUNCTION = l1_distance, COMMUTATOR = '<+>');
-CREATE OPERATOR <~> (LEFTARG = bit, RIGHTARG = bit, FUNCTION = hamming_distance, COMMUTATOR = '<~>');
+CREATE OPERATOR <~> (LEFTARG = varbit, RIGHTARG = varbit, FUNCTION = hamming_distance, COMMUTATOR = '<~>');
 "#,
     name = "distance_operators",
     requires = [

@@ -25,7 +25,7 @@ fn settings_have_the_documented_defaults_and_bounds() {
 }
 
 #[pg_test]
-fn bit_and_varbit_columns_take_bit_hamming_ops_by_default() {
+fn bit_and_varbit_columns_take_varbit_hamming_ops_by_default() {
     run("SELECT setseed(0.7);
          CREATE TABLE codes_t (id int, fixed bit(64), varying varbit);
          INSERT INTO codes_t SELECT i, c::bit(64), c::varbit
@@ -42,7 +42,7 @@ fn bit_and_varbit_columns_take_bit_hamming_ops_by_default() {
         ))
         .unwrap()
         .unwrap();
-        assert_eq!(opclass, "bit_hamming_ops", "{index}");
+        assert_eq!(opclass, "varbit_hamming_ops", "{index}");
     }
     for column in ["fixed", "varying"] {
         let query = format!(

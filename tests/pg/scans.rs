@@ -50,13 +50,13 @@ fn with_a_large_ef_search_every_operator_class_returns_the_exact_order() {
 }
 
 #[pg_test]
-fn bit_hamming_ops_returns_the_exact_distances_in_order() {
+fn varbit_hamming_ops_returns_the_exact_distances_in_order() {
     run("SELECT setseed(0.3);
          CREATE TABLE bits_t (id int, code bit(96));
          INSERT INTO bits_t SELECT i, (SELECT string_agg(CASE WHEN random() < 0.5 THEN '1' ELSE '0' END, '')
                                        FROM generate_series(1, 96) WHERE i > 0)::bit(96)
          FROM generate_series(1, 3000) i;
-         CREATE INDEX ON bits_t USING hannoy (code bit_hamming_ops);
+         CREATE INDEX ON bits_t USING hannoy (code varbit_hamming_ops);
          SET enable_seqscan = off; SET hannoy.ef_search = 1000;");
     let query = "SELECT id, code <~> (SELECT code FROM bits_t WHERE id = 42) FROM bits_t \
                  ORDER BY code <~> (SELECT code FROM bits_t WHERE id = 42) LIMIT 100";
