@@ -158,9 +158,9 @@ pub unsafe fn append(
     filters: &[u8],
     dimensions: u32,
 ) -> u64 {
-    // SAFETY: every page is pinned and exclusively locked while it is registered with a
-    // generic WAL record; writes go to the record's page images and stay inside the data area
-    // or the special space; the metapage stays locked until the last record is finished.
+    // SAFETY: `index` is open (the caller's contract). The metapage stays pinned and exclusively
+    // locked from `lock_meta` until it is released on each way out (`refuse_other_dimensions`
+    // releases it before raising), so no other backend reads or changes the list meanwhile.
     unsafe {
         let (meta_buffer, mut meta) = lock_meta(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
         if meta.needs_rebuild != 0 {
@@ -168,9 +168,34 @@ pub unsafe fn append(
             pg_sys::UnlockReleaseBuffer(meta_buffer);
             return 0;
         }
+        refuse_other_dimensions(index, meta_buffer, &meta, dimensions);
+        meta.dimensions = dimensions;
+        meta.vector_bytes = vector.len() as u32;
+        let xid = pg_sys::GetCurrentTransactionId();
+        let bytes = encode_entry(meta.next_seq, key, xid, vector, filters);
+        write_entry(index, meta_buffer, &mut meta, &bytes);
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
+        meta.next_seq - meta.merged_below
+    }
+}
+
+/// Raises a dimension mismatch (releasing the metapage first) unless the list takes vectors of
+/// `dimensions`: the count is not fixed yet, is the same, or was fixed only by rows that rolled
+/// back.
+///
+/// # Safety
+/// `meta_buffer` must be `index`'s metapage, exclusively locked by `lock_meta`, read as `meta`.
+unsafe fn refuse_other_dimensions(
+    index: pg_sys::Relation,
+    meta_buffer: pg_sys::Buffer,
+    meta: &MetaPage,
+    dimensions: u32,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
         if meta.dimensions != 0
             && meta.dimensions != dimensions
-            && !only_rolled_back_rows(index, &meta)
+            && !only_rolled_back_rows(index, meta)
         {
             let expected = meta.dimensions as usize;
             pg_sys::UnlockReleaseBuffer(meta_buffer);
@@ -179,116 +204,232 @@ pub unsafe fn append(
                 got: dimensions as usize,
             });
         }
-        meta.dimensions = dimensions;
-        meta.vector_bytes = vector.len() as u32;
-        let seq = meta.next_seq;
-        let size = entry_bytes(vector.len(), filters.len());
-        let mut bytes = Vec::with_capacity(size);
-        bytes.extend_from_slice(&seq.to_ne_bytes());
-        bytes.extend_from_slice(&key.to_ne_bytes());
-        bytes.extend_from_slice(&(vector.len() as u32).to_ne_bytes());
-        bytes.extend_from_slice(&(filters.len() as u32).to_ne_bytes());
-        bytes.extend_from_slice(&pg_sys::GetCurrentTransactionId().into_inner().to_ne_bytes());
-        bytes.extend_from_slice(&0u32.to_ne_bytes());
-        bytes.extend_from_slice(vector);
-        bytes.extend_from_slice(filters);
-        bytes.resize(size, 0);
+    }
+}
 
-        let cap = capacity();
-        let mut written = 0;
-        // Records before the last change list pages only, beyond the end the metapage names:
-        // a crash between them leaves bytes that the next append overwrites.
-        while written < bytes.len() {
-            let state = pg_sys::GenericXLogStart(index);
-            let mut registered: Vec<(pg_sys::BlockNumber, pg_sys::Buffer, pg_sys::Page)> =
-                Vec::new();
-            let register =
-                |registered: &mut Vec<(pg_sys::BlockNumber, pg_sys::Buffer, pg_sys::Page)>,
-                 block: pg_sys::BlockNumber|
-                 -> pg_sys::Page {
-                    if let Some(&(_, _, page)) = registered.iter().find(|(b, _, _)| *b == block) {
-                        return page;
-                    }
-                    let buffer = pg_sys::ReadBuffer(index, block);
-                    pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
-                    let page = pg_sys::GenericXLogRegisterBuffer(state, buffer, 0);
-                    registered.push((block, buffer, page));
-                    page
-                };
-            while written < bytes.len() {
-                if meta.tail != pg_sys::InvalidBlockNumber && (meta.tail_used as usize) < cap {
-                    if registered.len() == LIST_PAGES_PER_RECORD
-                        && !registered.iter().any(|(b, _, _)| *b == meta.tail)
-                    {
-                        break;
-                    }
-                    let page = register(&mut registered, meta.tail);
-                    let used = meta.tail_used as usize;
-                    let n = (cap - used).min(bytes.len() - written);
-                    std::ptr::copy_nonoverlapping(
-                        bytes[written..].as_ptr(),
-                        data(page).add(used),
-                        n,
-                    );
-                    let op = &mut *opaque(page);
-                    if written == 0
-                        && (op.first_entry == NO_ENTRY || op.first_entry as usize > used)
-                    {
-                        op.first_entry = used as u16;
-                    }
-                    op.last_seq = seq;
-                    (*page.cast::<pg_sys::PageHeaderData>()).pd_lower =
-                        (CONTENTS + used + n) as u16;
-                    written += n;
-                    meta.tail_used += n as u32;
-                    continue;
-                }
-                // A new page, linked after the tail (which needs a slot too unless it has one).
-                let has_tail = meta.tail != pg_sys::InvalidBlockNumber;
-                let tail_needs_slot =
-                    has_tail && !registered.iter().any(|(b, _, _)| *b == meta.tail);
-                if registered.len() + 1 + tail_needs_slot as usize > LIST_PAGES_PER_RECORD {
-                    break;
-                }
-                let (block, buffer) = new_page(index, &mut meta);
-                let page = pg_sys::GenericXLogRegisterBuffer(
-                    state,
-                    buffer,
-                    pg_sys::GENERIC_XLOG_FULL_IMAGE as i32,
-                );
-                pg_sys::PageInit(
-                    page,
-                    pg_sys::BLCKSZ as usize,
-                    std::mem::size_of::<ListPageOpaque>(),
-                );
-                opaque(page).write(ListPageOpaque {
-                    next: pg_sys::InvalidBlockNumber,
-                    first_entry: NO_ENTRY,
-                    _reserved: 0,
-                    last_seq: seq,
-                });
-                registered.push((block, buffer, page));
-                if has_tail {
-                    let tail = register(&mut registered, meta.tail);
-                    (*opaque(tail)).next = block;
-                } else {
-                    meta.head = block;
-                }
-                meta.tail = block;
-                meta.tail_used = 0;
-            }
+/// One entry as the list stores it: the 32-byte header (sequence number, key, vector and
+/// filter lengths, inserting transaction, padding), the vector, the filter values, padded to
+/// `entry_bytes`.
+fn encode_entry(
+    seq: u64,
+    key: u64,
+    xid: pg_sys::TransactionId,
+    vector: &[u8],
+    filters: &[u8],
+) -> Vec<u8> {
+    let size = entry_bytes(vector.len(), filters.len());
+    let mut bytes = Vec::with_capacity(size);
+    bytes.extend_from_slice(&seq.to_ne_bytes());
+    bytes.extend_from_slice(&key.to_ne_bytes());
+    bytes.extend_from_slice(&(vector.len() as u32).to_ne_bytes());
+    bytes.extend_from_slice(&(filters.len() as u32).to_ne_bytes());
+    bytes.extend_from_slice(&xid.into_inner().to_ne_bytes());
+    bytes.extend_from_slice(&0u32.to_ne_bytes());
+    bytes.extend_from_slice(vector);
+    bytes.extend_from_slice(filters);
+    bytes.resize(size, 0);
+    bytes
+}
+
+/// Writes the entry `bytes`, numbered `meta.next_seq`, at the end of the list, in as many
+/// generic WAL records as its pages need; the last one also moves the metapage's end past it.
+///
+/// # Safety
+/// `meta_buffer` must be `index`'s metapage, exclusively locked by `lock_meta`, read as `meta`.
+unsafe fn write_entry(
+    index: pg_sys::Relation,
+    meta_buffer: pg_sys::Buffer,
+    meta: &mut MetaPage,
+    bytes: &[u8],
+) {
+    let seq = meta.next_seq;
+    let mut written = 0;
+    // Records before the last change list pages only, beyond the end the metapage names:
+    // a crash between them leaves bytes that the next append overwrites.
+    while written < bytes.len() {
+        // SAFETY: forwarded from the caller; each record is finished before the next starts.
+        unsafe {
+            let mut record = ListRecord::start(index, seq);
+            written = record.fill(meta, bytes, written);
             if written == bytes.len() {
                 meta.next_seq = seq + 1;
-                let meta_page = pg_sys::GenericXLogRegisterBuffer(state, meta_buffer, 0);
-                metapage::put(meta_page, &meta);
+                record.put_meta(meta_buffer, meta);
             }
-            pg_sys::GenericXLogFinish(state);
-            for (_, buffer, _) in registered {
+            record.finish();
+        }
+    }
+}
+
+/// One generic WAL record of an append: the list pages it changes (at most
+/// `LIST_PAGES_PER_RECORD`), each pinned and exclusively locked while registered, and written
+/// only through the record's page images.
+struct ListRecord {
+    index: pg_sys::Relation,
+    state: *mut pg_sys::GenericXLogState,
+    /// The sequence number of the entry being appended.
+    seq: u64,
+    /// The registered list pages: block, buffer and the record's image of the page.
+    pages: Vec<(pg_sys::BlockNumber, pg_sys::Buffer, pg_sys::Page)>,
+}
+
+impl ListRecord {
+    /// Starts a record for the entry numbered `seq`.
+    ///
+    /// # Safety
+    /// `index` must be an open hannoy index relation whose metapage the caller holds
+    /// exclusively until `finish`.
+    unsafe fn start(index: pg_sys::Relation, seq: u64) -> ListRecord {
+        ListRecord {
+            index,
+            // SAFETY: forwarded from the caller.
+            state: unsafe { pg_sys::GenericXLogStart(index) },
+            seq,
+            pages: Vec::new(),
+        }
+    }
+
+    /// Whether list page `block` is registered with the record already.
+    fn holds(&self, block: pg_sys::BlockNumber) -> bool {
+        self.pages.iter().any(|(b, _, _)| *b == block)
+    }
+
+    /// The record's image of list page `block`, registered (locked) at its first use.
+    ///
+    /// # Safety
+    /// `block` must be a page of the list, named by the metapage the caller holds.
+    unsafe fn page(&mut self, block: pg_sys::BlockNumber) -> pg_sys::Page {
+        if let Some(&(_, _, page)) = self.pages.iter().find(|(b, _, _)| *b == block) {
+            return page;
+        }
+        // SAFETY: forwarded from the caller; the buffer stays pinned and locked until `finish`.
+        unsafe {
+            let buffer = pg_sys::ReadBuffer(self.index, block);
+            pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            let page = pg_sys::GenericXLogRegisterBuffer(self.state, buffer, 0);
+            self.pages.push((block, buffer, page));
+            page
+        }
+    }
+
+    /// Writes `bytes` from `written` on, into the tail page and new pages after it, until all
+    /// are written or the record holds as many pages as it may; returns how far it got.
+    ///
+    /// # Safety
+    /// As `start`; `meta` is the locked metapage's contents, updated as the list grows.
+    unsafe fn fill(&mut self, meta: &mut MetaPage, bytes: &[u8], mut written: usize) -> usize {
+        let cap = capacity();
+        while written < bytes.len() {
+            if meta.tail != pg_sys::InvalidBlockNumber && (meta.tail_used as usize) < cap {
+                if self.pages.len() == LIST_PAGES_PER_RECORD && !self.holds(meta.tail) {
+                    break;
+                }
+                // SAFETY: forwarded from the caller; the tail is a page of the list.
+                written += unsafe { self.write_into_tail(meta, &bytes[written..], written == 0) };
+                continue;
+            }
+            // SAFETY: forwarded from the caller.
+            if !unsafe { self.add_page(meta) } {
+                break;
+            }
+        }
+        written
+    }
+
+    /// Copies as much of `rest` as the tail page has room for; returns how much.
+    /// `starts_entry`: `rest` begins an entry, which the page then records if it is its first.
+    ///
+    /// # Safety
+    /// As `fill`, with a tail page that has room.
+    unsafe fn write_into_tail(
+        &mut self,
+        meta: &mut MetaPage,
+        rest: &[u8],
+        starts_entry: bool,
+    ) -> usize {
+        let used = meta.tail_used as usize;
+        let n = (capacity() - used).min(rest.len());
+        // SAFETY: the tail is a page of the list (the caller's contract), and its image belongs
+        // to this record; `used + n` is at most `capacity()`, so the copy stays in the data area.
+        unsafe {
+            let page = self.page(meta.tail);
+            std::ptr::copy_nonoverlapping(rest.as_ptr(), data(page).add(used), n);
+            let op = &mut *opaque(page);
+            if starts_entry && (op.first_entry == NO_ENTRY || op.first_entry as usize > used) {
+                op.first_entry = used as u16;
+            }
+            op.last_seq = self.seq;
+            (*page.cast::<pg_sys::PageHeaderData>()).pd_lower = (CONTENTS + used + n) as u16;
+        }
+        meta.tail_used += n as u32;
+        n
+    }
+
+    /// Links a new (or freed) page after the tail and makes it the tail; false when the record
+    /// has no room for it (and for the old tail, unless it holds it already).
+    ///
+    /// # Safety
+    /// As `fill`.
+    unsafe fn add_page(&mut self, meta: &mut MetaPage) -> bool {
+        let has_tail = meta.tail != pg_sys::InvalidBlockNumber;
+        let tail_needs_slot = has_tail && !self.holds(meta.tail);
+        if self.pages.len() + 1 + tail_needs_slot as usize > LIST_PAGES_PER_RECORD {
+            return false;
+        }
+        // SAFETY: the new page is registered with a full image and initialised in it; the old
+        // tail is a page of the list.
+        unsafe {
+            let (block, buffer) = new_page(self.index, meta);
+            let page = pg_sys::GenericXLogRegisterBuffer(
+                self.state,
+                buffer,
+                pg_sys::GENERIC_XLOG_FULL_IMAGE as i32,
+            );
+            pg_sys::PageInit(
+                page,
+                pg_sys::BLCKSZ as usize,
+                std::mem::size_of::<ListPageOpaque>(),
+            );
+            opaque(page).write(ListPageOpaque {
+                next: pg_sys::InvalidBlockNumber,
+                first_entry: NO_ENTRY,
+                _reserved: 0,
+                last_seq: self.seq,
+            });
+            self.pages.push((block, buffer, page));
+            if has_tail {
+                let tail = self.page(meta.tail);
+                (*opaque(tail)).next = block;
+            } else {
+                meta.head = block;
+            }
+            meta.tail = block;
+            meta.tail_used = 0;
+        }
+        true
+    }
+
+    /// Puts `meta` into the record's image of the metapage.
+    ///
+    /// # Safety
+    /// `meta_buffer` must be the index's metapage, exclusively locked by the caller.
+    unsafe fn put_meta(&mut self, meta_buffer: pg_sys::Buffer, meta: &MetaPage) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let meta_page = pg_sys::GenericXLogRegisterBuffer(self.state, meta_buffer, 0);
+            metapage::put(meta_page, meta);
+        }
+    }
+
+    /// Writes the record and releases its list pages.
+    fn finish(self) {
+        // SAFETY: the state was started by `start` and is finished once, here; the buffers were
+        // pinned and locked by `page` or `new_page`.
+        unsafe {
+            pg_sys::GenericXLogFinish(self.state);
+            for (_, buffer, _) in self.pages {
                 pg_sys::UnlockReleaseBuffer(buffer);
             }
         }
-        pg_sys::UnlockReleaseBuffer(meta_buffer);
-        meta.next_seq - meta.merged_below
     }
 }
 
