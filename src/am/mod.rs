@@ -81,7 +81,9 @@ pub unsafe fn column_metric(index: pg_sys::Relation, layout: &IndexLayout) -> (M
         };
         let mut arguments = std::ptr::null_mut();
         let mut count = 0;
-        pg_sys::get_func_signature(proc, &mut arguments, &mut count);
+        if proc != pg_sys::InvalidOid {
+            pg_sys::get_func_signature(proc, &mut arguments, &mut count);
+        }
         let argument = if count > 0 {
             *arguments
         } else {

@@ -1,57 +1,136 @@
-//! Command-line flags, parsed by hand: the binary has few and wants no parser dependency.
+//! Command-line flags, declared for clap, which writes `--help` and reports unknown flags, flags
+//! of the other mode, a flag without its partner and bad values.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
+use clap::{Args, Parser, ValueEnum};
 use serde::Serialize;
 
-use crate::BenchError;
+#[derive(Parser, Debug)]
+#[command(
+    name = "hannoy-bench",
+    about = "hannoy-bench: hannoy_pg against an exact scan and pgvector's HNSW, in one run",
+    override_usage = "hannoy-bench [OPTIONS]\n       \
+        hannoy-bench --check-results <DIR> [--min-recall <ENGINE=RECALL,...>]",
+    after_help = "A run connects as libpq would, from PGHOST, PGPORT, PGUSER, PGDATABASE and \
+        PGPASSWORD.",
+    // A flag given twice takes its last value, as a script that appends to its own defaults expects.
+    args_override_self = true,
+    max_term_width = 100
+)]
+struct Flags {
+    #[command(flatten)]
+    data: DataFlags,
+    #[command(flatten)]
+    index: IndexFlags,
+    #[command(flatten)]
+    output: OutputFlags,
+    #[command(flatten)]
+    check: CheckFlags,
+}
 
-pub const USAGE: &str = "\
-hannoy-bench: hannoy_pg against an exact scan and pgvector's HNSW, in one run
+#[derive(Args, Debug)]
+#[command(
+    next_help_heading = "Data (synthetic by default: normalised vectors around Gaussian centres)"
+)]
+struct DataFlags {
+    /// Rows in the table; with --base, the first N of the file [default: 100000, or every
+    /// base vector with --base]
+    #[arg(long, value_name = "N", value_parser = at_least_one, conflicts_with = "truth")]
+    rows: Option<usize>,
+    /// Dimensions of synthetic vectors (with --base they come from the file)
+    #[arg(long, value_name = "D", default_value_t = 384, value_parser = at_least_one, conflicts_with = "base")]
+    dims: usize,
+    /// Gaussian centres of synthetic vectors
+    #[arg(long, value_name = "C", default_value_t = 100, value_parser = at_least_one)]
+    clusters: usize,
+    /// Queries; with --query-file, the first Q of the file [default: 1000, or every query
+    /// with --query-file]
+    #[arg(long, value_name = "Q", value_parser = at_least_one)]
+    queries: Option<usize>,
+    /// Seed of the synthetic data and of the category column
+    #[arg(long, value_name = "S", default_value_t = 42, value_parser = number::<u64>)]
+    seed: u64,
+    /// The user's base vectors, .fvecs or .npy (2-D little-endian f32)
+    #[arg(long, value_name = "FILE", requires = "query_file")]
+    base: Option<PathBuf>,
+    /// The user's queries, .fvecs or .npy (required with --base)
+    #[arg(long, value_name = "FILE", requires = "base")]
+    query_file: Option<PathBuf>,
+    /// Nearest neighbours of the queries, .ivecs or .npy (i32), ids being 0-based positions in
+    /// the whole base file (so not with --rows); computed exactly when absent
+    #[arg(long, value_name = "FILE", requires = "base")]
+    truth: Option<PathBuf>,
+}
 
-USAGE:
-    hannoy-bench [FLAGS]                    run a workload (connection from PGHOST, PGPORT,
-                                            PGUSER, PGDATABASE, PGPASSWORD)
-    hannoy-bench --check-results DIR [--min-recall ENGINE=RECALL,...]
-                                            check a results folder (files present, recalls in
-                                            [0, 1], each named engine's recall@k at its largest
-                                            ef_search at least its floor when it was measured)
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Index and queries")]
+struct IndexFlags {
+    /// Distance
+    #[arg(long, value_enum, default_value_t = Metric::Cosine)]
+    metric: Metric,
+    /// Column type: real[] gives hannoy real[] and pgvector vector(D); vector and halfvec give
+    /// both engines pgvector's type (hannoy through its companion extension hannoy_pg_vector)
+    #[arg(long = "type", value_name = "TYPE", value_enum, default_value_t = ColumnType::RealArray)]
+    column_type: ColumnType,
+    /// HNSW links per node, both engines
+    #[arg(long, value_name = "M", default_value_t = 16, value_parser = number::<u32>)]
+    m: u32,
+    /// HNSW build beam, both engines
+    #[arg(long, value_name = "E", default_value_t = 64, value_parser = number::<u32>)]
+    ef_construction: u32,
+    /// ef_search sweep, each from 1 to 1000
+    #[arg(long = "ef", value_name = "LIST", default_value = "20,40,80,160", value_parser = ef_list)]
+    ef_search: std::vec::Vec<u32>,
+    /// Rows per query for recall@K and latency, from 1 to 1000; recall@100 is also measured,
+    /// with LIMIT 100
+    #[arg(long, value_name = "K", default_value_t = 10, value_parser = k_rows)]
+    k: usize,
+    /// Connections for the throughput runs
+    #[arg(long, value_name = "LIST", default_value = "1,4", value_parser = connection_list)]
+    connections: std::vec::Vec<usize>,
+    /// Seconds per throughput run
+    #[arg(long, value_name = "S", default_value_t = 5.0, value_parser = positive_seconds)]
+    seconds: f64,
+    /// Filter selectivities in percent, each in (0, 100], resolution 0.01%; 'none' for no
+    /// filtered runs
+    #[arg(long, value_name = "LIST", default_value = "10,1,0.1", value_parser = selectivity_list)]
+    selectivities: std::vec::Vec<f64>,
+    /// Engines to measure; pgvector is skipped with a message when CREATE EXTENSION vector fails
+    #[arg(long, value_name = "LIST", default_value = "hannoy,pgvector", value_parser = engine_list)]
+    engines: std::vec::Vec<EngineName>,
+}
 
-DATA (synthetic by default: normalised vectors around Gaussian centres):
-    --rows N               rows in the table (default 100000; with --base: take the first N)
-    --dims D               dimensions of synthetic vectors (default 384)
-    --clusters C           Gaussian centres of synthetic vectors (default 100)
-    --queries Q            queries (default 1000; with --query-file: take the first Q)
-    --seed S               seed of the synthetic data and the category column (default 42)
-    --base FILE            the user's base vectors, .fvecs or .npy (2-D little-endian f32)
-    --query-file FILE      the user's queries, .fvecs or .npy (required with --base)
-    --truth FILE           nearest neighbours of the queries, .ivecs or .npy (i32), ids being
-                           0-based positions in the base file; computed exactly when absent
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Output")]
+struct OutputFlags {
+    /// Workload name [default: synthetic-<rows>x<dims>-<metric> or the base file's name]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Results folder: results.md, results.json, recall_qps.svg [default: results/<name>-<UTC
+    /// timestamp>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
 
-INDEX AND QUERIES:
-    --metric cosine|l2     distance (default cosine)
-    --m M                  HNSW links per node (default 16), both engines
-    --ef-construction E    HNSW build beam (default 64), both engines
-    --ef LIST              ef_search sweep (default 20,40,80,160)
-    --k K                  rows per query for recall@K and latency (default 10); recall@100
-                           is also measured, with LIMIT 100
-    --connections LIST     connections for the throughput runs (default 1,4)
-    --seconds S            seconds per throughput run (default 5)
-    --selectivities LIST   filter selectivities in percent (default 10,1,0.1; 'none' for no
-                           filtered runs); resolution 0.01%
-    --engines LIST         hannoy,pgvector (default both; pgvector is skipped with a message
-                           when CREATE EXTENSION vector fails)
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Checking a results folder instead of running")]
+struct CheckFlags {
+    /// Check a results folder: files present, recalls in [0, 1], each --min-recall floor met
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["DataFlags", "IndexFlags", "OutputFlags"]
+    )]
+    check_results: Option<PathBuf>,
+    /// Least recall@k of each named engine at its largest ef_search, when it was measured
+    #[arg(long, value_name = "ENGINE=RECALL,...", requires = "check_results", value_parser = floor_list)]
+    min_recall: Option<std::vec::Vec<(String, f64)>>,
+}
 
-OUTPUT:
-    --name NAME            workload name (default synthetic-<rows>x<dims>-<metric> or the base
-                           file's name)
-    --out DIR              results folder (default results/<name>-<UTC timestamp>): results.md,
-                           results.json, recall_qps.svg
-    -h, --help             this text
-";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     Cosine,
@@ -63,6 +142,28 @@ impl fmt::Display for Metric {
         f.write_str(match self {
             Metric::Cosine => "cosine",
             Metric::L2 => "l2",
+        })
+    }
+}
+
+/// The SQL type of the vector column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ValueEnum)]
+pub enum ColumnType {
+    #[serde(rename = "real[]")]
+    #[value(name = "real[]")]
+    RealArray,
+    #[serde(rename = "vector")]
+    Vector,
+    #[serde(rename = "halfvec")]
+    Halfvec,
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ColumnType::RealArray => "real[]",
+            ColumnType::Vector => "vector",
+            ColumnType::Halfvec => "halfvec",
         })
     }
 }
@@ -107,6 +208,7 @@ pub struct Settings {
     pub rows: Option<usize>,
     pub queries: Option<usize>,
     pub metric: Metric,
+    pub column_type: ColumnType,
     pub m: u32,
     pub ef_construction: u32,
     pub ef_search: Vec<u32>,
@@ -122,7 +224,6 @@ pub struct Settings {
 }
 
 pub enum Command {
-    Help,
     /// Check a results folder; each floor is an engine's least recall@k at its largest
     /// ef_search.
     CheckResults {
@@ -132,244 +233,174 @@ pub enum Command {
     Run(Box<Settings>),
 }
 
+fn number<T: FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "not a valid number".to_string())
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match number(text)? {
+        0 => Err("must be at least 1".to_string()),
+        count => Ok(count),
+    }
+}
+
+fn k_rows(text: &str) -> Result<usize, String> {
+    match number(text)? {
+        k @ 1..=1000 => Ok(k),
+        _ => Err("from 1 to 1000".to_string()),
+    }
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match number(text)? {
+        seconds if seconds > 0.0 && f64::is_finite(seconds) => Ok(seconds),
+        _ => Err("a positive number".to_string()),
+    }
+}
+
+/// Comma-separated numbers, empty parts skipped, each passing `valid`.
+fn list<T: FromStr + Copy>(
+    text: &str,
+    valid: impl Fn(T) -> bool,
+    rule: &str,
+) -> Result<Vec<T>, String> {
+    let values = text
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(number)
+        .collect::<Result<Vec<T>, _>>()?;
+    if values.is_empty() {
+        return Err("an empty list".to_string());
+    }
+    if !values.iter().all(|&value| valid(value)) {
+        return Err(rule.to_string());
+    }
+    Ok(values)
+}
+
+fn ef_list(text: &str) -> Result<Vec<u32>, String> {
+    list(text, |ef| (1..=1000).contains(&ef), "each from 1 to 1000")
+}
+
+fn connection_list(text: &str) -> Result<Vec<usize>, String> {
+    list(text, |connections| connections >= 1, "each at least 1")
+}
+
+fn selectivity_list(text: &str) -> Result<Vec<f64>, String> {
+    if text.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    list(
+        text,
+        |percent| percent > 0.0 && percent <= 100.0,
+        "each in (0, 100] percent",
+    )
+}
+
+fn engine_list(text: &str) -> Result<Vec<EngineName>, String> {
+    let mut engines = text
+        .split(',')
+        .map(|engine| match engine.trim() {
+            "hannoy" => Ok(EngineName::Hannoy),
+            "pgvector" => Ok(EngineName::Pgvector),
+            other => Err(format!("'{other}', not hannoy or pgvector")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    engines.dedup();
+    Ok(engines)
+}
+
 /// `hannoy=0.95,pgvector=0.9`.
-fn parse_floors(text: &str) -> Result<Vec<(String, f64)>, BenchError> {
+fn floor_list(text: &str) -> Result<Vec<(String, f64)>, String> {
     text.split(',')
         .map(|pair| {
             let (engine, floor) = pair
                 .split_once('=')
-                .ok_or_else(|| invalid(format!("--min-recall: '{pair}' is not ENGINE=RECALL")))?;
+                .ok_or_else(|| format!("'{pair}' is not ENGINE=RECALL"))?;
             match floor.parse::<f64>() {
                 Ok(floor) if (0.0..=1.0).contains(&floor) => Ok((engine.to_string(), floor)),
-                _ => Err(invalid(format!(
-                    "--min-recall: '{floor}' is not a recall in [0, 1]"
-                ))),
+                _ => Err(format!("'{floor}' is not a recall in [0, 1]")),
             }
         })
         .collect()
 }
 
-fn invalid(message: impl Into<String>) -> BenchError {
-    BenchError::Usage(message.into())
+/// Parses the whole command line, program name first.
+pub fn parse<I, T>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Flags::try_parse_from(args).map(Flags::into_command)
 }
 
-fn parse_number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, BenchError> {
-    text.trim()
-        .parse()
-        .map_err(|_| invalid(format!("{flag}: '{text}' is not a valid number")))
-}
-
-fn parse_list<T: std::str::FromStr>(flag: &str, text: &str) -> Result<Vec<T>, BenchError> {
-    let values = text
-        .split(',')
-        .filter(|part| !part.trim().is_empty())
-        .map(|part| parse_number(flag, part))
-        .collect::<Result<Vec<T>, _>>()?;
-    if values.is_empty() {
-        return Err(invalid(format!("{flag}: an empty list")));
-    }
-    Ok(values)
-}
-
-/// Parses the arguments after the program name.
-pub fn parse(args: &[String]) -> Result<Command, BenchError> {
-    let mut rows = None;
-    let mut dims = 384usize;
-    let mut dims_given = false;
-    let mut clusters = 100usize;
-    let mut queries = None;
-    let mut seed = 42u64;
-    let mut base = None;
-    let mut query_file = None;
-    let mut truth = None;
-    let mut metric = Metric::Cosine;
-    let mut m = 16u32;
-    let mut ef_construction = 64u32;
-    let mut ef_search = vec![20, 40, 80, 160];
-    let mut k = 10usize;
-    let mut connections = vec![1, 4];
-    let mut seconds = 5.0f64;
-    let mut selectivities = vec![10.0, 1.0, 0.1];
-    let mut engines = vec![EngineName::Hannoy, EngineName::Pgvector];
-    let mut out = None;
-    let mut name = None;
-
-    let mut position = 0;
-    while position < args.len() {
-        let flag = args[position].as_str();
-        if flag == "-h" || flag == "--help" {
-            return Ok(Command::Help);
+impl Flags {
+    fn into_command(self) -> Command {
+        let Flags {
+            data,
+            index,
+            output,
+            check,
+        } = self;
+        if let Some(dir) = check.check_results {
+            return Command::CheckResults {
+                dir,
+                floors: check.min_recall.unwrap_or_default(),
+            };
         }
-        // Every other flag takes a value, as the next argument or after '='.
-        let (flag, value) = match flag.split_once('=') {
-            Some((flag, value)) => (flag, value.to_string()),
-            None => {
-                position += 1;
-                let value = args
-                    .get(position)
-                    .ok_or_else(|| invalid(format!("{flag} needs a value (see --help)")))?;
-                (flag, value.clone())
-            }
-        };
-        position += 1;
-        match flag {
-            "--check-results" => {
-                let floors = match &args[position..] {
-                    [] => Vec::new(),
-                    [flag, floors] if flag == "--min-recall" => parse_floors(floors)?,
-                    [flag] if flag.starts_with("--min-recall=") => {
-                        parse_floors(&flag["--min-recall=".len()..])?
-                    }
-                    _ => {
-                        return Err(invalid(
-                            "--check-results DIR takes only --min-recall ENGINE=RECALL[,...]",
-                        ))
-                    }
-                };
-                return Ok(Command::CheckResults {
-                    dir: PathBuf::from(value),
-                    floors,
-                });
-            }
-            "--rows" => rows = Some(parse_number(flag, &value)?),
-            "--dims" => {
-                dims = parse_number(flag, &value)?;
-                dims_given = true;
-            }
-            "--clusters" => clusters = parse_number(flag, &value)?,
-            "--queries" => queries = Some(parse_number(flag, &value)?),
-            "--seed" => seed = parse_number(flag, &value)?,
-            "--base" => base = Some(PathBuf::from(value)),
-            "--query-file" => query_file = Some(PathBuf::from(value)),
-            "--truth" => truth = Some(PathBuf::from(value)),
-            "--metric" => {
-                metric = match value.as_str() {
-                    "cosine" => Metric::Cosine,
-                    "l2" => Metric::L2,
-                    other => return Err(invalid(format!("--metric: '{other}', not cosine or l2"))),
-                }
-            }
-            "--m" => m = parse_number(flag, &value)?,
-            "--ef-construction" => ef_construction = parse_number(flag, &value)?,
-            "--ef" => ef_search = parse_list(flag, &value)?,
-            "--k" => k = parse_number(flag, &value)?,
-            "--connections" => connections = parse_list(flag, &value)?,
-            "--seconds" => seconds = parse_number(flag, &value)?,
-            "--selectivities" => {
-                selectivities = if value.trim() == "none" {
-                    Vec::new()
-                } else {
-                    parse_list(flag, &value)?
-                }
-            }
-            "--engines" => {
-                engines = value
-                    .split(',')
-                    .map(|engine| match engine.trim() {
-                        "hannoy" => Ok(EngineName::Hannoy),
-                        "pgvector" => Ok(EngineName::Pgvector),
-                        other => Err(invalid(format!(
-                            "--engines: '{other}', not hannoy or pgvector"
-                        ))),
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            "--out" => out = Some(PathBuf::from(value)),
-            "--name" => name = Some(value),
-            other => return Err(invalid(format!("unknown flag {other} (see --help)"))),
-        }
-    }
-
-    let source = match (base, query_file) {
-        (Some(base), Some(queries)) => {
-            if dims_given {
-                return Err(invalid("--dims: the dimensions come from --base"));
-            }
-            if truth.is_some() && rows.is_some() {
-                return Err(invalid(
-                    "--rows with --truth: the given neighbours refer to the whole base file",
-                ));
-            }
-            DataSource::Files {
+        // clap has seen to it that --base and --query-file come together.
+        let source = match (data.base, data.query_file) {
+            (Some(base), Some(queries)) => DataSource::Files {
                 base,
                 queries,
-                truth,
-            }
-        }
-        (None, None) => {
-            if truth.is_some() {
-                return Err(invalid("--truth needs --base and --query-file"));
-            }
-            DataSource::Synthetic {
-                dims,
-                clusters,
-                seed,
-            }
-        }
-        _ => return Err(invalid("--base and --query-file go together")),
-    };
-    let rows = match source {
-        DataSource::Synthetic { .. } => Some(rows.unwrap_or(100_000)),
-        DataSource::Files { .. } => rows,
-    };
-    let queries = match source {
-        DataSource::Synthetic { .. } => Some(queries.unwrap_or(1000)),
-        DataSource::Files { .. } => queries,
-    };
-
-    if let DataSource::Synthetic { dims, clusters, .. } = source {
-        if dims == 0 || clusters == 0 {
-            return Err(invalid("--dims and --clusters must be at least 1"));
-        }
+                truth: data.truth,
+            },
+            _ => DataSource::Synthetic {
+                dims: data.dims,
+                clusters: data.clusters,
+                seed: data.seed,
+            },
+        };
+        let (rows, queries) = match source {
+            DataSource::Synthetic { .. } => (
+                Some(data.rows.unwrap_or(100_000)),
+                Some(data.queries.unwrap_or(1000)),
+            ),
+            DataSource::Files { .. } => (data.rows, data.queries),
+        };
+        let name = output
+            .name
+            .unwrap_or_else(|| default_name(&source, rows, index.metric, index.column_type));
+        Command::Run(Box::new(Settings {
+            name,
+            source,
+            rows,
+            queries,
+            metric: index.metric,
+            column_type: index.column_type,
+            m: index.m,
+            ef_construction: index.ef_construction,
+            ef_search: index.ef_search,
+            k: index.k,
+            connections: index.connections,
+            seconds: index.seconds,
+            selectivities_percent: index.selectivities,
+            engines: index.engines,
+            out: output.out,
+            seed: data.seed,
+        }))
     }
-    if rows == Some(0) || queries == Some(0) {
-        return Err(invalid("--rows and --queries must be at least 1"));
-    }
-    if k == 0 || k > 1000 {
-        return Err(invalid("--k: from 1 to 1000"));
-    }
-    if ef_search.iter().any(|&ef| ef == 0 || ef > 1000) {
-        return Err(invalid("--ef: each from 1 to 1000"));
-    }
-    if connections.contains(&0) {
-        return Err(invalid("--connections: each at least 1"));
-    }
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(invalid("--seconds: a positive number"));
-    }
-    if selectivities
-        .iter()
-        .any(|&percent| !(percent > 0.0 && percent <= 100.0))
-    {
-        return Err(invalid("--selectivities: each in (0, 100] percent"));
-    }
-    if engines.is_empty() {
-        return Err(invalid("--engines: at least one"));
-    }
-    engines.dedup();
-
-    let name = name.unwrap_or_else(|| default_name(&source, rows, metric));
-    Ok(Command::Run(Box::new(Settings {
-        name,
-        source,
-        rows,
-        queries,
-        metric,
-        m,
-        ef_construction,
-        ef_search,
-        k,
-        connections,
-        seconds,
-        selectivities_percent: selectivities,
-        engines,
-        out,
-        seed,
-    })))
 }
 
-fn default_name(source: &DataSource, rows: Option<usize>, metric: Metric) -> String {
-    match source {
+fn default_name(
+    source: &DataSource,
+    rows: Option<usize>,
+    metric: Metric,
+    column_type: ColumnType,
+) -> String {
+    let name = match source {
         DataSource::Synthetic { dims, .. } => {
             format!("synthetic-{}x{dims}-{metric}", rows.unwrap_or(0))
         }
@@ -383,6 +414,10 @@ fn default_name(source: &DataSource, rows: Option<usize>, metric: Metric) -> Str
                 None => format!("{stem}-{metric}"),
             }
         }
+    };
+    match column_type {
+        ColumnType::RealArray => name,
+        other => format!("{name}-{other}"),
     }
 }
 
@@ -390,14 +425,14 @@ fn default_name(source: &DataSource, rows: Option<usize>, metric: Metric) -> Str
 mod tests {
     use super::*;
 
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|arg| arg.to_string()).collect()
+    fn parse_flags(args: &[&str]) -> Result<Command, clap::Error> {
+        parse(std::iter::once("hannoy-bench").chain(args.iter().copied()))
     }
 
     #[test]
     fn defaults_and_lists() {
         let Command::Run(settings) =
-            parse(&strings(&["--ef", "10,40", "--selectivities=1"])).expect("valid flags")
+            parse_flags(&["--ef", "10,40", "--selectivities=1"]).expect("valid flags")
         else {
             panic!("expected a run");
         };
@@ -405,15 +440,88 @@ mod tests {
         assert_eq!(settings.selectivities_percent, vec![1.0]);
         assert_eq!(settings.rows, Some(100_000));
         assert_eq!(settings.name, "synthetic-100000x384-cosine");
+        assert_eq!(settings.column_type, ColumnType::RealArray);
+        let Command::Run(settings) =
+            parse_flags(&["--type", "halfvec", "--dims", "3072"]).expect("valid flags")
+        else {
+            panic!("expected a run");
+        };
+        assert_eq!(settings.column_type, ColumnType::Halfvec);
+        assert_eq!(settings.name, "synthetic-100000x3072-cosine-halfvec");
     }
 
     #[test]
     fn bad_flags_are_errors() {
-        assert!(parse(&strings(&["--rows"])).is_err());
-        assert!(parse(&strings(&["--rows", "many"])).is_err());
-        assert!(parse(&strings(&["--metric", "dot"])).is_err());
-        assert!(parse(&strings(&["--base", "a.fvecs"])).is_err());
-        assert!(parse(&strings(&["--selectivities", "0"])).is_err());
-        assert!(parse(&strings(&["--frobnicate", "1"])).is_err());
+        assert!(parse_flags(&["--rows"]).is_err());
+        assert!(parse_flags(&["--rows", "many"]).is_err());
+        assert!(parse_flags(&["--metric", "dot"]).is_err());
+        assert!(parse_flags(&["--type", "float8[]"]).is_err());
+        assert!(parse_flags(&["--base", "a.fvecs"]).is_err());
+        assert!(parse_flags(&["--selectivities", "0"]).is_err());
+        assert!(parse_flags(&["--frobnicate", "1"]).is_err());
+    }
+
+    #[test]
+    fn modes_sources_and_repeats() {
+        let Command::CheckResults { dir, floors } = parse_flags(&[
+            "--check-results",
+            "out",
+            "--min-recall",
+            "hannoy=0.95,pgvector=0.80",
+        ])
+        .expect("valid flags") else {
+            panic!("expected a check");
+        };
+        assert_eq!(dir, PathBuf::from("out"));
+        assert_eq!(
+            floors,
+            [("hannoy".to_string(), 0.95), ("pgvector".to_string(), 0.80)]
+        );
+        assert!(parse_flags(&["--check-results", "out", "--rows", "5"]).is_err());
+        assert!(parse_flags(&["--min-recall", "hannoy=0.9"]).is_err());
+        assert!(parse_flags(&["--check-results", "out", "--min-recall", "hannoy=1.5"]).is_err());
+
+        let Command::Run(settings) = parse_flags(&[
+            "--base=docs.fvecs",
+            "--query-file",
+            "q.fvecs",
+            "--rows",
+            "5",
+            "--rows",
+            "7",
+            "--engines",
+            "pgvector,pgvector",
+            "--selectivities",
+            "none",
+        ])
+        .expect("valid flags") else {
+            panic!("expected a run");
+        };
+        assert!(matches!(settings.source, DataSource::Files { .. }));
+        assert_eq!((settings.rows, settings.queries), (Some(7), None));
+        assert_eq!(settings.name, "docs-7-cosine");
+        assert_eq!(settings.engines, [EngineName::Pgvector]);
+        assert!(settings.selectivities_percent.is_empty());
+        assert!(parse_flags(&["--base", "a", "--query-file", "q", "--dims", "8"]).is_err());
+        assert!(parse_flags(&[
+            "--base",
+            "a",
+            "--query-file",
+            "q",
+            "--truth",
+            "t",
+            "--rows",
+            "5"
+        ])
+        .is_err());
+        assert!(parse_flags(&["--truth", "t.ivecs"]).is_err());
+    }
+
+    #[test]
+    fn help_is_generated() {
+        use clap::CommandFactory;
+        Flags::command().debug_assert();
+        let help = parse_flags(&["--help"]).err().expect("help is not a run");
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
     }
 }

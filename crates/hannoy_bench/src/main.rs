@@ -19,7 +19,6 @@ use std::time::Instant;
 /// Every failure the binary reports: which step failed and why, never a panic.
 #[derive(Debug)]
 pub enum BenchError {
-    Usage(String),
     Data(String),
     Io {
         context: String,
@@ -38,7 +37,6 @@ pub enum BenchError {
 impl fmt::Display for BenchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BenchError::Usage(message) => write!(f, "{message}"),
             BenchError::Data(message) => write!(f, "{message}"),
             BenchError::Io { context, source } => write!(f, "{context}: {source}"),
             BenchError::Postgres { context, source } => {
@@ -121,15 +119,18 @@ impl Progress {
 }
 
 fn main() -> ExitCode {
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match args::parse(&arguments) {
-        Ok(args::Command::Help) => {
-            print!("{}", args::USAGE);
-            Ok(())
-        }
+    let outcome = match args::parse(std::env::args_os()) {
         Ok(args::Command::CheckResults { dir, floors }) => check::check_results(&dir, &floors),
         Ok(args::Command::Run(settings)) => run(*settings),
-        Err(error) => Err(error),
+        // --help too: clap prints it to stdout, a usage error to stderr.
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

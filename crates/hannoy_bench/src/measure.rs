@@ -362,7 +362,12 @@ pub fn open_server(settings: &Settings, progress: &Progress) -> Result<Server, B
     progress.say(format!("connecting: {}", pg::describe(&config)));
     let started_utc = crate::report::utc_now_text();
     let mut client = pg::connect(&config)?;
-    let database = pg::prepare_database(&mut client, &settings.engines, progress)?;
+    let database = pg::prepare_database(
+        &mut client,
+        &settings.engines,
+        settings.column_type,
+        progress,
+    )?;
     progress.say(format!(
         "PostgreSQL {}; hannoy_pg {}; pgvector {}",
         database.server_version,

@@ -7,15 +7,12 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls};
 
-use crate::args::{EngineName, Metric, Settings};
+use crate::args::{ColumnType, EngineName, Metric, Settings};
 use crate::data::Matrix;
 use crate::{BenchError, Context, Progress};
 
 /// Every table the benchmark makes lives here; the schema is dropped and made again per run.
 pub const BENCH_SCHEMA: &str = "hannoy_bench";
-/// pgvector goes into a schema of its own: it and hannoy_pg both define hamming_distance(bit,
-/// bit) and `<~>`, so they cannot share one.
-pub const PGVECTOR_SCHEMA: &str = "pgv";
 
 /// A connection configured as libpq would from PGHOST (a host name or a socket directory),
 /// PGPORT, PGUSER, PGDATABASE and PGPASSWORD, with libpq's defaults.
@@ -100,11 +97,14 @@ fn extension_schema(
     Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
-/// Makes the benchmark schema afresh and the extensions when missing; pgvector failing to
-/// install is a skipped engine, hannoy_pg failing is an error when it was asked for.
+/// Makes the benchmark schema afresh and the extensions when missing (pgvector where
+/// CREATE EXTENSION puts it, beside hannoy_pg); pgvector failing to install is a skipped
+/// engine, hannoy_pg failing is an error when it was asked for. A run on pgvector's types
+/// needs pgvector for both engines, and hannoy_pg_vector for hannoy.
 pub fn prepare_database(
     client: &mut Client,
     engines: &[EngineName],
+    column_type: ColumnType,
     progress: &Progress,
 ) -> Result<Database, BenchError> {
     let server_version: String = client
@@ -134,28 +134,28 @@ pub fn prepare_database(
         }
     };
 
+    let pgvector_types = column_type != ColumnType::RealArray;
     let mut pgvector = None;
-    if engines.contains(&EngineName::Pgvector) {
+    if engines.contains(&EngineName::Pgvector) || pgvector_types {
         pgvector = extension_schema(client, "vector")?;
         if pgvector.is_none() {
-            let create = format!(
-                "CREATE SCHEMA IF NOT EXISTS {0}; CREATE EXTENSION vector SCHEMA {0};",
-                quote_ident(PGVECTOR_SCHEMA)
-            );
-            match client.batch_execute(&create) {
+            match client.batch_execute("CREATE EXTENSION vector") {
                 Ok(()) => pgvector = extension_schema(client, "vector")?,
+                Err(error) if pgvector_types => {
+                    return Err(BenchError::Postgres {
+                        context: format!(
+                            "CREATE EXTENSION vector (needed by --type {column_type})"
+                        ),
+                        source: error,
+                    })
+                }
                 Err(error) => {
                     let reason = error
                         .as_db_error()
                         .map(|db| db.message().to_string())
                         .unwrap_or_else(|| error.to_string());
-                    // An empty schema left by the failed attempt; one with anything in it stays.
-                    let _ = client.batch_execute(&format!(
-                        "DROP SCHEMA IF EXISTS {}",
-                        quote_ident(PGVECTOR_SCHEMA)
-                    ));
                     progress.say(format!(
-                        "pgvector: skipped, CREATE EXTENSION vector SCHEMA {PGVECTOR_SCHEMA} failed: {reason}"
+                        "pgvector: skipped, CREATE EXTENSION vector failed: {reason}"
                     ));
                     skipped.push((
                         EngineName::Pgvector,
@@ -164,6 +164,13 @@ pub fn prepare_database(
                 }
             }
         }
+    }
+    if pgvector_types && engines.contains(&EngineName::Hannoy) {
+        client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS hannoy_pg_vector")
+            .with_context(|| {
+                format!("CREATE EXTENSION hannoy_pg_vector (needed by --type {column_type})")
+            })?;
     }
     Ok(Database {
         hannoy_schema: hannoy
@@ -241,70 +248,77 @@ impl EngineSql {
             "WITH (m = {}, ef_construction = {})",
             settings.m, settings.ef_construction
         );
+        let pgvector_schema = quote_ident(database.pgvector_schema.as_deref().unwrap_or("public"));
+        // The column's SQL type, operator class and the cast of the query (a binary float4[]
+        // parameter, as for every engine).
+        let pgvector_column = |type_name: &str| {
+            let opclass = match settings.metric {
+                Metric::Cosine => format!("{pgvector_schema}.{type_name}_cosine_ops"),
+                Metric::L2 => format!("{pgvector_schema}.{type_name}_l2_ops"),
+            };
+            (
+                format!("{pgvector_schema}.{type_name}({dims})"),
+                opclass,
+                format!("$1::real[]::{pgvector_schema}.{type_name}"),
+            )
+        };
+        let (column, opclass, query) = match (engine, settings.column_type) {
+            (EngineName::Hannoy, ColumnType::RealArray) => (
+                "real[]".to_string(),
+                match settings.metric {
+                    Metric::Cosine => "real_cosine_ops".to_string(),
+                    Metric::L2 => "real_l2_ops".to_string(),
+                },
+                "$1::real[]".to_string(),
+            ),
+            (EngineName::Pgvector, ColumnType::RealArray | ColumnType::Vector)
+            | (EngineName::Hannoy, ColumnType::Vector) => pgvector_column("vector"),
+            (_, ColumnType::Halfvec) => pgvector_column("halfvec"),
+        };
+        let vector_text = match column.as_str() {
+            "real[]" => array_text,
+            _ => pgvector_text,
+        };
+        let columns = format!("id bigint, embedding {column}, category int");
         match engine {
-            EngineName::Hannoy => {
-                let opclass = match settings.metric {
-                    Metric::Cosine => "real_cosine_ops",
-                    Metric::L2 => "real_l2_ops",
-                };
-                let columns = "id bigint, embedding real[], category int";
-                EngineSql {
-                    engine,
-                    table: "items".into(),
-                    staging_table: "items_new".into(),
-                    index: "items_hannoy_idx".into(),
-                    create_table: format!("CREATE TABLE items ({columns})"),
-                    create_staging: format!("CREATE TABLE items_new ({columns})"),
-                    create_index: format!(
-                        "CREATE INDEX items_hannoy_idx ON items USING hannoy (embedding {opclass}{}) {with}",
-                        if filtered { ", category" } else { "" }
-                    ),
-                    distance: format!("embedding {operator} $1::real[]"),
-                    ef_setting: "hannoy.ef_search",
-                    filtered_settings: "",
-                    filtered_reset: "",
-                    index_size: "SELECT size_bytes FROM hannoy_index_info('items_hannoy_idx')"
-                        .into(),
-                    // hannoy_index_info merges the pending list before it reports.
-                    link_pending: Some(
-                        "SELECT items FROM hannoy_index_info('items_hannoy_idx')".into(),
-                    ),
-                    vector_text: array_text,
-                }
-            }
-            EngineName::Pgvector => {
-                let schema = quote_ident(
-                    database
-                        .pgvector_schema
-                        .as_deref()
-                        .unwrap_or(PGVECTOR_SCHEMA),
-                );
-                let opclass = match settings.metric {
-                    Metric::Cosine => "vector_cosine_ops",
-                    Metric::L2 => "vector_l2_ops",
-                };
-                let columns = format!("id bigint, embedding {schema}.vector({dims}), category int");
-                EngineSql {
-                    engine,
-                    table: "items_pgv".into(),
-                    staging_table: "items_pgv_new".into(),
-                    index: "items_pgv_idx".into(),
-                    create_table: format!("CREATE TABLE items_pgv ({columns})"),
-                    create_staging: format!("CREATE TABLE items_pgv_new ({columns})"),
-                    create_index: format!(
-                        "CREATE INDEX items_pgv_idx ON items_pgv USING hnsw (embedding {schema}.{opclass}) {with}"
-                    ),
-                    // pgvector casts real[] to vector: the query travels as binary float4[],
-                    // as it does for hannoy.
-                    distance: format!("embedding {operator} $1::real[]::{schema}.vector"),
-                    ef_setting: "hnsw.ef_search",
-                    filtered_settings: "SET hnsw.iterative_scan = relaxed_order",
-                    filtered_reset: "RESET hnsw.iterative_scan",
-                    index_size: "SELECT pg_relation_size('items_pgv_idx')".into(),
-                    link_pending: None,
-                    vector_text: pgvector_text,
-                }
-            }
+            EngineName::Hannoy => EngineSql {
+                engine,
+                table: "items".into(),
+                staging_table: "items_new".into(),
+                index: "items_hannoy_idx".into(),
+                create_table: format!("CREATE TABLE items ({columns})"),
+                create_staging: format!("CREATE TABLE items_new ({columns})"),
+                create_index: format!(
+                    "CREATE INDEX items_hannoy_idx ON items USING hannoy (embedding {opclass}{}) {with}",
+                    if filtered { ", category" } else { "" }
+                ),
+                distance: format!("embedding {operator} {query}"),
+                ef_setting: "hannoy.ef_search",
+                filtered_settings: "",
+                filtered_reset: "",
+                index_size: "SELECT size_bytes FROM hannoy_index_info('items_hannoy_idx')".into(),
+                // hannoy_index_info merges the pending list before it reports.
+                link_pending: Some("SELECT items FROM hannoy_index_info('items_hannoy_idx')".into()),
+                vector_text,
+            },
+            EngineName::Pgvector => EngineSql {
+                engine,
+                table: "items_pgv".into(),
+                staging_table: "items_pgv_new".into(),
+                index: "items_pgv_idx".into(),
+                create_table: format!("CREATE TABLE items_pgv ({columns})"),
+                create_staging: format!("CREATE TABLE items_pgv_new ({columns})"),
+                create_index: format!(
+                    "CREATE INDEX items_pgv_idx ON items_pgv USING hnsw (embedding {opclass}) {with}"
+                ),
+                distance: format!("embedding {operator} {query}"),
+                ef_setting: "hnsw.ef_search",
+                filtered_settings: "SET hnsw.iterative_scan = relaxed_order",
+                filtered_reset: "RESET hnsw.iterative_scan",
+                index_size: "SELECT pg_relation_size('items_pgv_idx')".into(),
+                link_pending: None,
+                vector_text,
+            },
         }
     }
 }

@@ -103,11 +103,11 @@ pub fn write_all(
     };
     write("results.json", &(json + "\n"))?;
     write("results.md", &markdown(settings, dataset, results))?;
-    write("recall_qps.svg", &chart(settings, dataset, results))?;
+    write("recall_qps.svg", &chart(settings, dataset, results)?)?;
     Ok(())
 }
 
-fn chart(settings: &Settings, dataset: &Dataset, results: &Results) -> String {
+fn chart(settings: &Settings, dataset: &Dataset, results: &Results) -> Result<String, BenchError> {
     let series: Vec<Series> = results
         .engines
         .iter()
@@ -130,10 +130,11 @@ fn chart(settings: &Settings, dataset: &Dataset, results: &Results) -> String {
         label: "exact".to_string(),
     });
     let title = format!(
-        "{}: {} × {}-d, {}, m {}, ef_construction {}",
+        "{}: {} × {}-d {}, {}, m {}, ef_construction {}",
         settings.name,
         dataset.base.len(),
         dataset.base.dims,
+        settings.column_type,
         settings.metric,
         settings.m,
         settings.ef_construction
@@ -178,9 +179,10 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
     };
     let _ = writeln!(
         md,
-        "{} rows × {}-d, {} distance, {} queries, k = {k}. Data: {data}. Ground truth: {}.\n",
+        "{} rows × {}-d in {} columns, {} distance, {} queries, k = {k}. Data: {data}. Ground truth: {}.\n",
         dataset.base.len(),
         dataset.base.dims,
+        settings.column_type,
         settings.metric,
         dataset.queries.len(),
         environment.truth
@@ -373,12 +375,13 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
         md,
         "\n## How it was measured\n\n\
 - Load: `COPY table (id, embedding, category) FROM STDIN` in text format into a table without \
-  indexes, then `VACUUM ANALYZE` (not timed). hannoy stores `real[]`, pgvector `vector(D)`.\n\
+  indexes, then `VACUUM ANALYZE` (not timed). Column types: with `--type real[]` hannoy stores \
+  `real[]` and pgvector `vector(D)`; with `--type vector` or `halfvec` both store that type.\n\
 - Build: `CREATE INDEX` with `maintenance_work_mem` 1GB and the server's other defaults (hannoy \
   links with one thread per core; pgvector uses `max_parallel_maintenance_workers`). Size: hannoy's \
   `hannoy_index_info().size_bytes` (its LMDB folder), pgvector's `pg_relation_size`.\n\
 - Queries: a prepared `SELECT id ... ORDER BY embedding <op> $1 LIMIT k`, the query vector sent as \
-  a binary `float4[]` parameter (cast to `vector` for pgvector). Per ef_search, a `LIMIT 100` pass \
+  a binary `float4[]` parameter (cast to the column's pgvector type where it has one). Per ef_search, a `LIMIT 100` pass \
   over every query first (recall@100, and it warms the caches), then the timed `LIMIT {k}` pass: \
   latency is client-side per query, q/s is queries ÷ the pass's wall time. pgvector without its \
   iterative scan returns at most ef_search rows, hence its rows returned at `LIMIT 100`. The \

@@ -1,7 +1,11 @@
-//! The recall–throughput chart, written by hand as SVG: x is recall@k, y is queries per second
-//! on a log scale, one polyline with labelled markers per engine, the exact scan as one marker.
+//! The recall–throughput chart as SVG, drawn with plotters: x is recall@k, y is queries per
+//! second on a log scale, one line with labelled markers per engine, the exact scan as one
+//! marker.
 
-use std::fmt::Write as _;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::BenchError;
 
 pub struct ChartPoint {
     pub recall: f64,
@@ -14,20 +18,13 @@ pub struct Series {
     pub points: Vec<ChartPoint>,
 }
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 480.0;
-const LEFT: f64 = 80.0;
-const RIGHT: f64 = 60.0;
-const TOP: f64 = 50.0;
-const BOTTOM: f64 = 60.0;
-const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+const SIZE: (u32, u32) = (760, 480);
+const COLOURS: [RGBColor; 4] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+];
 
 /// Recall from a round number of hundredths below the lowest point, up to 1.
 fn recall_range(lowest: f64) -> (f64, f64) {
@@ -46,14 +43,52 @@ fn qps_range(lowest: f64, highest: f64) -> (f64, f64) {
     (low, high)
 }
 
+/// The most recall labels plotters may place: held to one per 0.05 on a narrow range and one
+/// per 0.1 on a wide one, it picks that step.
+fn recall_tick_count(low: f64, high: f64) -> usize {
+    let step = if high - low > 0.31 { 0.1 } else { 0.05 };
+    ((high - low) / step).round() as usize + 1
+}
+
+/// 1, 2 and 5 of each decade: plotters' own log ticks label every integer multiple.
+fn qps_ticks(low: f64, high: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut decade = low;
+    while decade < high * 1.0001 {
+        for multiple in [1.0, 2.0, 5.0] {
+            let qps = decade * multiple;
+            if qps <= high * 1.0001 {
+                ticks.push(qps);
+            }
+        }
+        decade *= 10.0;
+    }
+    ticks
+}
+
 pub fn recall_qps_chart(
     title: &str,
     k: usize,
     series: &[Series],
     exact: Option<&ChartPoint>,
-) -> String {
-    let plotted =
-        |point: &&ChartPoint| point.qps > 0.0 && point.qps.is_finite() && point.recall.is_finite();
+) -> Result<String, BenchError> {
+    let mut svg = String::new();
+    draw(&mut svg, title, k, series, exact)
+        .map_err(|error| BenchError::Data(format!("drawing recall_qps.svg: {error}")))?;
+    Ok(svg)
+}
+
+fn plotted(point: &&ChartPoint) -> bool {
+    point.qps > 0.0 && point.qps.is_finite() && point.recall.is_finite()
+}
+
+fn draw(
+    svg: &mut String,
+    title: &str,
+    k: usize,
+    series: &[Series],
+    exact: Option<&ChartPoint>,
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
     let all: Vec<&ChartPoint> = series
         .iter()
         .flat_map(|series| series.points.iter())
@@ -70,160 +105,84 @@ pub fn recall_qps_chart(
         )
     };
     let (recall_low, recall_high) = recall_range(lowest_recall);
-    let plot_width = WIDTH - LEFT - RIGHT;
-    let plot_height = HEIGHT - TOP - BOTTOM;
-    let x_of = |recall: f64| LEFT + (recall - recall_low) / (recall_high - recall_low) * plot_width;
-    let y_of = |qps: f64| {
-        TOP + plot_height
-            - (qps.log10() - qps_low.log10()) / (qps_high.log10() - qps_low.log10()) * plot_height
+
+    // Font sizes are plotters' own: its SVG backend writes each divided by 1.24.
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(16)
+        // Room for the labels of the points at recall 1.
+        .margin_right(60)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(
+            recall_low..recall_high,
+            (qps_low..qps_high)
+                .log_scale()
+                .with_key_points(qps_ticks(qps_low, qps_high)),
+        )?;
+    chart
+        .configure_mesh()
+        .x_labels(recall_tick_count(recall_low, recall_high))
+        .max_light_lines(0)
+        .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
+        .label_style(("sans-serif", 15))
+        .x_label_formatter(&|recall| format!("{recall:.2}"))
+        .y_label_formatter(&|qps| qps_label(*qps))
+        .x_desc(format!("recall@{k}"))
+        .y_desc("queries per second, one connection (log scale)")
+        .draw()?;
+
+    let marker_label = |colour: RGBColor| {
+        ("sans-serif", 12)
+            .into_font()
+            .color(&colour)
+            .pos(Pos::new(HPos::Left, VPos::Bottom))
     };
-
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
-        WIDTH / 2.0,
-        escape(title)
-    );
-
-    // Vertical grid and x ticks: every 0.05 on a narrow range, every 0.1 on a wide one.
-    let step = if recall_high - recall_low > 0.31 {
-        0.1
-    } else {
-        0.05
-    };
-    let ticks = ((recall_high - recall_low) / step).round() as usize;
-    for tick in 0..=ticks {
-        let recall = recall_low + tick as f64 * step;
-        let x = x_of(recall);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#e0e0e0"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{recall:.2}</text>"##,
-            TOP + plot_height,
-            TOP + plot_height + 18.0
-        );
-    }
-    // Horizontal grid and y ticks at 1, 2 and 5 of each decade.
-    let mut decade = qps_low;
-    while decade < qps_high * 1.0001 {
-        for multiple in [1.0, 2.0, 5.0] {
-            let qps = decade * multiple;
-            if qps > qps_high * 1.0001 {
-                break;
-            }
-            let y = y_of(qps);
-            let stroke = if multiple == 1.0 {
-                "#c8c8c8"
-            } else {
-                "#ececec"
-            };
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{stroke}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                LEFT + plot_width,
-                LEFT - 6.0,
-                y + 4.0,
-                qps_label(qps)
-            );
-        }
-        decade *= 10.0;
-    }
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_width}" height="{plot_height}" fill="none" stroke="#444"/>"##
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">recall@{k}</text>"#,
-        LEFT + plot_width / 2.0,
-        HEIGHT - 16.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">queries per second, one connection (log scale)</text>"#,
-        TOP + plot_height / 2.0,
-        TOP + plot_height / 2.0
-    );
-
     for (index, series) in series.iter().enumerate() {
         let colour = COLOURS[index % COLOURS.len()];
         let points: Vec<&ChartPoint> = series.points.iter().filter(plotted).collect();
-        let coordinates: Vec<String> = points
-            .iter()
-            .map(|p| format!("{:.1},{:.1}", x_of(p.recall), y_of(p.qps)))
-            .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-            coordinates.join(" ")
-        );
-        for point in points {
-            let (x, y) = (x_of(point.recall), y_of(point.qps));
-            let _ = writeln!(
-                svg,
-                r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="10" fill="{colour}">{}</text>"#,
-                x + 6.0,
-                y - 6.0,
-                escape(&point.label)
-            );
-        }
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.recall, p.qps)),
+                colour.stroke_width(2),
+            ))?
+            .label(series.name.as_str())
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new([(0, 0), (24, 0)], colour.stroke_width(2))
+                    + Circle::new((12, 0), 4, colour.filled())
+            });
+        chart.draw_series(points.iter().map(|p| {
+            EmptyElement::at((p.recall, p.qps))
+                + Circle::new((0, 0), 4, colour.filled())
+                + Text::new(p.label.clone(), (6, -4), marker_label(colour))
+        }))?;
     }
-    let mut legend: Vec<(String, &str, bool)> = series
-        .iter()
-        .enumerate()
-        .map(|(index, series)| (series.name.clone(), COLOURS[index % COLOURS.len()], true))
-        .collect();
-    if let Some(point) = exact.filter(|p| plotted(p)) {
-        let (x, y) = (x_of(point.recall), y_of(point.qps));
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="black"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{}</text>"#,
-            x - 4.0,
-            y - 4.0,
-            x - 8.0,
-            y - 6.0,
-            escape(&point.label)
-        );
-        legend.push(("exact scan".to_string(), "black", false));
+    if let Some(point) = exact.filter(plotted) {
+        let label_style = ("sans-serif", 12)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Right, VPos::Bottom));
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((point.recall, point.qps))
+                    + Rectangle::new([(-4, -4), (4, 4)], BLACK.filled())
+                    + Text::new(point.label.clone(), (-8, -4), label_style),
+            ))?
+            .label("exact scan")
+            .legend(|(x, y)| Rectangle::new([(x + 8, y - 4), (x + 16, y + 4)], BLACK.filled()));
     }
-    // Bottom left: the corner the curves (fast at low recall, slow at high) leave empty.
-    let legend_top = TOP + plot_height - 12.0 - 18.0 * legend.len() as f64;
-    for (row, (name, colour, line)) in legend.iter().enumerate() {
-        let y = legend_top + 18.0 * row as f64 + 9.0;
-        let x = LEFT + 14.0;
-        if *line {
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{x}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="2"/><circle cx="{:.1}" cy="{y:.1}" r="4" fill="{colour}"/>"#,
-                x + 24.0,
-                x + 12.0
-            );
-        } else {
-            let _ = writeln!(
-                svg,
-                r#"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="{colour}"/>"#,
-                x + 8.0,
-                y - 4.0
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-            x + 32.0,
-            y + 4.0,
-            escape(name)
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
+    // Lower left: the corner the curves (fast at low recall, slow at high) leave empty.
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.8))
+        .border_style(RGBColor(0xc8, 0xc8, 0xc8))
+        .draw()?;
+    root.present()
 }
 
 fn qps_label(qps: f64) -> String {
@@ -254,8 +213,14 @@ mod tests {
         }
     }
 
+    /// Engine lines and their legend samples are the chart's only 2-pixel strokes.
+    fn engine_lines(svg: &str, colour: &str) -> usize {
+        svg.matches(&format!(r#"stroke="{colour}" stroke-width="2""#))
+            .count()
+    }
+
     #[test]
-    fn one_polyline_per_engine_with_labels_and_legend() {
+    fn one_line_per_engine_with_labels_and_legend() {
         let engines = [
             series(
                 "hannoy",
@@ -268,12 +233,19 @@ mod tests {
             qps: 12.0,
             label: "exact".to_string(),
         };
-        let svg = recall_qps_chart("a <test> & chart", 10, &engines, Some(&exact));
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        let svg =
+            recall_qps_chart("a <test> & chart", 10, &engines, Some(&exact)).expect("a chart");
+        assert_eq!(engine_lines(&svg, "#1F77B4"), 2, "hannoy's line and legend");
+        assert_eq!(
+            engine_lines(&svg, "#D62728"),
+            2,
+            "pgvector's line and legend"
+        );
         assert_eq!(svg.matches("<circle").count(), 5 + 2, "markers and legend");
         assert!(svg.contains("ef 160") && svg.contains("pgvector") && svg.contains("exact scan"));
         assert!(svg.contains("a &lt;test&gt; &amp; chart"));
         assert!(svg.contains("recall@10"));
+        assert!(svg.contains("queries per second"));
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
     }
@@ -285,13 +257,23 @@ mod tests {
         assert_eq!(recall_range(0.88).0, 0.85);
         assert_eq!(recall_range(0.1).0, 0.05);
         assert_eq!(recall_range(1.0).0, 0.9);
+        assert_eq!(recall_tick_count(0.85, 1.0), 4);
+        assert_eq!(recall_tick_count(0.05, 1.0), 10);
+        assert_eq!(
+            qps_ticks(10.0, 1000.0),
+            [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
+        );
         assert_eq!(qps_label(2000.0), "2k");
     }
 
     #[test]
     fn no_points_is_still_a_chart() {
-        let svg = recall_qps_chart("empty", 10, &[series("hannoy", &[])], None);
-        assert_eq!(svg.matches("<polyline").count(), 1);
+        let svg = recall_qps_chart("empty", 10, &[series("hannoy", &[])], None).expect("a chart");
+        assert!(
+            svg.contains("hannoy"),
+            "the engine still has its legend entry"
+        );
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(!svg.contains("NaN"));
     }
 }
