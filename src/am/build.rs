@@ -138,8 +138,11 @@ pub unsafe extern "C-unwind" fn ambuild(
     // SAFETY: Postgres passes open, exclusively locked relations and a valid IndexInfo.
     unsafe {
         super::refuse_unsupported(index);
-        let layout = IndexLayout::of(index);
-        let (metric, vector_type) = super::column_metric(index, &layout);
+        let super::IndexDescription {
+            layout,
+            metric,
+            vector_type,
+        } = super::describe(index);
         let options = super::options::read(index);
         crate::storage::create(index);
         pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOAD_AND_LINK);

@@ -8,7 +8,6 @@
 
 use pgrx::prelude::*;
 
-use crate::pg::filter::IndexLayout;
 use crate::pg::guc;
 
 /// What a scan costs in a plan, in the planner's units.
@@ -65,7 +64,7 @@ unsafe fn scan_cost(
         }
         let info = (*path).indexinfo;
         let index = pg_sys::index_open((*info).indexoid, pg_sys::NoLock as pg_sys::LOCKMODE);
-        let layout = IndexLayout::of(index);
+        let layout = super::describe(index).layout;
         let m = super::options::read(index).m;
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         if asks_for_null_vectors(path, layout.vector_column) {

@@ -7,7 +7,6 @@ use pgrx::prelude::*;
 
 use super::merge::{self, Wait};
 use crate::pg::error::OrRaise;
-use crate::pg::filter::IndexLayout;
 use crate::storage::pending_list;
 
 #[allow(clippy::too_many_arguments)]
@@ -24,12 +23,15 @@ pub unsafe extern "C-unwind" fn aminsert(
 ) -> bool {
     // SAFETY: Postgres passes an open index, one value per column and the row's TID.
     unsafe {
-        let layout = IndexLayout::of(index);
+        let super::IndexDescription {
+            layout,
+            metric,
+            vector_type,
+        } = super::describe(index);
         let column = layout.vector_column;
         if *isnull.add(column) {
             return false;
         }
-        let (metric, vector_type) = super::column_metric(index, &layout);
         let vector = vector_type.read(*values.add(column));
         // The dimension count is checked against the index's in `append`, under its lock.
         let dimensions = vector.dimensions();

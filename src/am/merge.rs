@@ -103,8 +103,7 @@ unsafe fn link(
         // reused by other rows. Every heap insert came before its list append, and the
         // metapage's LSN is at or after the last append.
         pg_sys::XLogFlush(list.lsn);
-        let layout = crate::pg::filter::IndexLayout::of(index);
-        let (metric, _) = super::column_metric(index, &layout);
+        let super::IndexDescription { layout, metric, .. } = super::describe(index);
         let options = super::options::read(index).for_engine(metric, list.dimensions as usize);
         let engine = engine.unwrap_or_else(|| storage::create_engine(index, &options));
         let kept = last_of_each_key(batch);

@@ -61,13 +61,55 @@ unsafe extern "C-unwind" fn amvalidate(_opclass: pg_sys::Oid) -> bool {
     true
 }
 
+/// What an index's columns hold: the layout of vector and filter columns, and the vector
+/// column's type and metric.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexDescription {
+    pub layout: IndexLayout,
+    pub metric: Metric,
+    pub vector_type: VectorType,
+}
+
+/// The description of an open index, read from the catalogs once per relcache entry: every
+/// insert and scan asks for it, and the answer cannot change while the index exists (an
+/// index's columns and operator classes are fixed at creation).
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub unsafe fn describe(index: pg_sys::Relation) -> IndexDescription {
+    // SAFETY: rd_amcache is either NULL or set below to an IndexDescription allocated in the
+    // index's own memory context, which Postgres frees (and resets rd_amcache) together with
+    // the relcache entry's index data; IndexDescription is plain Copy data without Drop.
+    unsafe {
+        let cached = (*index).rd_amcache.cast::<IndexDescription>();
+        if !cached.is_null() {
+            return cached.read();
+        }
+        let layout = IndexLayout::of(index);
+        let (metric, vector_type) = column_metric(index, &layout);
+        let description = IndexDescription {
+            layout,
+            metric,
+            vector_type,
+        };
+        let slot = pg_sys::MemoryContextAlloc(
+            (*index).rd_indexcxt,
+            std::mem::size_of::<IndexDescription>(),
+        )
+        .cast::<IndexDescription>();
+        slot.write(description);
+        (*index).rd_amcache = slot.cast();
+        description
+    }
+}
+
 /// What the vector column of an index holds and how it is compared: read from the distance
 /// function its operator class names as support function 1, by its name (ours and pgvector's
 /// share them) and the type of its first argument.
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation, `layout` its layout.
-pub unsafe fn column_metric(index: pg_sys::Relation, layout: &IndexLayout) -> (Metric, VectorType) {
+unsafe fn column_metric(index: pg_sys::Relation, layout: &IndexLayout) -> (Metric, VectorType) {
     // SAFETY: the vector column's opclass defines support function 1; get_func_name and
     // get_func_signature palloc their answers.
     let (name, argument) = unsafe {

@@ -18,7 +18,6 @@ use pgrx::PgMemoryContexts;
 
 use crate::pg::error::{raise, OrRaise};
 use crate::pg::filter::scan_keys::{scan_filter, ScanFilter};
-use crate::pg::filter::IndexLayout;
 use crate::pg::guc;
 use crate::pg::vector::OwnedVector;
 use crate::storage::pending_list::Walk;
@@ -26,14 +25,12 @@ use crate::storage::pending_list::Walk;
 /// The rows a scan still has to give.
 enum Rows {
     /// Nearest first: the graph's neighbours and the pending list's rows, merged by distance.
-    /// The graph's come in batches of `ef_search` pulled from the stream and sorted exactly. A
-    /// walk can find a node after nodes farther than it have gone out; sorting each batch
-    /// keeps every LIMIT up to ef_search in exact order and puts most late finds back in
-    /// place. One found a batch too late comes out a little early instead of being dropped, so
-    /// every row is still returned.
+    /// The graph's come in the stream's batches, each in exact order: the first is HNSW's
+    /// answer at `ef_search`, so every LIMIT up to it is in exact order. A walk can find a node
+    /// after nodes farther than it have gone out; one found a batch too late comes out a little
+    /// early instead of being dropped, so every row is still returned.
     Nearest {
         batch: Peekable<std::vec::IntoIter<Neighbor>>,
-        batch_size: usize,
         /// `None` once exhausted, or when the engine holds nothing yet.
         stream: Option<Box<OwnedStream>>,
         /// (distance, TID key) of the pending rows, nearest first.
@@ -123,12 +120,17 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     unsafe {
         refuse_unsupported(scan);
         let index = (*scan).indexRelation;
-        let layout = IndexLayout::of(index);
+        let super::IndexDescription {
+            layout,
+            metric,
+            vector_type,
+        } = super::describe(index);
         let keys = match (*scan).numberOfKeys {
             0 => &[][..],
             n => std::slice::from_raw_parts((*scan).keyData, n as usize),
         };
         state.started = true;
+        crate::pg::stats::count_index_scan(index);
         let conditions = match scan_filter(&layout, keys) {
             ScanFilter::Nothing => return,
             ScanFilter::All => Vec::new(),
@@ -137,7 +139,6 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
                 conditions
             }
         };
-        let (metric, vector_type) = super::column_metric(index, &layout);
         let order_by = &*(*scan).orderByData;
         let query = (order_by.sk_flags & pg_sys::SK_ISNULL as i32 == 0)
             .then(|| vector_type.read(order_by.sk_argument));
@@ -262,20 +263,9 @@ fn nearest_rows(
     };
     Rows::Nearest {
         batch: Vec::new().into_iter().peekable(),
-        batch_size: params.ef_search,
         stream,
         pending: pending.into_iter().peekable(),
     }
-}
-
-/// The next `size` neighbours of the stream, sorted by (distance, id).
-fn next_batch(stream: &mut OwnedStream, size: usize) -> Vec<Neighbor> {
-    let mut batch = Vec::with_capacity(size);
-    for neighbor in stream.by_ref().take(size) {
-        batch.push(neighbor.or_raise());
-    }
-    batch.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-    batch
 }
 
 /// Where the next row comes from.
@@ -290,13 +280,12 @@ impl Rows {
         match self {
             Rows::Nearest {
                 batch,
-                batch_size,
                 stream,
                 pending,
             } => {
                 if batch.peek().is_none() {
                     if let Some(s) = stream {
-                        *batch = next_batch(s, *batch_size).into_iter().peekable();
+                        *batch = s.next_batch().or_raise().into_iter().peekable();
                         if batch.peek().is_none() {
                             *stream = None;
                         }

@@ -111,15 +111,8 @@ unsafe fn pgvector_elements(
     width: usize,
     element: impl Fn(&[u8]) -> f32,
 ) -> Vec<f32> {
-    // SAFETY: detoasting gives a plain value with a 4-byte header (compressed, external and
-    // short-header values are expanded) that lives in the current memory context for this call;
-    // its first 4 bytes hold its total size.
-    let bytes = unsafe {
-        let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
-        let base = detoasted.cast::<u8>();
-        let size = (base.cast::<u32>().read_unaligned() >> 2) as usize;
-        std::slice::from_raw_parts(base, size)
-    };
+    // SAFETY: the caller promises a varlena datum.
+    let bytes = unsafe { detoasted_bytes(datum) };
     const HEADER: usize = 8; // varlena header, int16 dimensions, int16 unused
     let dimensions = match bytes.get(4..6) {
         Some(d) => i16::from_ne_bytes([d[0], d[1]]).max(0) as usize,
@@ -146,6 +139,23 @@ unsafe fn pgvector_elements(
         .chunks_exact(width)
         .map(element)
         .collect()
+}
+
+/// The whole of a varlena value, header included, detoasted: compressed, external and
+/// short-header values are expanded into a copy that lives in the current memory context.
+///
+/// # Safety
+/// `datum` must be a valid, non-NULL varlena datum; the slice must not outlive the current
+/// memory context.
+unsafe fn detoasted_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: a detoasted value has a 4-byte header whose upper 30 bits (in this byte order's
+    // VARSIZE_4B) hold its total size, header included.
+    unsafe {
+        let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
+        let base = detoasted.cast::<u8>();
+        let size = (base.cast::<u32>().read_unaligned() >> 2) as usize;
+        std::slice::from_raw_parts(base, size)
+    }
 }
 
 /// The elements of a one-dimensional `real[]` without NULLs.
@@ -221,14 +231,23 @@ fn checked_floats(array: &mut RawArray) -> Vec<f32> {
 /// # Safety
 /// `datum` must be a valid, non-NULL `bit` or `varbit` datum.
 pub unsafe fn bit_string(datum: pg_sys::Datum) -> (Vec<u64>, usize) {
-    // SAFETY: a detoasted VarBit is a 4-byte varlena header, an int32 bit count, then
-    // ceil(bits / 8) bytes, first bit in the high bit of the first byte.
-    let (dimensions, bytes) = unsafe {
-        let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
-        let base = detoasted.cast::<u8>();
-        let bit_len = base.add(4).cast::<i32>().read_unaligned().max(0) as usize;
-        let bytes = std::slice::from_raw_parts(base.add(8), bit_len.div_ceil(8));
-        (bit_len, bytes)
+    // SAFETY: the caller promises a varlena datum.
+    let value = unsafe { detoasted_bytes(datum) };
+    // A VarBit: the varlena header, an int32 bit count, then ceil(bits / 8) bytes, first bit in
+    // the high bit of the first byte.
+    let dimensions = match value.get(4..8) {
+        Some(d) => i32::from_ne_bytes([d[0], d[1], d[2], d[3]]).max(0) as usize,
+        None => 0,
+    };
+    let Some(bytes) = value.get(8..8 + dimensions.div_ceil(8)) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!(
+                "bit value of {} bytes is too short for its {dimensions} bits",
+                value.len()
+            ),
+            None,
+        );
     };
     if dimensions == 0 {
         raise(

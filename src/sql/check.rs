@@ -42,7 +42,9 @@ fn hannoy_index_check(
     // The heap is read first: rows committed before this snapshot were in the pending list
     // before their commit, so merging it next puts them all in the engine snapshot.
     // SAFETY: an open hannoy index relation.
-    let vector_column = unsafe { crate::pg::filter::IndexLayout::of(index.as_ptr()) }.vector_column;
+    let vector_column = unsafe { crate::am::describe(index.as_ptr()) }
+        .layout
+        .vector_column;
     let heap_keys = heap_row_keys(index.oid(), vector_column);
     // SAFETY: an open hannoy index relation.
     let engine = unsafe {

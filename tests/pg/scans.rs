@@ -185,3 +185,33 @@ fn an_index_on_an_empty_table_fixes_dimensions_at_the_first_insert() {
     );
     assert_eq!(one_i64("SELECT dimensions::bigint FROM hannoy_index_info('empty_t_idx')"), 3);
 }
+
+#[pg_test]
+fn each_index_scan_counts_once_in_idx_scan_and_its_rows_in_idx_tup_read() {
+    clustered_table("stats_t", 2_000, 16, 10, 0.4, 0.23);
+    run("CREATE INDEX stats_t_idx ON stats_t USING hannoy (embedding real_l2_ops);
+         SET enable_seqscan = off;");
+    // This transaction's counts, which pg_stat_user_indexes receives when it ends.
+    let counts = || {
+        Spi::get_two::<i64, i64>(
+            "SELECT pg_stat_get_xact_numscans('stats_t_idx'::regclass),
+                    pg_stat_get_xact_tuples_returned('stats_t_idx'::regclass)",
+        )
+        .map(|(scans, rows)| (scans.unwrap(), rows.unwrap()))
+        .unwrap()
+    };
+    let (scans_before, rows_before) = counts();
+    let query = |id: i32, limit: usize| {
+        format!(
+            "SELECT id FROM stats_t ORDER BY embedding <-> \
+             (SELECT embedding FROM stats_t WHERE id = {id}) LIMIT {limit}"
+        )
+    };
+    assert!(explain(&query(1, 5)).contains("Index Scan using stats_t_idx"));
+    for (id, limit) in [(1, 5), (2, 7), (3, 11)] {
+        assert_eq!(ids(&query(id, limit)).len(), limit);
+    }
+    let (scans_after, rows_after) = counts();
+    assert_eq!(scans_after - scans_before, 3);
+    assert_eq!(rows_after - rows_before, 5 + 7 + 11);
+}

@@ -16,6 +16,8 @@ use roaring::RoaringBitmap;
 
 struct Args {
     sizes: Vec<(usize, usize)>,
+    /// With `DataKind::Files`: the folder.
+    dir: std::path::PathBuf,
     queries: usize,
     efs: Vec<usize>,
     threads: Vec<usize>,
@@ -33,11 +35,14 @@ enum DataKind {
     Embeddings,
     /// Isotropic blobs with near duplicates: a hard case for any graph index.
     Hard,
+    /// Real vectors: `base.npy` and `queries.npy` in a folder (see scripts/make-dataset).
+    Files,
 }
 
 fn parse() -> Args {
     let mut args = Args {
         sizes: vec![(100_000, 128), (100_000, 384)],
+        dir: Default::default(),
         queries: 1000,
         efs: vec![20, 40, 80, 160],
         threads: vec![1, 2],
@@ -82,15 +87,44 @@ fn parse() -> Args {
                     other => panic!("--data embeddings|hard, not {other:?}"),
                 }
             }
+            "--npy" => {
+                args.data = DataKind::Files;
+                args.dir = it.next().expect("--npy DIR").into();
+            }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard] [--quick]");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick]\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
         }
     }
     args
+}
+
+/// The first `limit` rows of a 2-D little-endian float32 `.npy` file of `dims` columns.
+fn read_npy(path: &std::path::Path, limit: usize, dims: usize) -> Vec<Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x93NUMPY"),
+        "{}: not an .npy file",
+        path.display()
+    );
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(
+        header.contains("'<f4'")
+            && header.contains("'fortran_order': False")
+            && header.contains(&format!(", {dims})")),
+        "{}: want float32 rows of {dims}, the header says {header}",
+        path.display()
+    );
+    let row_bytes = dims * 4;
+    bytes[10 + header_len..]
+        .chunks_exact(row_bytes)
+        .take(limit)
+        .map(bytemuck::pod_collect_to_vec)
+        .collect()
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -183,14 +217,24 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
     let (label, generate): (&str, Generator) = match args.data {
         DataKind::Embeddings => ("embedding-like topics", embedding_like),
         DataKind::Hard => ("hard isotropic blobs with near duplicates", clustered),
+        DataKind::Files => ("vectors of files", |_, _, _| Vec::new()),
     };
     println!(
         "\n### {n} x {dims} {label}, {metric}, m = 16, ef_construction = 64, {} queries, k = 10\n",
         args.queries
     );
     let t = Instant::now();
-    let data = generate(n, dims, 11);
-    let queries = queries(&data, args.queries, 12);
+    let (data, queries) = if args.data == DataKind::Files {
+        let base = read_npy(&args.dir.join("base.npy"), n, dims);
+        let mut queries = read_npy(&args.dir.join("queries.npy"), args.queries, dims);
+        queries.truncate(args.queries);
+        (base, queries)
+    } else {
+        let data = generate(n, dims, 11);
+        let queries = queries(&data, args.queries, 12);
+        (data, queries)
+    };
+    let n = data.len();
     eprintln!("generated data in {:.1}s", t.elapsed().as_secs_f64());
     let mut rows: Vec<(String, String)> = Vec::new();
 

@@ -15,7 +15,7 @@ use crate::graph::insert::insert_batch;
 use crate::search::{NeighborStream, SearchParams};
 use crate::storage::chunks::{vectors_per_chunk, PAGE_SIZE};
 use crate::storage::meta::{FORMAT_VERSION, MAGIC};
-use crate::storage::{MetaRecord, Store, StoreStats, ENGINE_DATABASES};
+use crate::storage::{ChunkTable, MetaRecord, Store, StoreStats, ENGINE_DATABASES};
 use crate::{ItemId, Neighbor, Stamp};
 
 /// Named databases an environment can hold beyond the engine's, for the caller's own maps.
@@ -348,6 +348,8 @@ pub struct Reader<'i> {
     store: Store,
     meta: MetaRecord,
     items: RoaringBitmap,
+    /// Where the vector chunks `txn` has read lie: a search reads each chunk many times.
+    chunks: ChunkTable,
     _gate: RwLockReadGuard<'i, ()>,
 }
 
@@ -403,6 +405,7 @@ impl<'i> Reader<'i> {
     ) -> Result<Self> {
         let (meta, items) = load(store, &txn)?;
         Ok(Reader {
+            chunks: ChunkTable::new(&meta),
             txn,
             store,
             meta,
@@ -418,7 +421,16 @@ impl<'i> Reader<'i> {
     }
 
     fn view(&self) -> crate::graph::view::LmdbView<'_> {
-        crate::graph::view::LmdbView::new(&self.txn, self.store, &self.meta)
+        // SAFETY: the table is this reader's own, filled through its transaction only, and a
+        // reader never writes.
+        unsafe {
+            crate::graph::view::LmdbView::with_chunks(
+                &self.txn,
+                self.store,
+                &self.meta,
+                &self.chunks,
+            )
+        }
     }
 
     /// Neighbours of `query` in non-decreasing distance, for as long as the caller pulls.
@@ -442,7 +454,17 @@ impl<'i> Reader<'i> {
             ef_search: params.ef_search.max(k),
             ..params.clone()
         };
-        self.stream(query, &params)?.take(k).collect()
+        let mut stream = self.stream(query, &params)?;
+        let mut found = Vec::with_capacity(params.ef_search);
+        while found.len() < k {
+            let batch = stream.next_batch()?;
+            if batch.is_empty() {
+                break;
+            }
+            found.extend(batch);
+        }
+        found.truncate(k);
+        Ok(found)
     }
 
     /// The stored vector of a live item, as floats (normalised under cosine).

@@ -73,6 +73,11 @@ impl OwnedStream {
         })
     }
 
+    /// See [`NeighborStream::next_batch`].
+    pub fn next_batch(&mut self) -> Result<Vec<Neighbor>> {
+        self.stream.next_batch()
+    }
+
     /// Whether this stream scans exactly instead of walking the graph.
     pub fn is_exact(&self) -> bool {
         self.stream.is_exact()

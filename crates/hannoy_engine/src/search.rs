@@ -119,6 +119,8 @@ pub struct NeighborStream<'t> {
     view: LmdbView<'t>,
     query: PreparedQuery,
     state: State<'t>,
+    /// Results per `next_batch`: `ef_search`.
+    batch: usize,
 }
 
 enum State<'t> {
@@ -213,7 +215,12 @@ impl<'t> NeighborStream<'t> {
                 State::Exact(BinaryHeap::from(scored))
             }
         };
-        Ok(NeighborStream { view, query, state })
+        Ok(NeighborStream {
+            view,
+            query,
+            state,
+            batch: ef,
+        })
     }
 
     /// Whether this stream scans exactly instead of walking the graph.
@@ -227,6 +234,27 @@ impl<'t> NeighborStream<'t> {
             State::Exact(_) => 0,
             State::Walk(w) => w.visited_count,
         }
+    }
+
+    /// The next results, ascending; empty once the stream is drained. The first batch is the
+    /// `ef_search` items HNSW's search answers, found at its cost: pulling them one at a time
+    /// instead walks on after each (the window slides past the item returned), which costs
+    /// about as much again as the search itself. Later batches carry on from where it stopped.
+    pub fn next_batch(&mut self) -> Result<Vec<Neighbor>> {
+        let scored = match &mut self.state {
+            State::Exact(heap) => (0..self.batch)
+                .map_while(|_| heap.pop().map(|Reverse(s)| s))
+                .collect(),
+            State::Walk(walk) => walk.next_window(&self.view, self.query.bytes())?,
+        };
+        let metric = self.view.metric();
+        Ok(scored
+            .into_iter()
+            .map(|s| Neighbor {
+                id: s.id,
+                distance: metric.to_distance(s.score),
+            })
+            .collect())
     }
 
     fn next_scored(&mut self) -> Result<Option<Scored>> {
@@ -273,17 +301,42 @@ impl Walk<'_> {
     }
 
     fn next(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<Option<Scored>> {
+        if !self.walk_until_ready(view, query)? {
+            return Ok(None);
+        }
+        let best = self.window.pop_first().expect("ready implies a window");
+        self.refill(view)?;
+        self.returned += 1;
+        Ok(Some(best))
+    }
+
+    /// The whole window once it is ready, ascending; empty at the end.
+    fn next_window(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<Vec<Scored>> {
+        if !self.walk_until_ready(view, query)? {
+            return Ok(Vec::new());
+        }
+        let window = std::iter::from_fn(|| self.window.pop_first()).collect::<Vec<_>>();
+        self.refill(view)?;
+        self.returned += window.len();
+        Ok(window)
+    }
+
+    /// Tops the window up from the items found beyond it.
+    fn refill(&mut self, view: &LmdbView<'_>) -> Result<()> {
+        while !self.window.is_full() {
+            let Some(Reverse(next)) = self.overflow.pop() else {
+                break;
+            };
+            self.offer(view, next)?;
+        }
+        Ok(())
+    }
+
+    /// Walks until the window's best may be returned: false once nothing is left.
+    fn walk_until_ready(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<bool> {
         loop {
             if self.ready() {
-                let best = self.window.pop_first().expect("ready implies a window");
-                while !self.window.is_full() {
-                    let Some(Reverse(next)) = self.overflow.pop() else {
-                        break;
-                    };
-                    self.offer(view, next)?;
-                }
-                self.returned += 1;
-                return Ok(Some(best));
+                return Ok(true);
             }
             if let Some(Reverse(current)) = self.frontier.pop() {
                 self.expand(view, query, current.id)?;
@@ -296,7 +349,7 @@ impl Walk<'_> {
                 self.score_unreached(view, query)?;
                 self.finished = true;
             } else {
-                return Ok(None);
+                return Ok(false);
             }
         }
     }

@@ -48,13 +48,15 @@ pub struct FilterColumn {
     pub kind: ColumnKind,
 }
 
-/// How an index's columns divide into the vector column and filter columns.
-#[derive(Debug, Clone)]
+/// How an index's columns divide into the vector column and filter columns. Plain data of a
+/// fixed size, so that it can be kept in the index's relcache entry (see `am::describe`).
+#[derive(Debug, Clone, Copy)]
 pub struct IndexLayout {
     /// 0-based position of the vector column among the index's columns.
     pub vector_column: usize,
-    /// One per index column, `None` at the vector column.
-    columns: Vec<Option<FilterColumn>>,
+    /// The first `column_count` hold one entry per index column, `None` at the vector column.
+    columns: [Option<FilterColumn>; pg_sys::INDEX_MAX_KEYS as usize],
+    column_count: usize,
 }
 
 impl IndexLayout {
@@ -71,7 +73,7 @@ impl IndexLayout {
             let count = (*desc).natts as usize;
             let attrs = (*desc).attrs.as_slice(count);
             let mut vector_column = None;
-            let mut columns = Vec::with_capacity(count);
+            let mut columns = [None; pg_sys::INDEX_MAX_KEYS as usize];
             let mut engine_column = 0u16;
             for (i, attr) in attrs.iter().enumerate() {
                 let attno = (i + 1) as pg_sys::AttrNumber;
@@ -83,7 +85,6 @@ impl IndexLayout {
                             Some("Index the other vector columns with indexes of their own."),
                         );
                     }
-                    columns.push(None);
                     continue;
                 }
                 let Some(kind) = ColumnKind::of_type(attr.atttypid) else {
@@ -116,10 +117,10 @@ impl IndexLayout {
                         );
                     }
                 }
-                columns.push(Some(FilterColumn {
+                columns[i] = Some(FilterColumn {
                     engine_column,
                     kind,
-                }));
+                });
                 engine_column += 1;
             }
             let Some(vector_column) = vector_column else {
@@ -132,17 +133,22 @@ impl IndexLayout {
             IndexLayout {
                 vector_column,
                 columns,
+                column_count: count,
             }
         }
     }
 
+    fn columns(&self) -> &[Option<FilterColumn>] {
+        &self.columns[..self.column_count]
+    }
+
     pub fn has_filters(&self) -> bool {
-        self.columns.len() > 1
+        self.column_count > 1
     }
 
     /// The filter column at 1-based index attribute `attno`, `None` for the vector column.
     pub fn filter_column(&self, attno: pg_sys::AttrNumber) -> Option<FilterColumn> {
-        self.columns
+        self.columns()
             .get((attno as usize).checked_sub(1)?)
             .copied()
             .flatten()
@@ -153,8 +159,8 @@ impl IndexLayout {
     /// # Safety
     /// `values` and `isnull` must hold one entry per index column, valid for this call.
     pub unsafe fn row(&self, values: *const pg_sys::Datum, isnull: *const bool) -> FilterRow {
-        let mut row = Vec::with_capacity(self.columns.len().saturating_sub(1));
-        for (i, column) in self.columns.iter().enumerate() {
+        let mut row = Vec::with_capacity(self.column_count.saturating_sub(1));
+        for (i, column) in self.columns().iter().enumerate() {
             let Some(column) = column else { continue };
             // SAFETY: `i` is below the column count, the length of both arrays.
             let (datum, null) = unsafe { (*values.add(i), *isnull.add(i)) };

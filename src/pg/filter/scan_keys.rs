@@ -9,7 +9,7 @@ use std::ops::Bound;
 use hannoy_engine::{FilterCondition, FilterValue};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use super::values::{array_values, ValueKind};
+use super::values::{array_values, ArrayValues, ValueKind};
 use super::{ColumnKind, IndexLayout};
 use crate::pg::error::raise;
 
@@ -76,10 +76,15 @@ pub unsafe fn scan_filter(layout: &IndexLayout, keys: &[pg_sys::ScanKeyData]) ->
         // SAFETY: forwarded from the caller: the argument is a valid datum of the operator's
         // right-hand type (an array of it for SK_SEARCHARRAY).
         let condition = unsafe {
-            if flags & pg_sys::SK_SEARCHARRAY != 0 {
-                any_of(col, strategy, key.sk_argument, &mut exact)
-            } else if matches!(strategy, OVERLAPS | CONTAINS | CONTAINED_BY) {
-                array_condition(col, strategy, key.sk_argument, &mut exact)
+            let searches_array = flags & pg_sys::SK_SEARCHARRAY != 0;
+            if searches_array || matches!(strategy, OVERLAPS | CONTAINS | CONTAINED_BY) {
+                let elements = array_values(key.sk_argument);
+                exact &= elements.exact;
+                if searches_array {
+                    any_of(col, strategy, elements)
+                } else {
+                    array_condition(col, strategy, elements)
+                }
             } else {
                 let ColumnKind::Scalar(_) = column.kind else {
                     unexpected(strategy)
@@ -144,18 +149,7 @@ fn comparison(column: u16, strategy: u16, value: FilterValue, exact: bool) -> Fi
 }
 
 /// `column op ANY(array)`: true when it holds for one non-NULL element.
-///
-/// # Safety
-/// `array` must be a valid, non-NULL array of the operator's right-hand type.
-unsafe fn any_of(
-    column: u16,
-    strategy: u16,
-    array: pg_sys::Datum,
-    exact: &mut bool,
-) -> Option<FilterCondition> {
-    // SAFETY: forwarded from the caller.
-    let elements = unsafe { array_values(array) };
-    *exact &= elements.exact;
+fn any_of(column: u16, strategy: u16, elements: ArrayValues) -> Option<FilterCondition> {
     let values = elements.values;
     let by_key = |v: &&FilterValue| v.encoded();
     let bound = match strategy {
@@ -171,18 +165,7 @@ unsafe fn any_of(
 }
 
 /// `column && / @> / <@ array`.
-///
-/// # Safety
-/// `array` must be a valid, non-NULL array.
-unsafe fn array_condition(
-    column: u16,
-    strategy: u16,
-    array: pg_sys::Datum,
-    exact: &mut bool,
-) -> Option<FilterCondition> {
-    // SAFETY: forwarded from the caller.
-    let elements = unsafe { array_values(array) };
-    *exact &= elements.exact;
+fn array_condition(column: u16, strategy: u16, elements: ArrayValues) -> Option<FilterCondition> {
     // A NULL element is equal to nothing: `&&` and `<@` just skip it, but no array contains it.
     let values = elements.values;
     Some(match strategy {

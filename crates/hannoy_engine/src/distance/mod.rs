@@ -484,6 +484,24 @@ impl PreparedQuery {
     }
 }
 
+/// Asks the CPU to start loading up to 1 KiB from `address` into cache, `len` bytes at most.
+/// Only a hint: a prefetch never faults, whatever the address, so any address is safe to pass.
+#[inline]
+pub(crate) fn prefetch(address: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for offset in (0..len.min(1024)).step_by(64) {
+        // SAFETY: prefetching does not access memory architecturally and cannot fault; SSE is
+        // part of the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                address.wrapping_add(offset).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (address, len);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,14 @@ pub(crate) struct FilterStore {
     records: Database<U32<NativeEndian>, Bytes, IntegerComparator>,
 }
 
+/// The values of one column within two bounds, as a range condition asks for them.
+#[derive(Clone, Copy)]
+struct ValueRange<'a> {
+    column: u16,
+    lower: Bound<&'a FilterValue>,
+    upper: Bound<&'a FilterValue>,
+}
+
 /// What one write does to one key's bitmap: removals first, so an item whose new values
 /// include an old one keeps it.
 #[derive(Default)]
@@ -197,7 +205,14 @@ impl FilterStore {
                 column,
                 lower,
                 upper,
-            } => self.range(txn, *column, lower.as_ref(), upper.as_ref()),
+            } => self.range(
+                txn,
+                ValueRange {
+                    column: *column,
+                    lower: lower.as_ref(),
+                    upper: upper.as_ref(),
+                },
+            ),
             FilterCondition::IsNull { column } => {
                 self.bitmap_or_empty(txn, &marker_key(*column, TAG_NULL))
             }
@@ -235,35 +250,29 @@ impl FilterStore {
 
     /// The items with a value of `column` within the bounds: the union over one key range, or
     /// for integer and float bounds over whole groups and the values at both ends.
-    fn range(
-        &self,
-        txn: &RoTxn,
-        column: u16,
-        lower: Bound<&FilterValue>,
-        upper: Bound<&FilterValue>,
-    ) -> Result<RoaringBitmap> {
+    fn range(&self, txn: &RoTxn, range: ValueRange) -> Result<RoaringBitmap> {
+        let ValueRange { lower, upper, .. } = range;
         let fixed_or_open = |bound: Bound<&FilterValue>| {
             FilterValue::is_fixed_bound(bound) || bound == Bound::Unbounded
         };
         if FilterValue::is_fixed_bound(lower) || FilterValue::is_fixed_bound(upper) {
             if fixed_or_open(lower) && fixed_or_open(upper) {
-                return self.fixed_range(txn, column, lower, upper);
+                return self.fixed_range(txn, range);
             }
             // One bound of another kind: the plain walk, keeping only 8-byte values.
-            return self.value_range(txn, column, lower, upper, Some(FIXED_BYTES));
+            return self.value_range(txn, range, Some(FIXED_BYTES));
         }
-        self.value_range(txn, column, lower, upper, None)
+        self.value_range(txn, range, None)
     }
 
     /// A range with integer or float bounds (or none on one side), over 8-byte encodings as
     /// numbers: the whole groups inside it, and single values between its ends and them.
-    fn fixed_range(
-        &self,
-        txn: &RoTxn,
-        column: u16,
-        lower: Bound<&FilterValue>,
-        upper: Bound<&FilterValue>,
-    ) -> Result<RoaringBitmap> {
+    fn fixed_range(&self, txn: &RoTxn, range: ValueRange) -> Result<RoaringBitmap> {
+        let ValueRange {
+            column,
+            lower,
+            upper,
+        } = range;
         // `range` sends only integer and float bounds here, all 8-byte encodings.
         let number = |v: &FilterValue| fixed_number(v).expect("an integer or float bound");
         // The first and last encodings inside, as u128 so that the ends of u64 need no care.
@@ -345,11 +354,14 @@ impl FilterStore {
     fn value_range(
         &self,
         txn: &RoTxn,
-        column: u16,
-        lower: Bound<&FilterValue>,
-        upper: Bound<&FilterValue>,
+        range: ValueRange,
         value_bytes: Option<usize>,
     ) -> Result<RoaringBitmap> {
+        let ValueRange {
+            column,
+            lower,
+            upper,
+        } = range;
         let values = prefix(column, TAG_VALUE);
         let key = |value: &FilterValue| value_key(column, value);
         // A bound longer than any stored key cannot be looked up, but its first MAX_KEY_BYTES

@@ -56,7 +56,8 @@ impl GraphView for MemGraph<'_> {
 
     #[inline]
     fn prefetch(&self, id: ItemId) {
-        prefetch_bytes(self.vectors.get(id as usize));
+        let vector = self.vectors.get(id as usize);
+        crate::distance::prefetch(vector.as_ptr(), vector.len());
     }
 
     #[inline]
@@ -65,21 +66,6 @@ impl GraphView for MemGraph<'_> {
             out.extend(lock(list).iter().map(|l| l.id));
         }
         Ok(())
-    }
-}
-
-/// Asks the CPU to start loading up to 1 KiB of `bytes` into cache.
-#[inline]
-fn prefetch_bytes(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64).take(16) {
-        // SAFETY: a prefetch is only a hint; it never faults, even on an invalid address, and
-        // this one points into a live slice. SSE is part of the x86_64 baseline.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
     }
 }
 

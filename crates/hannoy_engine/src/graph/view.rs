@@ -27,6 +27,25 @@ impl<'t> LmdbView<'t> {
             chunks: None,
         }
     }
+
+    /// A view that reads vectors through `chunks`.
+    ///
+    /// # Safety
+    /// `chunks` must be used with `txn` only, and nothing may write through `txn` (see
+    /// `Store::vector_via`).
+    pub unsafe fn with_chunks(
+        txn: &'t RoTxn<'t>,
+        store: Store,
+        meta: &'t MetaRecord,
+        chunks: &'t ChunkTable,
+    ) -> Self {
+        LmdbView {
+            txn,
+            store,
+            meta,
+            chunks: Some(chunks),
+        }
+    }
 }
 
 /// A read-only transaction with the table of where its vector chunks lie (`ChunkTable`): the
@@ -46,12 +65,8 @@ impl<'w> CachedTxn<'w> {
     }
 
     pub fn view<'s>(&'s self, store: Store, meta: &'s MetaRecord) -> LmdbView<'s> {
-        LmdbView {
-            txn: &self.txn,
-            store,
-            meta,
-            chunks: Some(&self.chunks),
-        }
+        // SAFETY: the table is this transaction's own, and the transaction is read-only.
+        unsafe { LmdbView::with_chunks(&self.txn, store, meta, &self.chunks) }
     }
 }
 
@@ -76,6 +91,23 @@ impl GraphView for LmdbView<'_> {
             out.extend(list.iter());
         }
         Ok(())
+    }
+
+    /// Only vectors whose chunk has been looked up already: finding one would cost the
+    /// B-tree descent that the read itself pays anyway.
+    #[inline]
+    fn prefetch(&self, id: ItemId) {
+        if let Some(table) = self.chunks {
+            let vector_bytes = self.meta.vector_bytes as usize;
+            let (chunk_no, range) = crate::storage::chunks::locate(
+                id,
+                self.meta.vectors_per_chunk as usize,
+                vector_bytes,
+            );
+            if let Some(address) = table.known(chunk_no) {
+                crate::distance::prefetch((address + range.start) as *const u8, vector_bytes);
+            }
+        }
     }
 }
 

@@ -492,9 +492,22 @@ impl ChunkTable {
     /// A table for the chunks of the ids below `meta.next_id`; later ones are looked up as usual.
     pub fn new(meta: &MetaRecord) -> ChunkTable {
         let chunks = (meta.next_id as usize).div_ceil(meta.vectors_per_chunk.max(1) as usize);
-        ChunkTable {
-            addresses: (0..chunks).map(|_| Cell::new(0)).collect(),
-        }
+        // A zeroed allocation: for a large index the allocator maps fresh zero pages, so a
+        // search that touches a few hundred chunks pays for those pages only, not the table.
+        let zeroed: Box<[usize]> = vec![0usize; chunks].into_boxed_slice();
+        // SAFETY: Cell<usize> has the same layout as usize (repr(transparent)), so the box's
+        // allocation is valid as a box of cells.
+        let addresses = unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [Cell<usize>]) };
+        ChunkTable { addresses }
+    }
+
+    /// The address of chunk `chunk_no` if a read has looked it up already.
+    #[inline]
+    pub fn known(&self, chunk_no: u32) -> Option<usize> {
+        self.addresses
+            .get(chunk_no as usize)
+            .map(Cell::get)
+            .filter(|&a| a != 0)
     }
 }
 
