@@ -1,7 +1,7 @@
 //! An index: one LMDB environment holding one graph, opened for reading or writing.
 
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use heed::{Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 use roaring::RoaringBitmap;
@@ -15,7 +15,7 @@ use crate::graph::insert::insert_batch;
 use crate::search::{NeighborStream, SearchParams};
 use crate::storage::chunks::{vectors_per_chunk, PAGE_SIZE};
 use crate::storage::meta::{FORMAT_VERSION, MAGIC};
-use crate::storage::{ChunkTable, MetaRecord, Store, StoreStats, ENGINE_DATABASES};
+use crate::storage::{ChunkTable, LinkTable, MetaRecord, Store, StoreStats, ENGINE_DATABASES};
 use crate::{ItemId, Neighbor, Stamp};
 
 /// Named databases an environment can hold beyond the engine's, for the caller's own maps.
@@ -101,6 +101,22 @@ pub struct Index {
     /// Readers and writers of this process hold it shared; growing the map takes it exclusively,
     /// because LMDB may only be resized while this process has no transaction open.
     gate: RwLock<()>,
+    /// The chunk addresses the last reader found, for the next reader of the same snapshot.
+    addresses: Mutex<Option<SnapshotAddresses>>,
+}
+
+/// Where a snapshot's vector chunks and layer-0 link lists lie in the map. A query reads a thousand or more vectors
+/// spread over the whole index, nearly each from a chunk it has not read yet, so a table
+/// that lived only as long as one reader would save little; one handed from reader to reader
+/// saves a B-tree descent per vector once the chunks have been read. It is valid for every
+/// read transaction with the same id: that id names the last committed write, and LMDB never
+/// reuses the pages a committed snapshot reaches while a reader holds it (the next reader does
+/// from its start) or while it is still the newest (nothing has committed since). A resize moves
+/// the map, so it drops the table.
+struct SnapshotAddresses {
+    txn_id: usize,
+    chunks: ChunkTable,
+    links: LinkTable,
 }
 
 impl std::fmt::Debug for Index {
@@ -198,6 +214,7 @@ impl Index {
             store,
             path,
             gate: RwLock::new(()),
+            addresses: Mutex::new(None),
         })
     }
 
@@ -221,6 +238,7 @@ impl Index {
             store,
             path,
             gate: RwLock::new(()),
+            addresses: Mutex::new(None),
         })
     }
 
@@ -261,6 +279,7 @@ impl Index {
         };
         // SAFETY: the exclusive gate guarantees no transaction of this process is open.
         unsafe { self.env.resize(size)? };
+        *lock(&self.addresses) = None;
         Ok(())
     }
 
@@ -269,7 +288,7 @@ impl Index {
         loop {
             let gate = self.gate();
             match self.env.read_txn().map_err(Error::from) {
-                Ok(txn) => return Reader::new(txn, self.store, gate),
+                Ok(txn) => return Reader::new(txn, self.store, gate, &self.addresses),
                 Err(e) if is_map_resized(&e) => {
                     drop(gate);
                     self.resize(false)?;
@@ -342,15 +361,34 @@ impl Index {
     }
 }
 
+/// A poisoned lock only means a reader panicked while handing its table back; the table is
+/// plain addresses, whole either way.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A read snapshot of an index.
 pub struct Reader<'i> {
     txn: RoTxn<'i, WithoutTls>,
     store: Store,
     meta: MetaRecord,
     items: RoaringBitmap,
-    /// Where the vector chunks `txn` has read lie: a search reads each chunk many times.
+    /// Where the vector chunks and layer-0 lists `txn` has read lie (see `SnapshotAddresses`).
     chunks: ChunkTable,
+    links: LinkTable,
+    /// Where `chunks` goes back to when the reader is done.
+    addresses: &'i Mutex<Option<SnapshotAddresses>>,
     _gate: RwLockReadGuard<'i, ()>,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        *lock(self.addresses) = Some(SnapshotAddresses {
+            txn_id: self.txn.id(),
+            chunks: std::mem::take(&mut self.chunks),
+            links: std::mem::take(&mut self.links),
+        });
+    }
 }
 
 /// What a reader and a writer both read from their transaction: the metadata record and the
@@ -402,10 +440,17 @@ impl<'i> Reader<'i> {
         txn: RoTxn<'i, WithoutTls>,
         store: Store,
         gate: RwLockReadGuard<'i, ()>,
+        addresses: &'i Mutex<Option<SnapshotAddresses>>,
     ) -> Result<Self> {
         let (meta, items) = load(store, &txn)?;
+        let (chunks, links) = match lock(addresses).take() {
+            Some(known) if known.txn_id == txn.id() => (known.chunks, known.links),
+            _ => (ChunkTable::new(&meta), LinkTable::new(&meta)),
+        };
         Ok(Reader {
-            chunks: ChunkTable::new(&meta),
+            chunks,
+            links,
+            addresses,
             txn,
             store,
             meta,
@@ -421,7 +466,7 @@ impl<'i> Reader<'i> {
     }
 
     fn view(&self) -> crate::graph::view::LmdbView<'_> {
-        // SAFETY: the table is this reader's own, filled through its transaction only, and a
+        // SAFETY: the tables are this reader's own, filled through its transaction only, and a
         // reader never writes.
         unsafe {
             crate::graph::view::LmdbView::with_chunks(
@@ -429,6 +474,7 @@ impl<'i> Reader<'i> {
                 self.store,
                 &self.meta,
                 &self.chunks,
+                Some(&self.links),
             )
         }
     }

@@ -374,6 +374,13 @@ impl Walk<'_> {
                 layer += 1;
             }
         }
+        // The vectors about to be scored come from all over the map: start every load now
+        // instead of waiting on each in turn (the walk's time is mostly those waits).
+        if !self.two_hop {
+            for &n in links.iter().filter(|&&n| !self.visited.contains(n)) {
+                view.prefetch(n);
+            }
+        }
         for &n in &links {
             if !self.visited.insert(n) {
                 continue;

@@ -6,7 +6,7 @@ use heed::{RoTxn, WithoutTls};
 use super::GraphView;
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::Result;
-use crate::storage::{ChunkTable, MetaRecord, Store};
+use crate::storage::{ChunkTable, LinkTable, MetaRecord, Store};
 use crate::ItemId;
 
 #[derive(Clone, Copy)]
@@ -14,8 +14,9 @@ pub(crate) struct LmdbView<'t> {
     pub txn: &'t RoTxn<'t>,
     pub store: Store,
     pub meta: &'t MetaRecord,
-    /// Set only by `CachedTxn::view`, together with the transaction the table belongs to.
+    /// Set only through `with_chunks`, together with the transaction the tables belong to.
     chunks: Option<&'t ChunkTable>,
+    links: Option<&'t LinkTable>,
 }
 
 impl<'t> LmdbView<'t> {
@@ -25,25 +26,29 @@ impl<'t> LmdbView<'t> {
             store,
             meta,
             chunks: None,
+            links: None,
         }
     }
 
-    /// A view that reads vectors through `chunks`.
+    /// A view that reads vectors through `chunks` and, if given, layer-0 lists through
+    /// `links`.
     ///
     /// # Safety
-    /// `chunks` must be used with `txn` only, and nothing may write through `txn` (see
+    /// The tables must be used with `txn` only, and nothing may write through `txn` (see
     /// `Store::vector_via`).
     pub unsafe fn with_chunks(
         txn: &'t RoTxn<'t>,
         store: Store,
         meta: &'t MetaRecord,
         chunks: &'t ChunkTable,
+        links: Option<&'t LinkTable>,
     ) -> Self {
         LmdbView {
             txn,
             store,
             meta,
             chunks: Some(chunks),
+            links,
         }
     }
 }
@@ -66,7 +71,7 @@ impl<'w> CachedTxn<'w> {
 
     pub fn view<'s>(&'s self, store: Store, meta: &'s MetaRecord) -> LmdbView<'s> {
         // SAFETY: the table is this transaction's own, and the transaction is read-only.
-        unsafe { LmdbView::with_chunks(&self.txn, store, meta, &self.chunks) }
+        unsafe { LmdbView::with_chunks(&self.txn, store, meta, &self.chunks, None) }
     }
 }
 
@@ -87,7 +92,14 @@ impl GraphView for LmdbView<'_> {
 
     #[inline]
     fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
-        if let Some(list) = self.store.links(self.txn, id, layer)? {
+        let list = match self.links {
+            // SAFETY: only `with_chunks` sets `links`, under the contract it states.
+            Some(table) if layer == 0 => unsafe {
+                self.store.layer0_links_via(self.txn, table, id)?
+            },
+            _ => self.store.links(self.txn, id, layer)?,
+        };
+        if let Some(list) = list {
             out.extend(list.iter());
         }
         Ok(())

@@ -25,6 +25,11 @@ impl Visited {
         }
     }
 
+    #[inline]
+    pub fn contains(&self, id: u32) -> bool {
+        self.marks.get(id as usize) == Some(&self.epoch)
+    }
+
     /// Marks `id`; true when it was not marked yet.
     #[inline]
     pub fn insert(&mut self, id: u32) -> bool {

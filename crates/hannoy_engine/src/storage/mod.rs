@@ -360,6 +360,42 @@ impl Store {
         Ok(self.links.get(txn, &link_key(layer, id))?.map(LinkList))
     }
 
+    /// As `links` on layer 0, remembering in `table` where the list lies.
+    ///
+    /// # Safety
+    /// As `vector_via`: `table` must only ever be used with `txn`, and nothing may write
+    /// through `txn` while it lives.
+    #[inline]
+    pub unsafe fn layer0_links_via<'t>(
+        &self,
+        txn: &'t RoTxn,
+        table: &LinkTable,
+        id: ItemId,
+    ) -> Result<Option<LinkList<'t>>> {
+        let Some(cell) = table.places.get(id as usize) else {
+            return self.links(txn, id, 0);
+        };
+        let place = cell.get();
+        if place != 0 {
+            // SAFETY: a non-zero place is the address and byte length of `id`'s layer-0 list as
+            // `txn` returned it; by the caller's contract the page is still there, unchanged.
+            let bytes = unsafe {
+                std::slice::from_raw_parts((place >> 16) as *const u8, (place & 0xFFFF) as usize)
+            };
+            return Ok(Some(LinkList(bytes)));
+        }
+        let list = self.links(txn, id, 0)?;
+        if let Some(LinkList(bytes)) = list {
+            let address = bytes.as_ptr() as u64;
+            // Stored only when both fit (user-space addresses have 47 bits on x86_64); a
+            // list that does not is looked up every time.
+            if address >> 48 == 0 && !bytes.is_empty() && bytes.len() <= 0xFFFF {
+                cell.set(address << 16 | bytes.len() as u64);
+            }
+        }
+        Ok(list)
+    }
+
     pub fn put_links(
         &self,
         wtxn: &mut RwTxn,
@@ -484,6 +520,7 @@ impl Store {
 /// Where each vector chunk a read transaction has looked up lies in memory (zero: not looked up
 /// yet). A search reads the same chunks over and over, and each read was a B-tree descent of
 /// three or four binary searches: a third of a batch insert's time went to them.
+#[derive(Default)]
 pub(crate) struct ChunkTable {
     addresses: Box<[Cell<usize>]>,
 }
@@ -508,6 +545,24 @@ impl ChunkTable {
             .get(chunk_no as usize)
             .map(Cell::get)
             .filter(|&a| a != 0)
+    }
+}
+
+/// Where each layer-0 link list a read transaction has looked up lies: its address and byte
+/// length packed in one word (zero: not looked up yet). A search reads one list per node it
+/// expands, each a B-tree descent without this table.
+#[derive(Default)]
+pub(crate) struct LinkTable {
+    places: Box<[Cell<u64>]>,
+}
+
+impl LinkTable {
+    /// A table for the ids below `meta.next_id`; later ones are looked up as usual.
+    pub fn new(meta: &MetaRecord) -> LinkTable {
+        let zeroed: Box<[u64]> = vec![0u64; meta.next_id as usize].into_boxed_slice();
+        // SAFETY: Cell<u64> has the same layout as u64 (repr(transparent)).
+        let places = unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [Cell<u64>]) };
+        LinkTable { places }
     }
 }
 
