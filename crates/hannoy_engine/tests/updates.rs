@@ -449,7 +449,7 @@ fn readers_after_writes_never_read_an_earlier_snapshot_through_its_addresses() {
     };
     for round in 0..6u64 {
         let doomed: RoaringBitmap = (0..n as u32)
-            .filter(|i| (*i as u64 + round) % 3 == 0)
+            .filter(|i| (*i as u64 + round).is_multiple_of(3))
             .collect();
         let fresh = clustered(doomed.len() as usize, dims, 900 + round);
         let batch = index
