@@ -101,18 +101,18 @@ pub struct Index {
     /// Readers and writers of this process hold it shared; growing the map takes it exclusively,
     /// because LMDB may only be resized while this process has no transaction open.
     gate: RwLock<()>,
-    /// The chunk addresses the last reader found, for the next reader of the same snapshot.
+    /// The address tables the last reader filled, for the next reader of the same snapshot.
     addresses: Mutex<Option<SnapshotAddresses>>,
 }
 
-/// Where a snapshot's vector chunks and layer-0 link lists lie in the map. A query reads a thousand or more vectors
-/// spread over the whole index, nearly each from a chunk it has not read yet, so a table
-/// that lived only as long as one reader would save little; one handed from reader to reader
-/// saves a B-tree descent per vector once the chunks have been read. It is valid for every
-/// read transaction with the same id: that id names the last committed write, and LMDB never
-/// reuses the pages a committed snapshot reaches while a reader holds it (the next reader does
-/// from its start) or while it is still the newest (nothing has committed since). A resize moves
-/// the map, so it drops the table.
+/// Where a snapshot's vector chunks and layer-0 link lists lie in the map. A query reads a
+/// thousand or more vectors spread over the whole index, nearly each from a chunk it has not
+/// read yet, so tables that lived only as long as one reader would save little; handed from
+/// reader to reader they save a B-tree descent per vector and per list once those were read.
+/// They are valid for every read transaction with the same id: that id names the last
+/// committed write, and LMDB never reuses the pages a committed snapshot reaches while a reader
+/// holds it (the next reader does from its start) or while it is still the newest (nothing has
+/// committed since). A resize moves the map, so it drops the tables.
 struct SnapshotAddresses {
     txn_id: usize,
     chunks: ChunkTable,
@@ -376,7 +376,7 @@ pub struct Reader<'i> {
     /// Where the vector chunks and layer-0 lists `txn` has read lie (see `SnapshotAddresses`).
     chunks: ChunkTable,
     links: LinkTable,
-    /// Where `chunks` goes back to when the reader is done.
+    /// Where `chunks` and `links` go back to when the reader is done.
     addresses: &'i Mutex<Option<SnapshotAddresses>>,
     _gate: RwLockReadGuard<'i, ()>,
 }

@@ -529,13 +529,9 @@ impl ChunkTable {
     /// A table for the chunks of the ids below `meta.next_id`; later ones are looked up as usual.
     pub fn new(meta: &MetaRecord) -> ChunkTable {
         let chunks = (meta.next_id as usize).div_ceil(meta.vectors_per_chunk.max(1) as usize);
-        // A zeroed allocation: for a large index the allocator maps fresh zero pages, so a
-        // search that touches a few hundred chunks pays for those pages only, not the table.
-        let zeroed: Box<[usize]> = vec![0usize; chunks].into_boxed_slice();
-        // SAFETY: Cell<usize> has the same layout as usize (repr(transparent)), so the box's
-        // allocation is valid as a box of cells.
-        let addresses = unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [Cell<usize>]) };
-        ChunkTable { addresses }
+        ChunkTable {
+            addresses: zeroed_cells(chunks),
+        }
     }
 
     /// The address of chunk `chunk_no` if a read has looked it up already.
@@ -559,11 +555,20 @@ pub(crate) struct LinkTable {
 impl LinkTable {
     /// A table for the ids below `meta.next_id`; later ones are looked up as usual.
     pub fn new(meta: &MetaRecord) -> LinkTable {
-        let zeroed: Box<[u64]> = vec![0u64; meta.next_id as usize].into_boxed_slice();
-        // SAFETY: Cell<u64> has the same layout as u64 (repr(transparent)).
-        let places = unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [Cell<u64>]) };
-        LinkTable { places }
+        LinkTable {
+            places: zeroed_cells(meta.next_id as usize),
+        }
     }
+}
+
+/// `len` zeroed cells from one zeroed allocation: for a large index the allocator maps fresh
+/// zero pages, so a reader that touches a few hundred entries pays for those pages only, not
+/// for the whole table.
+fn zeroed_cells<T: Copy + bytemuck::Zeroable>(len: usize) -> Box<[Cell<T>]> {
+    let zeroed: Box<[T]> = vec![T::zeroed(); len].into_boxed_slice();
+    // SAFETY: Cell<T> has the same layout as T (repr(transparent)), so the allocation of a
+    // boxed slice of T is valid as a boxed slice of Cell<T> of the same length.
+    unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [Cell<T>]) }
 }
 
 /// One vector's bytes inside its chunk.
