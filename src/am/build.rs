@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hannoy_engine::{FilterRow, Index, IndexOptions, Metric};
+use hannoy_engine::{FilterRow, Index, IndexOptions, Metric, Pass};
 use pgrx::prelude::*;
 
 use crate::pg::error::{raise, raise_engine, OrRaise};
@@ -15,8 +15,27 @@ use crate::pg::vector::{OwnedVector, VectorType};
 const PROGRESS_CREATEIDX_SUBPHASE: i32 = 10;
 const PROGRESS_CREATEIDX_TUPLES_TOTAL: i32 = 11;
 const PROGRESS_CREATEIDX_TUPLES_DONE: i32 = 12;
-/// Our one build phase; 1 is Postgres's "initializing".
-const PHASE_LOAD_AND_LINK: i64 = 2;
+
+/// The build's phases in pg_stat_progress_create_index; 1 is Postgres's "initializing". A
+/// batch of rows is read, built into a graph of its own, and, when the index already holds
+/// earlier batches, linked into the stored graph: every row of those batches is searched for
+/// twice, once among its batch and once in the index.
+const PHASE_READING: i64 = 2;
+const PHASE_BATCH_GRAPH: i64 = 3;
+const PHASE_SEARCH_STORED: i64 = 4;
+const PHASE_TAKE_IN: i64 = 5;
+const PHASE_KEEP_IN_LINKS: i64 = 6;
+const PHASE_WRITE: i64 = 7;
+
+fn phase_of(pass: Pass) -> i64 {
+    match pass {
+        Pass::BatchGraph => PHASE_BATCH_GRAPH,
+        Pass::SearchStored => PHASE_SEARCH_STORED,
+        Pass::TakeIn => PHASE_TAKE_IN,
+        Pass::KeepInLinks => PHASE_KEEP_IN_LINKS,
+        Pass::Write | Pass::Delete => PHASE_WRITE,
+    }
+}
 /// The fewest vectors a batch holds, however small maintenance_work_mem is: a batch of a few
 /// vectors is linked with little parallelism.
 const MIN_BATCH: usize = 64;
@@ -89,11 +108,12 @@ impl BuildState {
             return;
         }
         let (batch, keys, rows) = (&self.batch, &self.keys, &self.rows);
-        // The engine polls the cancel callback once per item while building the batch's own
-        // graph, and once more per item while linking it into a non-empty index.
-        let polls_per_item = if self.indexed == 0 { 1 } else { 2 };
         let (before, len) = (self.indexed, batch.len() as u64);
+        // Rows count as done halfway through the batch's two searches when it is linked into
+        // earlier batches, through its one search otherwise.
+        let searches = if before == 0 { 1 } else { 2 };
         let _phase = crate::pg::phase::enter(c"hannoy: build");
+        index.reserve(batch.len()).or_raise();
         // SAFETY: the relation being built, open and locked for the whole build; `index` is
         // its engine.
         let stamp = unsafe { crate::storage::begin_change(self.relation, &index) }
@@ -110,7 +130,17 @@ impl BuildState {
                     writer.set_stamp(stamp)
                 })
             },
-            |polls| report_tuples_done(before + (polls / polls_per_item).min(len)),
+            |report| {
+                let Some(pass) = report.pass else { return };
+                let done = report.done.min(report.items as u64) / searches;
+                let done = match pass {
+                    Pass::BatchGraph => done,
+                    Pass::SearchStored => len / 2 + done,
+                    _ => len,
+                };
+                report_phase(phase_of(pass));
+                report_tuples_done(before + done);
+            },
         );
         threads::check_cancelled(result).or_raise();
         // SAFETY: as above; the commit succeeded.
@@ -120,7 +150,13 @@ impl BuildState {
         self.keys.clear();
         self.rows.clear();
         report_tuples_done(self.indexed);
+        report_phase(PHASE_READING);
     }
+}
+
+fn report_phase(phase: i64) {
+    // SAFETY: a write to this backend's progress slot, from the backend thread.
+    unsafe { pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, phase) };
 }
 
 fn report_tuples_done(done: u64) {
@@ -145,7 +181,7 @@ pub unsafe extern "C-unwind" fn ambuild(
         } = super::describe(index);
         let options = super::options::read(index);
         crate::storage::create(index);
-        pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOAD_AND_LINK);
+        report_phase(PHASE_READING);
         let reltuples = (*(*heap).rd_rel).reltuples;
         if reltuples > 0.0 {
             pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, reltuples as i64);
@@ -227,7 +263,14 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
 pub unsafe extern "C-unwind" fn ambuildphasename(phase: i64) -> *mut std::ffi::c_char {
     match phase {
         1 => c"initializing".as_ptr().cast_mut(),
-        PHASE_LOAD_AND_LINK => c"loading and linking vectors".as_ptr().cast_mut(),
+        PHASE_READING => c"reading rows".as_ptr().cast_mut(),
+        PHASE_BATCH_GRAPH => c"building a batch's graph".as_ptr().cast_mut(),
+        PHASE_SEARCH_STORED => c"searching the index for a batch's links"
+            .as_ptr()
+            .cast_mut(),
+        PHASE_TAKE_IN => c"linking indexed rows to a batch".as_ptr().cast_mut(),
+        PHASE_KEEP_IN_LINKS => c"checking pruned links".as_ptr().cast_mut(),
+        PHASE_WRITE => c"writing a batch".as_ptr().cast_mut(),
         _ => std::ptr::null_mut(),
     }
 }

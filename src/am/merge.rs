@@ -121,6 +121,7 @@ unsafe fn link(
         )
         .or_raise();
         let end = list.reached;
+        engine.reserve(prepared.len()).or_raise();
         storage::change(index, &engine, |writer, cancel| {
             // A merge that committed but crashed before its cut left its entries in the list.
             if writer.log_position()? < end {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use hannoy_engine::{Pass, Watch};
 use pgrx::pg_sys;
 
 /// Runs `f` on a pool of its own, so the engine's parallel work uses it and not rayon's
@@ -20,30 +21,65 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
 }
 
-/// Runs `work` on the pool while this (backend) thread reports progress: `report` gets, every
-/// 100 ms, how many times the engine has polled the cancel callback it was given, which it does
-/// once per item of each pass. Only `report` runs here, so it may call into Postgres; `work`
-/// may not.
-pub fn run_watched<R: Send>(
-    work: impl FnOnce(&(dyn Fn() -> bool + Sync)) -> R + Send,
-    mut report: impl FnMut(u64),
-) -> R {
-    let polls = AtomicU64::new(0);
-    let cancel = || {
-        polls.fetch_add(1, Ordering::Relaxed);
+/// Where a watched write stands: the pass it runs, over how many items, and how many of
+/// them are done (the polls since the pass began, one per item).
+#[derive(Debug, Clone, Copy)]
+pub struct PassReport {
+    pub pass: Option<Pass>,
+    pub items: usize,
+    pub done: u64,
+}
+
+/// The watch `run_watched` hands to the engine; the backend thread reads it.
+#[derive(Default)]
+struct PassWatch {
+    pass: Mutex<Option<(Pass, usize)>>,
+    polls: AtomicU64,
+}
+
+impl Watch for PassWatch {
+    fn cancelled(&self) -> bool {
+        self.polls.fetch_add(1, Ordering::Relaxed);
         cancel_requested()
-    };
+    }
+
+    fn pass(&self, pass: Pass, items: usize) {
+        // Passes run one after another: no poll of the last one is still under way.
+        *self.pass.lock().unwrap_or_else(|e| e.into_inner()) = Some((pass, items));
+        self.polls.store(0, Ordering::Relaxed);
+    }
+}
+
+impl PassWatch {
+    fn report(&self) -> PassReport {
+        let pass = *self.pass.lock().unwrap_or_else(|e| e.into_inner());
+        PassReport {
+            pass: pass.map(|(p, _)| p),
+            items: pass.map_or(0, |(_, n)| n),
+            done: self.polls.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Runs `work` on the pool while this (backend) thread reports progress: `report` gets, every
+/// 100 ms, the pass the engine runs and how far it is. Only `report` runs here, so it may call
+/// into Postgres; `work` may not.
+pub fn run_watched<R: Send>(
+    work: impl FnOnce(&dyn Watch) -> R + Send,
+    mut report: impl FnMut(PassReport),
+) -> R {
+    let watch = PassWatch::default();
     let outcome = Mutex::new(None);
     let done = AtomicBool::new(false);
     pool().in_place_scope(|scope| {
         scope.spawn(|_| {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&cancel)));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&watch)));
             *outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
             done.store(true, Ordering::Release);
         });
         while !done.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(100));
-            report(polls.load(Ordering::Relaxed));
+            report(watch.report());
         }
     });
     let result = outcome.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -101,14 +137,10 @@ pub fn cancel_requested() -> bool {
 }
 
 /// Runs one engine write transaction on the pool and raises its error, a cancel as Postgres's
-/// own. `f` gets the cancel callback to hand to the engine.
+/// own. `f` gets the watch (a cancel check) to hand to the engine.
 pub fn write<R: Send>(
     index: &hannoy_engine::Index,
-    mut f: impl FnMut(
-            &mut hannoy_engine::Writer<'_>,
-            &(dyn Fn() -> bool + Sync),
-        ) -> hannoy_engine::Result<R>
-        + Send,
+    mut f: impl FnMut(&mut hannoy_engine::Writer<'_>, &dyn Watch) -> hannoy_engine::Result<R> + Send,
 ) -> R {
     let result = run(|| index.write(|writer| f(writer, &cancel_requested)));
     crate::pg::error::OrRaise::or_raise(check_cancelled(result))

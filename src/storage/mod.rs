@@ -282,7 +282,7 @@ pub unsafe fn end_change(index: pg_sys::Relation, stamp: Stamp) {
 pub unsafe fn change<R: Send>(
     index: pg_sys::Relation,
     engine: &Index,
-    mut f: impl FnMut(&mut Writer<'_>, &(dyn Fn() -> bool + Sync)) -> hannoy_engine::Result<R> + Send,
+    mut f: impl FnMut(&mut Writer<'_>, &dyn hannoy_engine::Watch) -> hannoy_engine::Result<R> + Send,
 ) -> Result<R, Unusable> {
     // SAFETY: forwarded from the caller.
     let stamp = unsafe { begin_change(index, engine) }?;

@@ -193,4 +193,59 @@ mod claims_committed {
         other.batch_execute("COMMIT").unwrap();
         assert!(!orphan.parent().unwrap().exists(), "the build's commit swept the orphan");
     }
+
+    #[test]
+    fn a_build_shows_each_pass_of_each_batch_in_pg_stat_progress_create_index() {
+        let mut client = session_in_own_database("hannoy_progress");
+        client
+            .batch_execute(
+                "CREATE TABLE prog_t (id int, embedding real[]);
+                 INSERT INTO prog_t SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 256 + 0 * i))
+                 FROM generate_series(1, 30000) i;",
+            )
+            .unwrap();
+        let mut watcher = connect_like(&mut client);
+        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        // 16MB holds 5,041 of these vectors a batch (3 x 1,024 + 12 x 16 + 64 = 3,328 bytes
+        // each): six batches, five linked into the index built so far.
+        let build = std::thread::spawn(move || {
+            client
+                .batch_execute(
+                    "SET maintenance_work_mem = '16MB';
+                     CREATE INDEX prog_idx ON prog_t USING hannoy (embedding)",
+                )
+                .unwrap();
+        });
+        let mut seen: Vec<(String, i64)> = Vec::new();
+        while !build.is_finished() {
+            let rows = watcher
+                .query(
+                    "SELECT phase, tuples_done FROM pg_stat_progress_create_index WHERE pid = $1",
+                    &[&pid],
+                )
+                .unwrap();
+            seen.extend(rows.iter().map(|row| (row.get(0), row.get(1))));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        build.join().unwrap();
+        let phases: std::collections::BTreeSet<&str> =
+            seen.iter().map(|(phase, _)| phase.as_str()).collect();
+        // Postgres prefixes the access method's phase names with its own.
+        for phase in ["building a batch's graph", "searching the index for a batch's links"] {
+            let shown = format!("building index: {phase}");
+            assert!(phases.contains(shown.as_str()), "{shown:?} never shown: {phases:?}");
+        }
+        let done: Vec<i64> = seen.iter().map(|(_, done)| *done).collect();
+        assert!(
+            done.windows(2).all(|w| w[0] <= w[1]) && done.iter().all(|&d| d <= 30_000),
+            "tuples_done went {done:?}"
+        );
+        // Rows count while the index is searched for their links, not only once a batch ends.
+        assert!(
+            seen.iter().any(|(phase, done)| phase.ends_with("searching the index for a batch's links")
+                && done % 5_041 != 0
+                && *done > 0),
+            "no progress inside a batch's search: {seen:?}"
+        );
+    }
 }

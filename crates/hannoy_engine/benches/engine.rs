@@ -24,6 +24,9 @@ struct Args {
     metric: Metric,
     quick: bool,
     data: DataKind,
+    /// Vectors per write transaction of the build, as `CREATE INDEX` splits a table by
+    /// maintenance_work_mem; 0 builds in one.
+    batch: usize,
 }
 
 /// Makes `n` vectors of `dims` from a seed.
@@ -49,6 +52,7 @@ fn parse() -> Args {
         metric: Metric::Cosine,
         quick: false,
         data: DataKind::Embeddings,
+        batch: 0,
     };
     let list = |s: &str| {
         s.split(',')
@@ -80,6 +84,7 @@ fn parse() -> Args {
                     .expect("cosine, euclidean, ...");
             }
             "--quick" => args.quick = true,
+            "--batch" => args.batch = it.next().unwrap().parse().unwrap(),
             "--data" => {
                 args.data = match it.next().as_deref() {
                     Some("embeddings") => DataKind::Embeddings,
@@ -93,7 +98,7 @@ fn parse() -> Args {
             }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick]\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--batch N]\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -243,11 +248,15 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
     for &threads in &args.threads {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::create(dir.path(), &IndexOptions::new(metric, dims)).unwrap();
-        let batch = index
-            .prepare(data.iter().map(|v| VectorRef::Floats(v)))
-            .unwrap();
+        let per_batch = if args.batch == 0 { n } else { args.batch };
         let t = Instant::now();
-        pool(threads).install(|| index.write(|w| w.insert(&batch, &never_cancel)).unwrap());
+        for part in data.chunks(per_batch) {
+            let batch = index
+                .prepare(part.iter().map(|v| VectorRef::Floats(v)))
+                .unwrap();
+            index.reserve(batch.len()).unwrap();
+            pool(threads).install(|| index.write(|w| w.insert(&batch, &never_cancel)).unwrap());
+        }
         let secs = t.elapsed().as_secs_f64();
         rows.push((
             format!("build, {threads} thread(s)"),

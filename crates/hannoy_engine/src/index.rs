@@ -10,6 +10,7 @@ use crate::check::{check_graph, CheckReport};
 use crate::distance::{check_dimensions, Metric, PreparedQuery, PreparedVectors, VectorRef};
 use crate::error::{corrupt, Error, Result};
 use crate::filter::{validate_row, FilterCondition, FilterRow, FilterStore};
+use crate::graph::cancel::Watch;
 use crate::graph::delete::{delete_items, DeleteStats};
 use crate::graph::insert::insert_batch;
 use crate::search::{NeighborStream, SearchParams};
@@ -92,6 +93,15 @@ pub struct IndexInfo {
     pub used_bytes: u64,
     pub pages: StoreStats,
     pub format_version: u32,
+}
+
+/// What `Index::resize` sets the map to.
+enum MapSize {
+    /// The size another process set (LMDB reads it from the file).
+    Adopt,
+    Double,
+    /// At least this many bytes, and at least double, so that growing stays rare.
+    AtLeast(usize),
 }
 
 pub struct Index {
@@ -255,8 +265,8 @@ impl Index {
         self.gate.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Grows the map (doubling) or adopts a size another process set.
-    fn resize(&self, grow: bool) -> Result<()> {
+    /// Grows the map or adopts a size another process set.
+    fn resize(&self, target: MapSize) -> Result<()> {
         // Waiting on the lock could deadlock when this very thread holds a Reader, so poll.
         let deadline = std::time::Instant::now() + RESIZE_WAIT;
         let _exclusive = loop {
@@ -272,14 +282,34 @@ impl Index {
             }
         };
         let current = self.env.info().map_size;
-        let size = if grow {
-            (current * 2).next_multiple_of(PAGE_SIZE)
-        } else {
-            0
+        let size = match target {
+            MapSize::Adopt => 0,
+            MapSize::Double => (current * 2).next_multiple_of(PAGE_SIZE),
+            MapSize::AtLeast(bytes) if bytes <= current => return Ok(()),
+            MapSize::AtLeast(bytes) => bytes.max(current * 2).next_multiple_of(PAGE_SIZE),
         };
         // SAFETY: the exclusive gate guarantees no transaction of this process is open.
         unsafe { self.env.resize(size)? };
         *lock(&self.addresses) = None;
+        Ok(())
+    }
+
+    /// Grows the map ahead of a write that adds about `items` vectors. A write that fills the
+    /// map is rolled back and run again whole once the map has grown: for a batch of a build
+    /// that means every one of its graph searches twice.
+    pub fn reserve(&self, items: usize) -> Result<()> {
+        let per_item = {
+            let meta = self.read()?.meta;
+            // The vector, a full layer-0 list with its B-tree node, and room for the lists of
+            // stored nodes the batch rewrites; twice that, for pages left half full.
+            2 * (meta.vector_bytes as usize + 8 * meta.m0 as usize + 64)
+        };
+        let info = self.env.info();
+        let used = (info.last_page_number + 1) * PAGE_SIZE;
+        let needed = used.saturating_add(items.saturating_mul(per_item));
+        if needed > info.map_size {
+            self.resize(MapSize::AtLeast(needed))?;
+        }
         Ok(())
     }
 
@@ -291,7 +321,7 @@ impl Index {
                 Ok(txn) => return Reader::new(txn, self.store, gate, &self.addresses),
                 Err(e) if is_map_resized(&e) => {
                     drop(gate);
-                    self.resize(false)?;
+                    self.resize(MapSize::Adopt)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -312,8 +342,8 @@ impl Index {
             })();
             drop(gate);
             match attempt {
-                Err(e) if is_map_full(&e) => self.resize(true)?,
-                Err(e) if is_map_resized(&e) => self.resize(false)?,
+                Err(e) if is_map_full(&e) => self.resize(MapSize::Double)?,
+                Err(e) if is_map_resized(&e) => self.resize(MapSize::Adopt)?,
                 other => return other,
             }
         }
@@ -565,7 +595,7 @@ pub struct Writer<'i> {
     items: RoaringBitmap,
 }
 
-/// A cancel callback that never cancels.
+/// A watch that never cancels.
 pub fn never_cancel() -> bool {
     false
 }
@@ -604,13 +634,9 @@ impl<'i> Writer<'i> {
     }
 
     /// Adds a batch (in parallel on rayon's current pool); returns the new ids in batch order.
-    /// `cancel` is polled between items from every worker; it must not call into anything
+    /// `watch` is polled between items from every worker and told of each pass; it must not call into anything
     /// that is not thread-safe.
-    pub fn insert(
-        &mut self,
-        batch: &PreparedVectors,
-        cancel: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Vec<ItemId>> {
+    pub fn insert(&mut self, batch: &PreparedVectors, watch: &dyn Watch) -> Result<Vec<ItemId>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -626,7 +652,7 @@ impl<'i> Writer<'i> {
             &mut self.meta,
             &mut self.items,
             batch,
-            cancel,
+            watch,
         )
     }
 
@@ -637,7 +663,7 @@ impl<'i> Writer<'i> {
         &mut self,
         batch: &PreparedVectors,
         keys: &[u64],
-        cancel: &(dyn Fn() -> bool + Sync),
+        watch: &dyn Watch,
     ) -> Result<Vec<ItemId>> {
         if keys.len() != batch.len() {
             return Err(Error::InvalidParameter {
@@ -660,9 +686,9 @@ impl<'i> Writer<'i> {
             }
         }
         if !replaced.is_empty() {
-            self.delete(&replaced, cancel)?;
+            self.delete(&replaced, watch)?;
         }
-        let ids = self.insert(batch, cancel)?;
+        let ids = self.insert(batch, watch)?;
         for (&id, &key) in ids.iter().zip(keys) {
             self.store.put_key(&mut self.txn, id, key)?;
         }
@@ -676,7 +702,7 @@ impl<'i> Writer<'i> {
         batch: &PreparedVectors,
         keys: &[u64],
         rows: &[FilterRow],
-        cancel: &(dyn Fn() -> bool + Sync),
+        watch: &dyn Watch,
     ) -> Result<Vec<ItemId>> {
         if rows.len() != batch.len() {
             return Err(Error::InvalidParameter {
@@ -686,7 +712,7 @@ impl<'i> Writer<'i> {
         }
         rows.iter().try_for_each(validate_row)?;
         let filters = self.filter_store()?;
-        let ids = self.insert_keyed(batch, keys, cancel)?;
+        let ids = self.insert_keyed(batch, keys, watch)?;
         filters.set_rows(&mut self.txn, ids.iter().copied().zip(rows))?;
         Ok(ids)
     }
@@ -713,11 +739,7 @@ impl<'i> Writer<'i> {
 
     /// Deletes the given ids (ids that are not live are ignored), forgets their keys and filter
     /// values and repairs the graph.
-    pub fn delete(
-        &mut self,
-        ids: &RoaringBitmap,
-        cancel: &(dyn Fn() -> bool + Sync),
-    ) -> Result<DeleteStats> {
+    pub fn delete(&mut self, ids: &RoaringBitmap, watch: &dyn Watch) -> Result<DeleteStats> {
         let doomed = ids & &self.items;
         // Deleting every item drops the filter databases whole, with the rest (`clear_items`).
         if let Some(filters) = self.store.filters() {
@@ -731,7 +753,7 @@ impl<'i> Writer<'i> {
             &mut self.meta,
             &mut self.items,
             &doomed,
-            cancel,
+            watch,
         )?;
         for id in &doomed {
             self.store.delete_key_of(&mut self.txn, id)?;

@@ -38,6 +38,7 @@ pub use check::CheckReport;
 pub use distance::{Metric, PreparedQuery, PreparedVectors, VectorRef, MAX_BITS, MAX_DIMENSIONS};
 pub use error::{Error, Result};
 pub use filter::{ColumnValue, FilterCondition, FilterRow, FilterValue, MAX_FILTER_VALUE_BYTES};
+pub use graph::cancel::{Pass, Watch};
 pub use graph::delete::DeleteStats;
 pub use index::{never_cancel, Index, IndexInfo, IndexOptions, Reader, Writer, CALLER_DATABASES};
 pub use owned::{OwnedReader, OwnedStream};

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use hannoy_engine::{never_cancel, Index, IndexOptions, Metric, SearchParams, Strategy, VectorRef};
+use hannoy_engine::{
+    never_cancel, Index, IndexOptions, Metric, Pass, SearchParams, Strategy, VectorRef, Watch,
+};
 use roaring::RoaringBitmap;
 
 const K: usize = 10;
@@ -203,6 +205,83 @@ fn the_map_grows_when_full() {
         .search(VectorRef::Floats(&data[17]), 1, &SearchParams::default())
         .unwrap();
     assert_eq!(found[0].id, 17);
+}
+
+/// Records the passes a write announces, in order.
+#[derive(Default)]
+struct PassLog(std::sync::Mutex<Vec<(Pass, usize)>>);
+
+impl Watch for PassLog {
+    fn cancelled(&self) -> bool {
+        false
+    }
+
+    fn pass(&self, pass: Pass, items: usize) {
+        self.0.lock().unwrap().push((pass, items));
+    }
+}
+
+impl PassLog {
+    fn taken(&self) -> Vec<(Pass, usize)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+#[test]
+fn a_write_names_its_passes_and_a_reserved_map_runs_each_once() {
+    let data = clustered(6_000, 256, 62);
+    let dir = tempfile::tempdir().unwrap();
+    let index =
+        Index::create_with_map_size(dir.path(), &IndexOptions::new(Metric::Cosine, 256), 1 << 20)
+            .unwrap();
+    let log = PassLog::default();
+    let insert = |rows: &[Vec<f32>]| {
+        let batch = index
+            .prepare(rows.iter().map(|v| VectorRef::Floats(v)))
+            .unwrap();
+        index.reserve(batch.len()).unwrap();
+        index.write(|w| w.insert(&batch, &log)).unwrap();
+    };
+    // Into an empty index: the batch's own graph, then the write. 1 MiB cannot hold these
+    // vectors; reserved ahead, the map grows before the write, which then runs once.
+    insert(&data[..4_000]);
+    assert_eq!(
+        log.taken(),
+        [(Pass::BatchGraph, 4_000), (Pass::Write, 4_000)]
+    );
+    // Into a stored graph: the stored graph is searched and its lists take the new links in.
+    insert(&data[4_000..]);
+    let passes: Vec<Pass> = log.taken().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        passes,
+        [
+            Pass::BatchGraph,
+            Pass::SearchStored,
+            Pass::TakeIn,
+            Pass::KeepInLinks,
+            Pass::Write
+        ]
+    );
+    assert_eq!(index.read().unwrap().len(), 6_000);
+
+    // Without the reservation, a write that fills the map is run again whole.
+    let dir = tempfile::tempdir().unwrap();
+    let unreserved =
+        Index::create_with_map_size(dir.path(), &IndexOptions::new(Metric::Cosine, 256), 1 << 20)
+            .unwrap();
+    let batch = unreserved
+        .prepare(data[..4_000].iter().map(|v| VectorRef::Floats(v)))
+        .unwrap();
+    unreserved.write(|w| w.insert(&batch, &log)).unwrap();
+    let graphs = log
+        .taken()
+        .iter()
+        .filter(|(p, _)| *p == Pass::BatchGraph)
+        .count();
+    assert!(
+        graphs > 1,
+        "{graphs} batch graph(s) built for a write that filled the map"
+    );
 }
 
 #[test]

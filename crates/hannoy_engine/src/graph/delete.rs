@@ -5,7 +5,7 @@
 //! Finding who points at a deleted node needs one pass over the link lists (no reverse index is
 //! kept, it would double their size); no vector of an unaffected node is read.
 
-use crate::graph::cancel::CancelCheck;
+use crate::graph::cancel::{CancelCheck, Pass, Watch};
 use std::collections::HashMap;
 
 use heed::RwTxn;
@@ -39,7 +39,7 @@ pub(crate) fn delete_items(
     meta: &mut MetaRecord,
     items: &mut RoaringBitmap,
     requested: &RoaringBitmap,
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &dyn Watch,
 ) -> Result<DeleteStats> {
     let doomed = requested & &*items;
     if doomed.is_empty() {
@@ -53,7 +53,7 @@ pub(crate) fn delete_items(
         });
     }
     let links = LinksAround::scan(wtxn, store, &doomed)?;
-    if cancel() {
+    if cancel.cancelled() {
         return Err(Error::Cancelled);
     }
     let repaired = links.repair(wtxn, store, meta, &doomed, cancel)?;
@@ -122,9 +122,10 @@ impl LinksAround {
         store: Store,
         meta: &MetaRecord,
         doomed: &RoaringBitmap,
-        cancel: &(dyn Fn() -> bool + Sync),
+        cancel: &dyn Watch,
     ) -> Result<Vec<(u64, Vec<ItemId>)>> {
         let cancel = CancelCheck::new(cancel);
+        cancel.pass(Pass::Delete, self.affected.len());
         let pool = ReaderPool::new(wtxn, meta)?;
         self.affected
             .par_iter()

@@ -6,7 +6,7 @@
 //! item then chooses its links among both candidate sets, and only the stored nodes it chose get
 //! their lists rewritten. Work is proportional to the batch, never to the index.
 
-use crate::graph::cancel::CancelCheck;
+use crate::graph::cancel::{CancelCheck, Pass, Watch};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -16,7 +16,7 @@ use roaring::RoaringBitmap;
 
 use super::memory::{BuildParams, MemGraph};
 use super::select::{replace_in_full_list, select, Link, Owner, ScoredList};
-use super::view::{CachedTxn, LmdbView, WithBatch};
+use super::view::{CachedTxn, WithBatch};
 use super::visited::Visited;
 use super::{descend, level_for, search_layer, GraphView, Scored};
 use crate::distance::PreparedVectors;
@@ -101,7 +101,7 @@ pub(crate) fn insert_batch(
     meta: &mut MetaRecord,
     items: &mut RoaringBitmap,
     batch: &PreparedVectors,
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &dyn Watch,
 ) -> Result<Vec<ItemId>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -142,6 +142,7 @@ pub(crate) fn insert_batch(
             link_into_stored(wtxn, store, meta, new, entry, cancel)?
         }
     };
+    cancel.pass(Pass::Write, batch.len());
     let (batch_entry, _) = graph.entry().expect("a non-empty batch has an entry");
     keep_new_items_reachable(&mut linked, &ids, stored_entry.map(|(e, _)| e), batch_entry);
 
@@ -225,7 +226,7 @@ fn link_into_stored(
     meta: &MetaRecord,
     new: NewItems<'_>,
     entry: (ItemId, usize),
-    cancel: &(dyn Fn() -> bool + Sync),
+    cancel: &dyn Watch,
 ) -> Result<Linked> {
     let cancel = CancelCheck::new(cancel);
     let NewItems { graph, batch, ids } = new;
@@ -240,16 +241,15 @@ fn link_into_stored(
     };
     let (mut new_links, backlinks) = linking.choose_links(&cancel)?;
     let pruned = linking.take_in(backlinks, &cancel)?;
-    // The readers are nested in the write transaction, which cannot be read while they live.
-    drop(linking);
     let mut dropped = Vec::new();
     let mut changed = Vec::with_capacity(pruned.len());
     for (key, list, lost) in pruned {
         dropped.extend(lost.into_iter().map(|d| (key as ItemId, d)));
         changed.push((key, list));
     }
-    let view = WithBatch::new(LmdbView::new(wtxn, store, meta), batch, ids);
-    keep_last_in_links(&view, &mut changed, &mut new_links, &dropped)?;
+    linking.keep_last_in_links(&mut changed, &mut new_links, &dropped, &cancel)?;
+    // The readers are nested in the write transaction, which cannot be written while they
+    // live: they end here, before the batch is written.
     Ok(Linked { new_links, changed })
 }
 
@@ -257,6 +257,7 @@ impl StoredLinking<'_, '_> {
     /// Step 1: every new item chooses its links among stored and batch candidates. Returns
     /// each new item's lists, and the links to it that stored nodes must take in.
     fn choose_links(&self, cancel: &CancelCheck<'_>) -> Result<(Vec<Vec<Vec<ItemId>>>, Backlinks)> {
+        cancel.pass(Pass::SearchStored, self.batch.len());
         let chosen: Vec<Chosen> = (0..self.batch.len())
             .into_par_iter()
             .map_init(
@@ -338,6 +339,7 @@ impl StoredLinking<'_, '_> {
     fn take_in(&self, backlinks: Backlinks, cancel: &CancelCheck<'_>) -> Result<Vec<Pruned>> {
         let mut groups: Vec<(u64, Vec<Scored>)> = backlinks.into_iter().collect();
         groups.sort_unstable_by_key(|(k, _)| *k);
+        cancel.pass(Pass::TakeIn, groups.len());
         groups
             .into_par_iter()
             .map(|(key, added)| {
@@ -388,81 +390,159 @@ impl StoredLinking<'_, '_> {
     }
 }
 
-/// Pruning a stored node's layer-0 list may take another stored node's only in-link, cutting
-/// it off from every search. A dropped node normally keeps an in-link from one of its own
-/// neighbours (links are mostly mutual); one that has none once every list of the batch is
-/// final goes back into the list it was dropped from, over its cap until the next prune, as
-/// `keep_new_items_reachable` does for new items. In-links from the dropped node's copies do not
-/// count: a group of copies linking only each other is cut off as a whole, and neither do
-/// in-links from nodes that were dropped somewhere too. `dropped` holds (owner, dropped) pairs.
-///
-/// A copy dropped from its copy's list was displaced in their ring (see `select::Owner`) by a
-/// new copy, which then has to link it in turn; the new copy found its ring neighbours among
-/// the copies its search met, which need not include the displaced one.
-fn keep_last_in_links(
-    view: &WithBatch<'_, '_>,
-    changed: &mut [(u64, Vec<ItemId>)],
-    new_links: &mut [Vec<Vec<ItemId>>],
-    dropped: &[(ItemId, ItemId)],
-) -> Result<()> {
-    let position: HashMap<u64, usize> = changed
-        .iter()
-        .enumerate()
-        .map(|(i, (key, _))| (*key, i))
-        .collect();
-    // An in-link from a node that lost one itself may come from a group cut off together
-    // (four neighbours linking only each other once the batch pruned every way in): it does
-    // not count.
-    let lost_some_in_link: HashSet<ItemId> = dropped.iter().map(|&(_, lost)| lost).collect();
-    let final_list = |id: ItemId, changed: &[(u64, Vec<ItemId>)], out: &mut Vec<ItemId>| {
+/// What the parallel pass of `keep_last_in_links` found for one dropped link.
+enum DroppedLink {
+    /// A copy displaced in its ring by the new copy `local`, which must link it.
+    Displaced(usize),
+    /// Another neighbour links to it: nothing to do, whatever the pass adds later.
+    LinkedElsewhere,
+    /// No in-link seen yet; links added while mending earlier drops may still provide one.
+    Unsure,
+}
+
+/// The lists of layer 0 as this batch leaves them: its rewritten lists, else the stored ones.
+struct FinalLists<'a> {
+    changed: &'a [(u64, Vec<ItemId>)],
+    position: &'a HashMap<u64, usize>,
+    /// Nodes that lost an in-link somewhere in this batch.
+    lost_some_in_link: &'a HashSet<ItemId>,
+}
+
+impl FinalLists<'_> {
+    fn read(&self, view: &WithBatch<'_, '_>, id: ItemId, out: &mut Vec<ItemId>) -> Result<()> {
         out.clear();
-        match position.get(&link_key(0, id)) {
+        match self.position.get(&link_key(0, id)) {
             Some(&i) => {
-                out.extend_from_slice(&changed[i].1);
+                out.extend_from_slice(&self.changed[i].1);
                 Ok(())
             }
             None => view.neighbours(id, 0, out),
         }
-    };
-    let (mut lost_links, mut their_links) = (Vec::new(), Vec::new());
-    for &(owner, lost) in dropped {
+    }
+
+    /// Whether a neighbour of `lost` other than `owner` still links to it. An in-link from a
+    /// node that lost one itself may come from a group cut off together (four neighbours
+    /// linking only each other once the batch pruned every way in), and one from a copy keeps
+    /// a group of copies cut off as a whole: neither counts.
+    fn linked_elsewhere(
+        &self,
+        view: &WithBatch<'_, '_>,
+        owner: ItemId,
+        lost: ItemId,
+        as_owner: &Owner,
+    ) -> Result<bool> {
+        let (mut lost_links, mut their_links) = (Vec::new(), Vec::new());
+        self.read(view, lost, &mut lost_links)?;
         let lost_vec = view.vector(lost)?;
-        let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
-        if as_owner.is_copy(view.score(lost_vec, owner)?) {
-            let mut displacer = None;
-            for &n in &changed[position[&link_key(0, owner)]].1 {
-                if let Ok(local) = view.ids.binary_search(&n) {
-                    if as_owner.is_copy(view.score(lost_vec, n)?) {
-                        displacer = Some(local);
-                        break;
-                    }
-                }
-            }
-            if let Some(local) = displacer {
-                if !new_links[local][0].contains(&lost) {
-                    new_links[local][0].push(lost);
-                }
-                continue;
-            }
-        }
-        let mut linked_elsewhere = false;
-        final_list(lost, changed, &mut lost_links)?;
         for &n in &lost_links {
-            if n == owner || lost_some_in_link.contains(&n) {
+            if n == owner || self.lost_some_in_link.contains(&n) {
                 continue;
             }
             // The distance last: most neighbours do not link back, and a list is cheaper to read.
-            final_list(n, changed, &mut their_links)?;
+            self.read(view, n, &mut their_links)?;
             if their_links.contains(&lost) && !as_owner.is_copy(view.score(lost_vec, n)?) {
-                linked_elsewhere = true;
-                break;
+                return Ok(true);
             }
         }
-        if !linked_elsewhere {
-            changed[position[&link_key(0, owner)]].1.push(lost);
-        }
+        Ok(false)
     }
-    Ok(())
+
+    fn judge(&self, view: &WithBatch<'_, '_>, owner: ItemId, lost: ItemId) -> Result<DroppedLink> {
+        let lost_vec = view.vector(lost)?;
+        let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
+        if as_owner.is_copy(view.score(lost_vec, owner)?) {
+            for &n in &self.changed[self.position[&link_key(0, owner)]].1 {
+                if let Ok(local) = view.ids.binary_search(&n) {
+                    if as_owner.is_copy(view.score(lost_vec, n)?) {
+                        return Ok(DroppedLink::Displaced(local));
+                    }
+                }
+            }
+        }
+        Ok(if self.linked_elsewhere(view, owner, lost, &as_owner)? {
+            DroppedLink::LinkedElsewhere
+        } else {
+            DroppedLink::Unsure
+        })
+    }
+}
+
+impl StoredLinking<'_, '_> {
+    /// Pruning a stored node's layer-0 list may take another stored node's only in-link,
+    /// cutting it off from every search. A dropped node normally keeps an in-link from one of
+    /// its own neighbours (links are mostly mutual); one that has none once every list of the
+    /// batch is final goes back into the list it was dropped from, over its cap until the next
+    /// prune, as `keep_new_items_reachable` does for new items. `dropped` holds (owner,
+    /// dropped) pairs.
+    ///
+    /// A copy dropped from its copy's list was displaced in their ring (see `select::Owner`)
+    /// by a new copy, which then has to link it in turn; the new copy found its ring neighbours
+    /// among the copies its search met, which need not include the displaced one.
+    ///
+    /// Every drop is judged in parallel against the lists as pruned; the few with no in-link
+    /// are judged again in order, since putting one back can give another its in-link. Links
+    /// are only ever added here, so an in-link found in the parallel pass is still there.
+    fn keep_last_in_links(
+        &self,
+        changed: &mut [(u64, Vec<ItemId>)],
+        new_links: &mut [Vec<Vec<ItemId>>],
+        dropped: &[(ItemId, ItemId)],
+        cancel: &CancelCheck<'_>,
+    ) -> Result<()> {
+        let position: HashMap<u64, usize> = changed
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (*key, i))
+            .collect();
+        let lost_some_in_link: HashSet<ItemId> = dropped.iter().map(|&(_, lost)| lost).collect();
+        cancel.pass(Pass::KeepInLinks, dropped.len());
+        let verdicts: Vec<DroppedLink> = {
+            let lists = FinalLists {
+                changed,
+                position: &position,
+                lost_some_in_link: &lost_some_in_link,
+            };
+            dropped
+                .par_iter()
+                .map(|&(owner, lost)| {
+                    cancel.check()?;
+                    self.pool
+                        .with(|txn| lists.judge(&self.view(txn), owner, lost))
+                })
+                .collect::<Result<_>>()?
+        };
+        for (&(owner, lost), verdict) in dropped.iter().zip(verdicts) {
+            match verdict {
+                DroppedLink::Displaced(local) => {
+                    if !new_links[local][0].contains(&lost) {
+                        new_links[local][0].push(lost);
+                    }
+                }
+                DroppedLink::LinkedElsewhere => {}
+                DroppedLink::Unsure => {
+                    let lists = FinalLists {
+                        changed,
+                        position: &position,
+                        lost_some_in_link: &lost_some_in_link,
+                    };
+                    let reached = self.pool.with(|txn| {
+                        let view = self.view(txn);
+                        let lost_vec = view.vector(lost)?;
+                        let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
+                        lists.linked_elsewhere(&view, owner, lost, &as_owner)
+                    })?;
+                    if !reached {
+                        changed[position[&link_key(0, owner)]].1.push(lost);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn view<'t>(&'t self, txn: &'t CachedTxn<'_>) -> WithBatch<'t, 't> {
+        WithBatch::new(txn.view(self.store, self.meta), self.batch, self.ids)
+    }
 }
 
 /// Every new item must end up reachable on layer 0. An item that every chooser pruned away, or a

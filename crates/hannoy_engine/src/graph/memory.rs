@@ -4,7 +4,7 @@
 //! is built; after the first item every insertion runs on rayon's pool. Each (node, layer) list
 //! has its own mutex, held only to copy the list or to add one link, never across a search.
 
-use crate::graph::cancel::CancelCheck;
+use crate::graph::cancel::{CancelCheck, Pass, Watch};
 use std::sync::{Mutex, RwLock};
 
 use rayon::prelude::*;
@@ -79,7 +79,7 @@ impl<'v> MemGraph<'v> {
         params: BuildParams,
         vectors: &'v PreparedVectors,
         levels: Vec<usize>,
-        cancel: &(dyn Fn() -> bool + Sync),
+        cancel: &dyn Watch,
     ) -> Result<MemGraph<'v>> {
         let n = vectors.len();
         let links = levels
@@ -102,6 +102,7 @@ impl<'v> MemGraph<'v> {
             Some((first, graph.levels[first as usize]));
 
         let cancel = CancelCheck::new(cancel);
+        cancel.pass(Pass::BatchGraph, n);
         rest.par_iter().try_for_each_init(
             || Visited::pooled(n),
             |visited, &q| {

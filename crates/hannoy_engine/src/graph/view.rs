@@ -53,11 +53,13 @@ impl<'t> LmdbView<'t> {
     }
 }
 
-/// A read-only transaction with the table of where its vector chunks lie (`ChunkTable`): the
-/// only way to a view that reads through one, so a table never meets another transaction.
+/// A read-only transaction with the tables of where its vector chunks and layer-0 lists lie
+/// (`ChunkTable`, `LinkTable`): the only way to a view that reads through them, so a table never
+/// meets another transaction.
 pub(crate) struct CachedTxn<'w> {
     txn: RoTxn<'w, WithoutTls>,
     chunks: ChunkTable,
+    links: LinkTable,
 }
 
 impl<'w> CachedTxn<'w> {
@@ -65,13 +67,14 @@ impl<'w> CachedTxn<'w> {
     pub fn new(txn: RoTxn<'w, WithoutTls>, meta: &MetaRecord) -> Self {
         CachedTxn {
             chunks: ChunkTable::new(meta),
+            links: LinkTable::new(meta),
             txn,
         }
     }
 
     pub fn view<'s>(&'s self, store: Store, meta: &'s MetaRecord) -> LmdbView<'s> {
-        // SAFETY: the table is this transaction's own, and the transaction is read-only.
-        unsafe { LmdbView::with_chunks(&self.txn, store, meta, &self.chunks, None) }
+        // SAFETY: the tables are this transaction's own, and the transaction is read-only.
+        unsafe { LmdbView::with_chunks(&self.txn, store, meta, &self.chunks, Some(&self.links)) }
     }
 }
 
