@@ -94,6 +94,9 @@ struct IndexFlags {
     /// Seconds per throughput run
     #[arg(long, value_name = "S", default_value_t = 5.0, value_parser = positive_seconds)]
     seconds: f64,
+    /// Rows of the timed `INSERT ... SELECT` after the queries, at most a tenth of the table
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = at_least_one)]
+    insert_rows: usize,
     /// Filter selectivities in percent, each in (0, 100], resolution 0.01%; 'none' for no
     /// filtered runs
     #[arg(long, value_name = "LIST", default_value = "10,1,0.1", value_parser = selectivity_list)]
@@ -216,6 +219,8 @@ pub struct Settings {
     pub connections: Vec<usize>,
     pub seconds: f64,
     pub selectivities_percent: Vec<f64>,
+    /// Rows of the timed batch insert, before the cap at a tenth of the table.
+    pub insert_rows: usize,
     pub engines: Vec<EngineName>,
     #[serde(skip)]
     pub out: Option<PathBuf>,
@@ -387,6 +392,7 @@ impl Flags {
             connections: index.connections,
             seconds: index.seconds,
             selectivities_percent: index.selectivities,
+            insert_rows: index.insert_rows,
             engines: index.engines,
             out: output.out,
             seed: data.seed,

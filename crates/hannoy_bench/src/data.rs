@@ -223,7 +223,7 @@ pub fn load(settings: &Settings, progress: &Progress) -> Result<Dataset, BenchEr
     check_vectors(&queries, settings.metric, "query")?;
 
     let categories = draw_categories(base.len(), seed ^ 0xCA7E_6021);
-    let new_count = (base.len() / 100).max(1);
+    let new_count = settings.insert_rows.min(base.len() / 10).max(1);
     let new_rows = perturbed_rows(&base, new_count, synthetic, seed ^ 0x1D5E_2700);
     let new_categories = draw_categories(new_count, seed ^ 0x1D5E_2701);
     Ok(Dataset {

@@ -395,7 +395,7 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
   filter column; pgvector has no index on it and runs with `hnsw.iterative_scan = relaxed_order`. \
   The plan column is the planner's choice for the first query; where it is not the vector \
   index, the same queries run again with `enable_seqscan = off` (\"index forced\").\n\
-- Writes, after the queries: one `INSERT ... SELECT` of 1% new rows (data rows moved by noise) \
+- Writes, after the queries: one `INSERT ... SELECT` of `--insert-rows` new rows (10,000 by default, at most a tenth of the table; data rows moved by noise) \
   from an unindexed table into the indexed one. hannoy appends new rows to its pending list and \
   links them into the graph whenever the list outgrows `hannoy.pending_list_limit`; what is left \
   after the INSERT is linked by a `hannoy_index_info()` call timed right after it (\"pending list \
