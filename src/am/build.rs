@@ -36,6 +36,7 @@ fn phase_of(pass: Pass) -> i64 {
         Pass::Write | Pass::Delete => PHASE_WRITE,
     }
 }
+
 /// The fewest vectors a batch holds, however small maintenance_work_mem is: a batch of a few
 /// vectors is linked with little parallelism.
 const MIN_BATCH: usize = 64;

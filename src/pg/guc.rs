@@ -3,7 +3,7 @@
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 /// Candidate list size of a scan's graph walk: larger finds more true neighbours, slower.
-pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(40);
+pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(100);
 /// The most rows one index scan returns before it stops as if the index were exhausted: the
 /// bound on how far a scan streams when a filter the index cannot see rejects most rows.
 pub static MAX_SCAN_TUPLES: GucSetting<i32> = GucSetting::<i32>::new(20_000);

@@ -7,7 +7,7 @@ fn settings_have_the_documented_defaults_and_bounds() {
     // The settings exist once the library is loaded; an operator call loads it.
     run("SELECT '{1}'::real[] <-> '{1}'::real[]");
     let show = |name: &str| Spi::get_one::<String>(&format!("SHOW {name}")).unwrap().unwrap();
-    assert_eq!(show("hannoy.ef_search"), "40");
+    assert_eq!(show("hannoy.ef_search"), "100");
     assert_eq!(show("hannoy.max_scan_tuples"), "20000");
     assert_eq!(show("hannoy.pending_list_limit"), "1MB");
     for (setting, refused, accepted) in [

@@ -13,7 +13,7 @@ use crate::pg::{self, Database, EngineSql};
 use crate::truth::{self, FilteredTruth, Scorer, Truths, DEEP_K};
 use crate::{BenchError, Context, Progress};
 
-/// ef_search of the filtered runs: both engines' default.
+/// ef_search of the filtered runs: pgvector's default (hannoy's is 100).
 pub const FILTERED_EF_SEARCH: u32 = 40;
 /// The plan of a query answered by the engine's vector index.
 pub const INDEX_SCAN: &str = "index scan";
