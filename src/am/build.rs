@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hannoy_engine::{FilterRow, Index, IndexOptions, Metric, Pass};
+use hannoy_engine::{FilterRow, Index, IndexOptions, Metric, Pass, PreparedVectors};
 use pgrx::prelude::*;
 
 use crate::pg::error::{raise, raise_engine, OrRaise};
@@ -41,10 +41,11 @@ fn phase_of(pass: Pass) -> i64 {
 /// vectors is linked with little parallelism.
 const MIN_BATCH: usize = 64;
 
-/// What one batch costs in memory per vector while the engine links it: the vector as read,
-/// its prepared copy, the copy in LMDB's dirty pages, and its links on layer 0 and above.
+/// What one batch costs in memory per vector while the engine links it: the vector in its
+/// stored form (prepared as it is read), its copy in LMDB's dirty pages, and its links on layer
+/// 0 and above.
 fn bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
-    3 * metric.vector_bytes(dimensions) + 12 * m + 64
+    2 * metric.vector_bytes(dimensions) + 12 * m + 64
 }
 
 /// How many vectors one batch holds within maintenance_work_mem.
@@ -62,7 +63,9 @@ pub struct BuildState {
     options: super::options::GraphOptions,
     index: Option<Arc<Index>>,
     dimensions: Option<usize>,
-    batch: Vec<OwnedVector>,
+    /// The batch's vectors in their stored form; empty until the first vector fixes the
+    /// dimension count.
+    batch: PreparedVectors,
     keys: Vec<u64>,
     /// One per vector when the index has filter columns, else empty.
     rows: Vec<FilterRow>,
@@ -85,6 +88,8 @@ impl BuildState {
             // SAFETY: the relation being built, open and locked for the whole build.
             self.index = Some(unsafe { crate::storage::create_engine(self.relation, &options) });
             self.batch_limit = batch_limit(self.metric, dimensions, self.options.m);
+            self.batch =
+                PreparedVectors::with_room(self.metric, dimensions, self.batch_limit).or_raise();
         }
         let expected = *self.dimensions.get_or_insert(dimensions);
         if expected != dimensions {
@@ -93,7 +98,9 @@ impl BuildState {
                 got: dimensions,
             });
         }
-        self.batch.push(vector);
+        self.batch
+            .push(self.metric, dimensions, vector.as_ref())
+            .or_raise();
         self.keys.push(key);
         self.rows.extend(row);
         if self.batch.len() >= self.batch_limit {
@@ -122,11 +129,10 @@ impl BuildState {
         let result = threads::run_watched(
             |cancel| {
                 index.write(|writer| {
-                    let prepared = writer.prepare(batch.iter().map(OwnedVector::as_ref))?;
                     if rows.is_empty() {
-                        writer.insert_keyed(&prepared, keys, cancel)?;
+                        writer.insert_keyed(batch, keys, cancel)?;
                     } else {
-                        writer.insert_keyed_with_filters(&prepared, keys, rows, cancel)?;
+                        writer.insert_keyed_with_filters(batch, keys, rows, cancel)?;
                     }
                     writer.set_stamp(stamp)
                 })
@@ -195,7 +201,7 @@ pub unsafe extern "C-unwind" fn ambuild(
             options,
             index: None,
             dimensions: None,
-            batch: Vec::new(),
+            batch: PreparedVectors::default(),
             keys: Vec::new(),
             rows: Vec::new(),
             batch_limit: MIN_BATCH,

@@ -634,8 +634,8 @@ impl<'i> Writer<'i> {
     }
 
     /// Adds a batch (in parallel on rayon's current pool); returns the new ids in batch order.
-    /// `watch` is polled between items from every worker and told of each pass; it must not call into anything
-    /// that is not thread-safe.
+    /// `watch` is polled between items from every worker and told of each pass (see [`Watch`]);
+    /// it must not call into anything that is not thread-safe.
     pub fn insert(&mut self, batch: &PreparedVectors, watch: &dyn Watch) -> Result<Vec<ItemId>> {
         if batch.is_empty() {
             return Ok(Vec::new());

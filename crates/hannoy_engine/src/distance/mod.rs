@@ -202,7 +202,7 @@ impl VectorRef<'_> {
 }
 
 /// Validated vectors in their stored form, back to back in an 8-byte-aligned buffer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PreparedVectors {
     words: Vec<u64>,
     /// Bytes of one stored vector.
@@ -335,13 +335,24 @@ impl PreparedVectors {
         self.len = kept;
     }
 
-    /// Checks `vector` against the index's metric and dimensions and appends its stored form.
-    pub(crate) fn push(
-        &mut self,
-        metric: Metric,
-        dimensions: usize,
-        vector: VectorRef<'_>,
-    ) -> Result<()> {
+    /// An empty set with room for `capacity` vectors, to be filled by `push` as they arrive.
+    pub fn with_room(metric: Metric, dimensions: usize, capacity: usize) -> Result<Self> {
+        check_dimensions(metric, dimensions)?;
+        Ok(PreparedVectors::with_capacity(
+            metric.vector_bytes(dimensions),
+            capacity,
+        ))
+    }
+
+    /// Empties the set and keeps its memory.
+    pub fn clear(&mut self) {
+        self.words.clear();
+        self.len = 0;
+    }
+
+    /// Checks `vector` against `metric` and `dimensions` (those of the set's index) and appends
+    /// its stored form; a refused vector leaves the set as it was.
+    pub fn push(&mut self, metric: Metric, dimensions: usize, vector: VectorRef<'_>) -> Result<()> {
         let start = self.words.len();
         self.words.resize(start + self.stride_words, 0);
         let slot = &mut self.words[start..];
