@@ -42,10 +42,14 @@ fn phase_of(pass: Pass) -> i64 {
 const MIN_BATCH: usize = 64;
 
 /// What one batch costs in memory per vector while the engine links it: the vector in its
-/// stored form (prepared as it is read), its copy in LMDB's dirty pages, and its links on layer
-/// 0 and above.
+/// stored form (prepared as it is read) and its copy in LMDB's dirty pages, then its lists: the
+/// scored lists of the batch's graph (up to 2·m links of 12 bytes, in vectors that grow by
+/// doubling), the lists written for it and the stored lists it rewrites, and the per-list
+/// bookkeeping, about 64·m + 200 bytes in all. This bounds the batch; linking a batch into a
+/// stored graph takes more on top, for the stored lists it rewrites (docs/benchmarks.md,
+/// "Builds in batches").
 fn bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
-    2 * metric.vector_bytes(dimensions) + 12 * m + 64
+    2 * metric.vector_bytes(dimensions) + 64 * m + 200
 }
 
 /// How many vectors one batch holds within maintenance_work_mem.
