@@ -190,14 +190,17 @@ fn reopening_gives_identical_results() {
     assert_eq!(run(&index), before);
 }
 
+/// A 256-d cosine index in a 1 MiB map, too small for a few thousand of its vectors.
+fn in_one_mib_map(dir: &std::path::Path) -> Index {
+    Index::create_with_map_size(dir, &IndexOptions::new(Metric::Cosine, 256), 1 << 20).unwrap()
+}
+
 #[test]
 fn the_map_grows_when_full() {
     let data = clustered(6_000, 256, 61);
     let dir = tempfile::tempdir().unwrap();
     // 1 MiB cannot hold 6 MB of vectors: the write must grow the map and retry.
-    let index =
-        Index::create_with_map_size(dir.path(), &IndexOptions::new(Metric::Cosine, 256), 1 << 20)
-            .unwrap();
+    let index = in_one_mib_map(dir.path());
     insert_floats(&index, &data);
     let reader = index.read().unwrap();
     assert_eq!(reader.len(), 6_000);
@@ -231,9 +234,7 @@ impl PassLog {
 fn a_write_names_its_passes_and_a_reserved_map_runs_each_once() {
     let data = clustered(6_000, 256, 62);
     let dir = tempfile::tempdir().unwrap();
-    let index =
-        Index::create_with_map_size(dir.path(), &IndexOptions::new(Metric::Cosine, 256), 1 << 20)
-            .unwrap();
+    let index = in_one_mib_map(dir.path());
     let log = PassLog::default();
     let insert = |rows: &[Vec<f32>]| {
         let batch = index
@@ -266,9 +267,7 @@ fn a_write_names_its_passes_and_a_reserved_map_runs_each_once() {
 
     // Without the reservation, a write that fills the map is run again whole.
     let dir = tempfile::tempdir().unwrap();
-    let unreserved =
-        Index::create_with_map_size(dir.path(), &IndexOptions::new(Metric::Cosine, 256), 1 << 20)
-            .unwrap();
+    let unreserved = in_one_mib_map(dir.path());
     let batch = unreserved
         .prepare(data[..4_000].iter().map(|v| VectorRef::Floats(v)))
         .unwrap();
@@ -382,9 +381,7 @@ fn a_second_process_reads_while_we_write() {
 fn a_full_map_with_a_reader_open_in_this_thread_is_an_error_not_a_deadlock() {
     let data = clustered(3_000, 256, 91);
     let dir = tempfile::tempdir().unwrap();
-    let index =
-        Index::create_with_map_size(dir.path(), &IndexOptions::new(Metric::Cosine, 256), 1 << 20)
-            .unwrap();
+    let index = in_one_mib_map(dir.path());
     let reader = index.read().unwrap();
     let batch = index
         .prepare(data.iter().map(|v| VectorRef::Floats(v)))

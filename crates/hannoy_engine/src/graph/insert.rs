@@ -429,11 +429,11 @@ impl FinalLists<'_> {
         view: &WithBatch<'_, '_>,
         owner: ItemId,
         lost: ItemId,
+        lost_vec: &[u8],
         as_owner: &Owner,
     ) -> Result<bool> {
         let (mut lost_links, mut their_links) = (Vec::new(), Vec::new());
         self.read(view, lost, &mut lost_links)?;
-        let lost_vec = view.vector(lost)?;
         for &n in &lost_links {
             if n == owner || self.lost_some_in_link.contains(&n) {
                 continue;
@@ -459,11 +459,13 @@ impl FinalLists<'_> {
                 }
             }
         }
-        Ok(if self.linked_elsewhere(view, owner, lost, &as_owner)? {
-            DroppedLink::LinkedElsewhere
-        } else {
-            DroppedLink::Unsure
-        })
+        Ok(
+            if self.linked_elsewhere(view, owner, lost, lost_vec, &as_owner)? {
+                DroppedLink::LinkedElsewhere
+            } else {
+                DroppedLink::Unsure
+            },
+        )
     }
 }
 
@@ -529,7 +531,7 @@ impl StoredLinking<'_, '_> {
                         let view = self.view(txn);
                         let lost_vec = view.vector(lost)?;
                         let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
-                        lists.linked_elsewhere(&view, owner, lost, &as_owner)
+                        lists.linked_elsewhere(&view, owner, lost, lost_vec, &as_owner)
                     })?;
                     if !reached {
                         changed[position[&link_key(0, owner)]].1.push(lost);
