@@ -13,13 +13,15 @@ mod storage;
 
 pgrx::pg_module_magic!(name, version);
 
-/// Runs when a backend loads the library: settings and index options must exist before the
-/// first index is opened.
+/// Runs when a process loads the library: settings and index options must exist before the
+/// first index is opened, and the WAL resource manager before recovery starts (in the
+/// postmaster, when preloaded).
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     pg::guc::register();
     am::options::register();
     storage::lifecycle::install_hook();
+    storage::register_wal();
 }
 
 /// The extension's tests live in tests/pg; `#[pg_schema]` needs them in one inline module.
@@ -44,7 +46,8 @@ mod tests {
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
 
+    /// Every test runs with the folders following the WAL, as a server with standbys does.
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        vec!["shared_preload_libraries = 'hannoy_pg'"]
     }
 }

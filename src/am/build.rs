@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use hannoy_engine::{FilterRow, Index, IndexOptions, Metric, Pass, PreparedVectors};
+use std::borrow::Cow;
+
+use hannoy_engine::{
+    Change, FilterRow, Index, IndexOptions, InsertRows, Metric, Pass, PreparedVectors,
+};
 use pgrx::prelude::*;
 
 use crate::pg::error::{raise, raise_engine, OrRaise};
@@ -52,11 +56,18 @@ fn bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
     2 * metric.vector_bytes(dimensions) + 64 * m + 200
 }
 
-/// How many vectors one batch holds within maintenance_work_mem.
+/// How many vectors one batch holds within maintenance_work_mem, and within one WAL record
+/// when the server logs its changes (a vector, its key and its filter values).
 pub(super) fn batch_limit(metric: Metric, dimensions: usize, m: usize) -> usize {
     // SAFETY: a plain read of a GUC variable on the backend thread.
     let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
-    (budget / bytes_per_vector(metric, dimensions, m)).max(MIN_BATCH)
+    let limit = budget / bytes_per_vector(metric, dimensions, m);
+    let limit = if crate::storage::wal::following() {
+        limit.min(crate::storage::wal::MAX_RECORD_BYTES / (metric.vector_bytes(dimensions) + 64))
+    } else {
+        limit
+    };
+    limit.max(MIN_BATCH)
 }
 
 pub struct BuildState {
@@ -113,31 +124,33 @@ impl BuildState {
     }
 
     fn flush(&mut self) {
-        let Some(index) = self.index.clone() else {
+        let (Some(index), Some(dimensions)) = (self.index.clone(), self.dimensions) else {
             return;
         };
         if self.batch.is_empty() {
             return;
         }
-        let (batch, keys, rows) = (&self.batch, &self.keys, &self.rows);
-        let (before, len) = (self.indexed, batch.len() as u64);
+        let change = Change::Insert(InsertRows {
+            options: self.engine_options(dimensions),
+            vectors: Cow::Borrowed(&self.batch),
+            keys: Cow::Borrowed(&self.keys),
+            rows: Cow::Borrowed(&self.rows),
+            log_position: None,
+        });
+        let (before, len) = (self.indexed, self.batch.len() as u64);
         // Rows count as done halfway through the batch's two searches when it is linked into
         // earlier batches, through its one search otherwise.
         let searches = if before == 0 { 1 } else { 2 };
         let _phase = crate::pg::phase::enter(c"hannoy: build");
-        index.reserve(batch.len()).or_raise();
+        index.reserve(change.added()).or_raise();
         // SAFETY: the relation being built, open and locked for the whole build; `index` is
         // its engine.
-        let stamp = unsafe { crate::storage::begin_change(self.relation, &index) }
+        let stamp = unsafe { crate::storage::begin_change(self.relation, &index, &change) }
             .unwrap_or_else(|unusable| unsafe { unusable.raise(self.relation) });
         let result = threads::run_watched(
             |cancel| {
                 index.write(|writer| {
-                    if rows.is_empty() {
-                        writer.insert_keyed(batch, keys, cancel)?;
-                    } else {
-                        writer.insert_keyed_with_filters(batch, keys, rows, cancel)?;
-                    }
+                    change.apply(writer, cancel)?;
                     writer.set_stamp(stamp)
                 })
             },

@@ -58,8 +58,11 @@ unsafe fn scan_cost(
     // SAFETY: forwarded; the index is locked by the planner, and the clause lists are nodes of
     // the path.
     unsafe {
-        // Without ORDER BY the index cannot answer anything; on a standby it has no storage.
-        if (*path).indexorderbys.is_null() || pg_sys::RecoveryInProgress() {
+        // Without ORDER BY the index cannot answer anything; on a standby its storage is there
+        // only when it follows the WAL.
+        if (*path).indexorderbys.is_null()
+            || (pg_sys::RecoveryInProgress() && !crate::storage::readable_in_recovery())
+        {
             return None;
         }
         let info = (*path).indexinfo;

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use crate::pg::error::OrRaise;
 use crate::storage::pending_list::{self, ListState, PendingEntry, Walk};
 use crate::storage::{self, Snapshot, Unusable};
-use hannoy_engine::FilterRow;
+use std::borrow::Cow;
+
+use hannoy_engine::{Change, FilterRow, InsertRows};
 
 /// Whether a merge waits for one already running, or leaves the list to it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,10 @@ pub enum Wait {
 pub unsafe fn merge(index: pg_sys::Relation, wait: Wait) -> Result<(), Unusable> {
     // SAFETY: forwarded from the caller; the write lock is released below or at transaction end.
     unsafe {
+        // A standby's list is merged by replaying the primary's merges.
+        if pg_sys::RecoveryInProgress() {
+            return Ok(());
+        }
         if !storage::lock_writes(index, wait == Wait::Yes) {
             return Ok(());
         }
@@ -40,10 +46,16 @@ pub unsafe fn merge(index: pg_sys::Relation, wait: Wait) -> Result<(), Unusable>
 }
 
 /// Bytes of pending entries one round of a merge links: a list longer than this (its limit is
-/// the user's to set) is merged in rounds, each cut before the next is read.
+/// the user's to set) is merged in rounds, each cut before the next is read, and each one WAL
+/// record when the server logs its changes.
 fn round_bytes() -> usize {
     // SAFETY: a plain read of a GUC variable on the backend thread.
     let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024 / 4;
+    let budget = if storage::wal::following() {
+        budget.min(storage::wal::MAX_RECORD_BYTES)
+    } else {
+        budget
+    };
     budget.max(1 << 20)
 }
 
@@ -120,20 +132,16 @@ unsafe fn link(
             vectors,
         )
         .or_raise();
-        let end = list.reached;
-        engine.reserve(prepared.len()).or_raise();
-        storage::change(index, &engine, |writer, cancel| {
-            // A merge that committed but crashed before its cut left its entries in the list.
-            if writer.log_position()? < end {
-                if rows.is_empty() {
-                    writer.insert_keyed(&prepared, &keys, cancel)?;
-                } else {
-                    writer.insert_keyed_with_filters(&prepared, &keys, &rows, cancel)?;
-                }
-                writer.set_log_position(end)?;
-            }
-            Ok(())
-        })?;
+        // A merge that committed but crashed before its cut left its entries in the list: the
+        // log position makes the change skip them.
+        let change = Change::Insert(InsertRows {
+            options,
+            vectors: Cow::Owned(prepared),
+            keys: Cow::Owned(keys),
+            rows: Cow::Owned(rows),
+            log_position: Some(list.reached),
+        });
+        storage::change(index, &engine, &change)?;
         // LMDB reuses the pages a commit frees only two commits later: without this, merges
         // one after another (a large INSERT) each grow the file by what the previous one freed.
         engine.release_freed_pages().or_raise();

@@ -6,12 +6,17 @@
 //! and the heap is cleaned all the same. The marked index answers no scan, so the TIDs the heap
 //! then reuses can never come back through its stale items.
 
-use hannoy_engine::RoaringBitmap;
+use std::borrow::Cow;
+
+use hannoy_engine::Change;
 use pgrx::prelude::*;
 
 use super::merge::{self, Wait};
 use crate::pg::error::OrRaise;
 use crate::storage::{self, Unusable};
+
+/// Keys one delete change holds at most: 64 MB in its WAL record.
+const DELETE_KEYS_PER_CHANGE: usize = 8 << 20;
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn ambulkdelete(
@@ -49,7 +54,7 @@ unsafe fn bulk_delete(
         let (Some(engine), Some(callback)) = (storage::open(index)?, callback) else {
             return Ok(());
         };
-        let mut dead = RoaringBitmap::new();
+        let mut dead = Vec::new();
         let mut tid = pg_sys::ItemPointerData::default();
         let keys: Vec<(u32, u64)> = {
             let reader = engine.read().or_raise();
@@ -59,23 +64,27 @@ unsafe fn bulk_delete(
                 .collect::<Result<_, _>>()
                 .or_raise()
         };
-        for (i, (id, key)) in keys.iter().enumerate() {
+        for (i, (_, key)) in keys.iter().enumerate() {
             if i % 1024 == 0 {
                 pgrx::check_for_interrupts!();
             }
             crate::pg::tid::key_tid(*key, &mut tid);
             if callback(&mut tid, callback_state) {
-                dead.insert(*id);
+                dead.push(*key);
             }
         }
         if !dead.is_empty() {
             let _phase = crate::pg::phase::enter(c"hannoy: vacuum delete");
-            storage::change(index, &engine, |writer, cancel| {
-                writer.delete(&dead, cancel)
-            })?;
+            // Each change is one WAL record: a delete of tens of millions of rows goes in parts.
+            for part in dead.chunks(DELETE_KEYS_PER_CHANGE) {
+                let change = Change::Delete {
+                    keys: Cow::Borrowed(part),
+                };
+                storage::change(index, &engine, &change)?;
+            }
         }
         (*stats).tuples_removed += dead.len() as f64;
-        (*stats).num_index_tuples = (keys.len() as u64 - dead.len()) as f64;
+        (*stats).num_index_tuples = (keys.len() - dead.len()) as f64;
         Ok(())
     }
 }
@@ -130,7 +139,7 @@ unsafe fn cleanup(
             engine.release_freed_pages().or_raise();
         } else {
             let _phase = crate::pg::phase::enter(c"hannoy: reconnect");
-            storage::change(index, &engine, |writer, _| writer.reconnect_unreachable())?;
+            storage::change(index, &engine, &Change::Reconnect)?;
         }
         let info = engine.info().or_raise();
         (*stats).num_index_tuples = info.len as f64;

@@ -26,7 +26,9 @@ pub unsafe fn reindex_hint(index: pg_sys::Relation) -> String {
     // SAFETY: forwarded from the caller.
     let name = unsafe { qualified_name(index) };
     format!(
-        "Rebuild it with REINDEX INDEX {name}. Its storage lives outside the WAL, so backups, \
-         standbys, pg_upgrade and CREATE DATABASE ... TEMPLATE do not carry it."
+        "Rebuild it with REINDEX INDEX {name} (on the primary, for a standby). Its storage lives \
+         outside Postgres's pages: pg_upgrade, CREATE DATABASE ... TEMPLATE and base backups \
+         taken while it changed do not carry it, and standbys and crash recovery follow it only \
+         with shared_preload_libraries = 'hannoy_pg'."
     )
 }

@@ -97,14 +97,26 @@ fn pool_size() -> usize {
     cores.min(workers + 1)
 }
 
-/// A new pool (see `pool_size`); its threads end once it is dropped.
+/// A new pool (see `pool_size`); its threads end once it is dropped. Raises when the threads
+/// cannot be started.
 fn pool() -> rayon::ThreadPool {
+    new_pool().unwrap_or_else(|e| {
+        crate::pg::error::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
+            format!("could not start worker threads: {e}"),
+            None,
+        )
+    })
+}
+
+/// A new pool (see `pool_size`), for callers that must not raise (WAL redo).
+pub fn new_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
     // Postgres's signal handlers assume they run on the backend thread: workers inherit a mask
     // that blocks every signal, restored on this thread once they exist.
     let threads = pool_size();
     // SAFETY: sigset_t is plain data filled by sigfillset; pthread_sigmask only changes this
     // thread's mask, and the old mask is put back before returning.
-    let pool = unsafe {
+    unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -115,14 +127,7 @@ fn pool() -> rayon::ThreadPool {
             .build();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         pool
-    };
-    pool.unwrap_or_else(|e| {
-        crate::pg::error::raise(
-            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
-            format!("could not start worker threads: {e}"),
-            None,
-        )
-    })
+    }
 }
 
 /// Whether the user asked to cancel the statement or the backend is being stopped. A plain

@@ -165,14 +165,21 @@ fn hannoy_test_drop_item(index: PgRelation, key: i64) -> bool {
         let engine = crate::storage::open(index)
             .unwrap_or_else(|unusable| unusable.raise(index))
             .expect("the index holds items");
-        let Some(id) = engine.read().or_raise().item_for_key(key as u64).or_raise() else {
+        if engine
+            .read()
+            .or_raise()
+            .item_for_key(key as u64)
+            .or_raise()
+            .is_none()
+        {
             return false;
+        }
+        let keys = [key as u64];
+        let change = hannoy_engine::Change::Delete {
+            keys: std::borrow::Cow::Borrowed(&keys),
         };
-        let items = hannoy_engine::RoaringBitmap::from_iter([id]);
-        crate::storage::change(index, &engine, |writer, cancel| {
-            writer.delete(&items, cancel)
-        })
-        .unwrap_or_else(|unusable| unusable.raise(index));
+        crate::storage::change(index, &engine, &change)
+            .unwrap_or_else(|unusable| unusable.raise(index));
         true
     }
 }

@@ -11,7 +11,8 @@
 //! A change is ordered so that a crash at any point is reconciled, not refused: the metapage
 //! first records the position the change will reach (its intent) and that record is flushed,
 //! then the LMDB commit stamps the folder with it, then the metapage records it as reached.
-//! A folder at the committed position or at the intent is therefore the relation's own.
+//! A folder from the committed position to the intent is therefore the relation's own (the
+//! intent can be more than one ahead after a change failed: see `super::begin_change`).
 
 use pgrx::{pg_sys, PgSqlErrorCode};
 
@@ -35,6 +36,8 @@ pub enum Unusable {
     Behind { folder: u64, relation: u64 },
     /// The folder has seen more changes than the relation: the relation is the older copy.
     Ahead { folder: u64, relation: u64 },
+    /// WAL replay could not apply a change to the folder (see `super::redo`).
+    ReplayFailed(String),
 }
 
 impl Unusable {
@@ -50,6 +53,7 @@ impl Unusable {
             Unusable::Ahead { folder, relation } => format!(
                 "its storage folder is newer than the index (change {folder}, the index knows {relation}), as after restoring an older copy of the database"
             ),
+            Unusable::ReplayFailed(why) => format!("the WAL replay of its storage failed ({why})"),
         }
     }
 
@@ -116,7 +120,9 @@ pub(super) fn verify(
     if stamp.owner != meta.storage_id {
         return Err(Unusable::Foreign);
     }
-    if stamp.position == meta.position || stamp.position == meta.intent {
+    // Between the two: a change's record was replayed here but the change failed on the
+    // primary, whose next change goes past it (see `super::begin_change`).
+    if (meta.position..=meta.intent).contains(&stamp.position) {
         Ok(())
     } else if stamp.position < meta.position {
         Err(Unusable::Behind {

@@ -6,6 +6,9 @@
 //! - a folder replaced by a rebuild, or whose index is dropped, is deleted when the top-level
 //!   transaction commits, and kept if the (sub)transaction that replaced or dropped it aborts.
 //!
+//! When the folders follow the WAL (`super::wal`), each removal is logged first, so that standbys
+//! and recovery remove the same folders.
+//!
 //! Drops are seen by the `sql_drop` event trigger below and, once the library is loaded, by an
 //! object access hook. What neither sees (a DROP DATABASE in a backend that never loaded the
 //! library, a backend that died between commit and deletion) is found by `sweep_orphans`, run at
@@ -57,6 +60,10 @@ fn schedule(dir: PathBuf, when: When) {
 
 fn remove(dir: &std::path::Path) {
     super::forget(dir);
+    // SAFETY: a plain read of shared state.
+    if super::wal::following() && !unsafe { pg_sys::RecoveryInProgress() } {
+        super::wal::log_remove(dir);
+    }
     match std::fs::remove_dir_all(dir) {
         Ok(()) => {
             // The index's folder goes with its last generation (fails harmlessly otherwise).

@@ -18,9 +18,10 @@ pub(super) struct MetaPage {
     pub storage_id: u64,
     /// Changes of the storage (LMDB commits of the access method) known to be committed.
     pub position: u64,
-    /// The position a change in flight will reach once it commits; `position` when none is.
-    /// Logged and flushed before that LMDB commit, so after a crash between the commit and the
-    /// record of `position` the folder is found at `intent`, which is accepted.
+    /// The position a change in flight will reach once it commits; `position` when none is,
+    /// or the position of a change that failed after its record was logged. Logged and flushed
+    /// before that LMDB commit, so after a crash between the commit and the record of
+    /// `position` the folder is found at `intent`, which is accepted.
     pub intent: u64,
     /// Non-zero once the storage was found unusable (see `super::identity`): scans refuse,
     /// inserts leave the pending list alone and VACUUM skips the index until a REINDEX.

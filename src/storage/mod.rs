@@ -5,12 +5,15 @@
 //! page (the metapage). Whenever Postgres gives the index new storage it runs `ambuild`, which
 //! draws a new id; when it copies the relation instead (ALTER INDEX ... SET TABLESPACE) the id
 //! travels with the page. A rolled-back REINDEX brings back the old page, hence the old id and
-//! folder. The folder is not WAL-logged: see `lifecycle` for when folders are deleted.
+//! folder. See `lifecycle` for when folders are deleted, and `wal` and `redo` for how their
+//! changes follow the WAL when the library is preloaded (docs/replication.md).
 
 pub mod identity;
 pub mod lifecycle;
 mod metapage;
 pub mod pending_list;
+mod redo;
+pub mod wal;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use hannoy_engine::{Error, Index, IndexOptions, OwnedReader, Reader, Stamp, Writer};
+use hannoy_engine::{Change, Error, Index, IndexOptions, OwnedReader, Reader, Stamp};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::pg::error::{raise, raise_corrupt, raise_engine, OrRaise};
@@ -46,16 +49,41 @@ fn this_database() -> pg_sys::Oid {
 }
 
 fn generation_folder(index_oid: pg_sys::Oid, storage_id: u64) -> PathBuf {
-    index_folder(this_database(), index_oid).join(format!("{storage_id:016x}"))
+    index_folder(this_database(), index_oid).join(generation_name(storage_id))
+}
+
+fn generation_name(storage_id: u64) -> String {
+    format!("{storage_id:016x}")
+}
+
+/// Whether `dir` is named as a storage generation is.
+fn is_generation_name(dir: &Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Registers the WAL resource manager when the library is preloaded (see `wal`).
+pub fn register_wal() {
+    // SAFETY: a plain read of a flag the postmaster sets while it loads preloaded libraries.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        redo::register();
+    }
+}
+
+/// Whether a standby (or a server in recovery) can read the folders: only when they follow the
+/// WAL here.
+pub fn readable_in_recovery() -> bool {
+    wal::following()
 }
 
 fn refuse_on_standby() {
     // SAFETY: a plain read of shared state, allowed in any backend.
-    if unsafe { pg_sys::RecoveryInProgress() } {
+    if unsafe { pg_sys::RecoveryInProgress() } && !readable_in_recovery() {
         raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             "hannoy indexes cannot be used during recovery or on a standby",
-            Some("The index's storage is not replicated through WAL; query the primary, or REINDEX after promotion."),
+            Some("The index's storage follows the WAL only when both servers load hannoy_pg through shared_preload_libraries; query the primary, or REINDEX after promotion."),
         );
     }
 }
@@ -220,15 +248,22 @@ pub unsafe fn unlock_writes(index: pg_sys::Relation) {
     unsafe { pg_sys::UnlockPage(index, 0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) };
 }
 
-/// Starts a change of `engine`: checks the folder, records and flushes the position the
-/// change will reach, and returns the stamp its LMDB commit must carry. Holds the write lock
-/// until `end_change`.
+/// Starts `change` of `engine`: checks the folder, records the position the change will
+/// reach (its intent) and, when the server follows the WAL, the change itself, flushes both,
+/// and returns the stamp its LMDB commit must carry. Holds the write lock until `end_change`.
+///
+/// A change whose record was logged may still fail before its commit; a standby has applied
+/// it by then, so the next change never reuses its position (see docs/replication.md).
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation and `engine` its engine.
-pub unsafe fn begin_change(index: pg_sys::Relation, engine: &Index) -> Result<Stamp, Unusable> {
+pub unsafe fn begin_change(
+    index: pg_sys::Relation,
+    engine: &Index,
+    change: &Change<'_>,
+) -> Result<Stamp, Unusable> {
     // SAFETY: forwarded from the caller; block 0 is exclusively locked while it changes, and
-    // released before the WAL flush.
+    // released before the change's record and the WAL flush.
     unsafe {
         lock_writes(index, true);
         let (buffer, mut meta) = metapage::lock(index, pg_sys::BUFFER_LOCK_EXCLUSIVE);
@@ -245,14 +280,25 @@ pub unsafe fn begin_change(index: pg_sys::Relation, engine: &Index) -> Result<St
             }
         };
         // A crash after an earlier change's commit left the folder at its intent: adopt it.
+        let target = current.max(meta.intent) + 1;
         meta.position = current;
-        meta.intent = current + 1;
-        let lsn = metapage::log(index, buffer, &meta);
+        meta.intent = target;
+        let mut lsn = metapage::log(index, buffer, &meta);
         pg_sys::UnlockReleaseBuffer(buffer);
+        if wal::following() {
+            let head = wal::ChangeHead {
+                database: this_database().to_u32(),
+                index: (*index).rd_id.to_u32(),
+                storage_id: meta.storage_id,
+                base: current,
+                target,
+            };
+            lsn = wal::log_change(head, change);
+        }
         pg_sys::XLogFlush(lsn);
         Ok(Stamp {
             owner: meta.storage_id,
-            position: current + 1,
+            position: target,
         })
     }
 }
@@ -274,26 +320,26 @@ pub unsafe fn end_change(index: pg_sys::Relation, stamp: Stamp) {
     }
 }
 
-/// Runs `f` as one change of `index`'s engine (see `begin_change`), in one LMDB write
-/// transaction on the worker pool; engine errors are raised.
+/// Runs `change` of `index`'s engine (see `begin_change`) in one LMDB write transaction on the
+/// worker pool; engine errors are raised.
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation and `engine` its engine.
-pub unsafe fn change<R: Send>(
+pub unsafe fn change(
     index: pg_sys::Relation,
     engine: &Index,
-    mut f: impl FnMut(&mut Writer<'_>, &dyn hannoy_engine::Watch) -> hannoy_engine::Result<R> + Send,
-) -> Result<R, Unusable> {
+    change: &Change<'_>,
+) -> Result<(), Unusable> {
+    engine.reserve(change.added()).or_raise();
     // SAFETY: forwarded from the caller.
-    let stamp = unsafe { begin_change(index, engine) }?;
-    let out = crate::pg::threads::write(engine, |writer, cancel| {
-        let out = f(writer, cancel)?;
-        writer.set_stamp(stamp)?;
-        Ok(out)
+    let stamp = unsafe { begin_change(index, engine, change) }?;
+    crate::pg::threads::write(engine, |writer, cancel| {
+        change.apply(writer, cancel)?;
+        writer.set_stamp(stamp)
     });
     // SAFETY: forwarded from the caller; the commit succeeded (an error was raised otherwise).
     unsafe { end_change(index, stamp) };
-    Ok(out)
+    Ok(())
 }
 
 /// Sets `index` aside after `unusable` was found: marks it (see `mark_needs_rebuild`) and
@@ -430,6 +476,10 @@ fn open_folder(dir: &Path) -> Result<Option<Arc<Index>>, Unusable> {
     close_deleted();
     if let Some(index) = OPEN.with(|open| open.borrow().get(dir).map(|o| Arc::clone(&o.index))) {
         return Ok(Some(index));
+    }
+    if let Ok(reason) = std::fs::read_to_string(dir.join(redo::REPLAY_FAILED)) {
+        forget(dir);
+        return Err(Unusable::ReplayFailed(reason));
     }
     let Some(inode) = data_file_inode(dir) else {
         return Ok(None);

@@ -761,6 +761,17 @@ impl<'i> Writer<'i> {
         Ok(stats)
     }
 
+    /// Deletes the items holding `keys` (keys no item holds are ignored), as [`Writer::delete`].
+    pub fn delete_keys(&mut self, keys: &[u64], watch: &dyn Watch) -> Result<DeleteStats> {
+        let mut ids = RoaringBitmap::new();
+        for &key in keys {
+            if let Some(id) = self.store.item_of(&self.txn, key)? {
+                ids.insert(id);
+            }
+        }
+        self.delete(&ids, watch)
+    }
+
     /// Links every live item that cannot be reached from the entry point back into the graph;
     /// returns how many it reconnected. Pruning during small inserts can take a node's last
     /// in-link; deletes run this themselves, and callers with no deletes run it in maintenance.

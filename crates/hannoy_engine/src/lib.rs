@@ -11,6 +11,7 @@
 //! - Inserts link a batch in parallel with work proportional to the batch; deletes repair the
 //!   neighbours' links (FreshDiskANN consolidation) and leave no tombstones.
 
+mod change;
 mod check;
 pub mod distance;
 mod error;
@@ -34,6 +35,7 @@ pub struct Stamp {
     pub position: u64,
 }
 
+pub use change::{Change, InsertRows};
 pub use check::CheckReport;
 pub use distance::{Metric, PreparedQuery, PreparedVectors, VectorRef, MAX_BITS, MAX_DIMENSIONS};
 pub use error::{Error, Result};

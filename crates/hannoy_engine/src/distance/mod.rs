@@ -58,7 +58,8 @@ impl Metric {
         }
     }
 
-    pub(crate) fn from_code(code: u32) -> Option<Metric> {
+    /// The metric whose `as u32` is `code`.
+    pub fn from_code(code: u32) -> Option<Metric> {
         Metric::ALL.into_iter().find(|m| *m as u32 == code)
     }
 
@@ -277,6 +278,31 @@ impl PreparedVectors {
                 .copy_from_slice(bytes);
             prepared.len += 1;
         }
+        Ok(prepared)
+    }
+
+    /// Every vector back to back, each padded to a multiple of 8 bytes: the form
+    /// [`PreparedVectors::from_padded`] reads back, for a caller that ships a batch whole.
+    pub fn padded_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.words[..self.len * self.stride_words])
+    }
+
+    /// Vectors as [`PreparedVectors::padded_bytes`] gave them, `vector_bytes` each.
+    pub fn from_padded(vector_bytes: usize, padded: &[u8]) -> Result<Self> {
+        let stride = vector_bytes.div_ceil(8) * 8;
+        if stride == 0 || !padded.len().is_multiple_of(stride) {
+            return Err(Error::Corrupt(format!(
+                "{} bytes are not whole vectors of {vector_bytes} bytes",
+                padded.len()
+            )));
+        }
+        let mut prepared = PreparedVectors::with_capacity(vector_bytes, padded.len() / stride);
+        prepared.words.extend(
+            padded
+                .chunks_exact(8)
+                .map(|w| u64::from_ne_bytes(w.try_into().expect("chunks of 8"))),
+        );
+        prepared.len = padded.len() / stride;
         Ok(prepared)
     }
 
