@@ -6,6 +6,7 @@ pub mod cost;
 pub mod insert;
 pub mod merge;
 pub mod options;
+pub mod rebuild;
 pub mod scan;
 pub mod vacuum;
 

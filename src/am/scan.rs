@@ -198,6 +198,8 @@ unsafe fn read_snapshot(
     let mut pending: Vec<(f32, u64)> = Vec::new();
     let mut prepared: Option<PreparedQuery> = None;
     // SAFETY: forwarded from the caller.
+    unsafe { super::rebuild::if_waiting(index) };
+    // SAFETY: forwarded from the caller.
     let snapshot = unsafe {
         crate::storage::snapshot(index, |entry| {
             if !conditions.is_empty() {

@@ -38,6 +38,9 @@ pub enum Unusable {
     Ahead { folder: u64, relation: u64 },
     /// WAL replay could not apply a change to the folder (see `super::redo`).
     ReplayFailed(String),
+    /// A base backup copied the folder while it changed; an index scan rebuilds it from the
+    /// table (see `super::rebuild`).
+    AwaitingRebuild,
 }
 
 impl Unusable {
@@ -54,6 +57,7 @@ impl Unusable {
                 "its storage folder is newer than the index (change {folder}, the index knows {relation}), as after restoring an older copy of the database"
             ),
             Unusable::ReplayFailed(why) => format!("the WAL replay of its storage failed ({why})"),
+            Unusable::AwaitingRebuild => "a base backup copied its storage while it changed; the first index scan rebuilds it from the table".into(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod lifecycle;
 mod metapage;
 pub mod pending_list;
+pub mod rebuild;
 mod redo;
 pub mod wal;
 
@@ -480,6 +481,10 @@ fn open_folder(dir: &Path) -> Result<Option<Arc<Index>>, Unusable> {
     if let Ok(reason) = std::fs::read_to_string(dir.join(redo::REPLAY_FAILED)) {
         forget(dir);
         return Err(Unusable::ReplayFailed(reason));
+    }
+    if dir.join(rebuild::WAITING).exists() {
+        forget(dir);
+        return Err(Unusable::AwaitingRebuild);
     }
     let Some(inode) = data_file_inode(dir) else {
         return Ok(None);

@@ -4,9 +4,9 @@
 //!
 //! A record that cannot be applied never stops recovery: its folder is marked (`REPLAY_FAILED`,
 //! with the reason), later records for it are skipped, and scans refuse the index until it is
-//! rebuilt. So is a folder that a base backup copied while it changed: LMDB reuses the pages
-//! of older commits, so such a copy may mix pages of different commits, and replay cannot mend
-//! that (docs/replication.md, "Base backups").
+//! rebuilt. A folder that a base backup copied while it changed may mix pages of different
+//! commits (LMDB reuses the pages of older ones), which replay cannot mend: it waits for a
+//! rebuild from the heap, and its records are queued for it (`super::rebuild`).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -17,12 +17,11 @@ use std::path::{Path, PathBuf};
 use hannoy_engine::{never_cancel, Change, Error, Index, Stamp};
 use pgrx::prelude::*;
 
+use super::rebuild;
 use super::wal::{self, ChangeHead, HEAD_BYTES};
 
 /// The file that marks a folder whose replay failed; it holds the reason.
 pub const REPLAY_FAILED: &str = "replay-failed";
-
-const CHANGED_COPY: &str = "a base backup copied its folder while it was being changed";
 
 thread_local! {
     /// Environments the startup process has open, by folder (one per file per process).
@@ -76,14 +75,16 @@ unsafe fn record_data<'r>(record: *mut pg_sys::XLogReaderState) -> (u8, &'r [u8]
 unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     // SAFETY: Postgres calls this with the record to replay.
     let (info, data) = unsafe { record_data(record) };
+    // SAFETY: as above.
+    let lsn = unsafe { (*record).ReadRecPtr };
     match info {
-        wal::INFO_CHANGE => redo_change(data),
+        wal::INFO_CHANGE => redo_change(lsn, data),
         wal::INFO_REMOVE => wal::removed_folders(data).for_each(|dir| remove(&dir)),
         other => warning!("hannoy: skipping a WAL record of unknown kind {other:#x}"),
     }
 }
 
-fn redo_change(data: &[u8]) {
+fn redo_change(lsn: u64, data: &[u8]) {
     let Some(head) = ChangeHead::from_bytes(data) else {
         warning!("hannoy: skipping a change record of {} bytes", data.len());
         return;
@@ -93,7 +94,13 @@ fn redo_change(data: &[u8]) {
         return;
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        refuse_changed_copy(&dir, &head)?;
+        if changed_copy(&dir, &head) {
+            OPEN.with(|open| open.borrow_mut().remove(&dir));
+            rebuild::mark_waiting(&dir)?;
+        }
+        if rebuild::queue_if_waiting(&dir, lsn, data)? {
+            return Ok(());
+        }
         apply(&dir, &head, &data[HEAD_BYTES..])
     }));
     let reason = match outcome {
@@ -116,25 +123,20 @@ fn redo_change(data: &[u8]) {
     );
 }
 
-/// Refuses a folder that a base backup copied if it changed while the backup ran: a record
-/// replayed before the restored copy is consistent names a change the folder does not hold
-/// (docs/replication.md, "Base backups").
-fn refuse_changed_copy(dir: &Path, head: &ChangeHead) -> Result<(), String> {
+/// Whether `dir` is a folder that a base backup copied while it changed: a record replayed
+/// before the restored copy is consistent names a change the folder does not hold (or the copy
+/// does not even open).
+fn changed_copy(dir: &Path, head: &ChangeHead) -> bool {
     // SAFETY: a plain read of the startup process's own flag, on its thread.
     if unsafe { pg_sys::reachedConsistency } {
         COPIED.with(|copied| copied.borrow_mut().take());
-        return Ok(());
+        return false;
     }
     let copied = COPIED.with(|copied| copied.borrow().as_ref().is_some_and(|c| c.contains(dir)));
-    if !copied {
-        return Ok(());
+    if !copied || dir.join(rebuild::WAITING).exists() {
+        return false;
     }
-    // A copy torn badly enough may not even open.
-    match position(dir) {
-        Ok(position) if position >= head.target => Ok(()),
-        Ok(_) => Err(CHANGED_COPY.into()),
-        Err(why) => Err(format!("{CHANGED_COPY}: {why}")),
-    }
+    !position(dir).is_ok_and(|position| position >= head.target)
 }
 
 /// The position of the folder's environment; 0 when it has none.
