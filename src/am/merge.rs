@@ -32,6 +32,10 @@ pub enum Wait {
 pub unsafe fn merge(index: pg_sys::Relation, wait: Wait) -> Result<(), Unusable> {
     // SAFETY: forwarded from the caller; the write lock is released below or at transaction end.
     unsafe {
+        // Every writer and reader of the figures comes through here first (inserts, VACUUM,
+        // hannoy_index_info and _check): a folder a busy base backup copied is rebuilt before
+        // any of them finds it unusable.
+        super::rebuild::if_waiting(index);
         // A standby's list is merged by replaying the primary's merges.
         if pg_sys::RecoveryInProgress() {
             return Ok(());
