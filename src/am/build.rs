@@ -1,9 +1,8 @@
 //! ambuild: the heap is scanned on the backend thread into owned batches, each batch bounded
 //! by maintenance_work_mem and linked in parallel by the engine on this backend's pool.
 
-use std::sync::Arc;
-
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use hannoy_engine::{
     Change, FilterRow, Index, IndexOptions, InsertRows, Metric, Pass, PreparedVectors,

@@ -154,7 +154,9 @@ pub fn finish(point: &RebuildPoint, built: Index) -> Result<(), String> {
             break; // a torn last append: its record will come again from the WAL
         };
         rest = &rest[16 + len..];
-        if lsn <= point.lsn {
+        // A record that starts before the replay position was replayed before the heap was
+        // scanned; one that starts there was not.
+        if lsn < point.lsn {
             continue;
         }
         let head = ChangeHead::from_bytes(record).ok_or("a damaged queued record")?;
