@@ -99,6 +99,27 @@ pub unsafe fn if_waiting(index: pg_sys::Relation) {
     drop(builder);
 }
 
+/// Rebuilds `index`'s folder from the heap as a restored server would whose replay position
+/// came before the pending list's last `entries_after_point` entries were appended: their rows
+/// are then both in the new folder and in the list, as when a row's heap insert comes before
+/// that position and its entry after it.
+///
+/// # Safety
+/// As `if_waiting`.
+#[cfg(any(test, feature = "pg_test"))]
+pub(crate) unsafe fn rebuild_before_last_entries(
+    index: pg_sys::Relation,
+    entries_after_point: u64,
+) {
+    // SAFETY: forwarded from the caller.
+    let mut point = unsafe { rebuild::point(index) };
+    point.log_position -= entries_after_point;
+    rebuild::mark_waiting(&point.dir).unwrap_or_else(|e| fail(&point, e));
+    // SAFETY: forwarded from the caller.
+    let built = unsafe { build_from_heap(index, &point) };
+    rebuild::finish(&point, built).unwrap_or_else(|e| fail(&point, e));
+}
+
 fn fail(point: &RebuildPoint, why: impl std::fmt::Display) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_IO_ERROR,

@@ -6,6 +6,7 @@
 //! (see `crate::pg::filter`): the stream only walks towards and returns allowed items, so it goes
 //! on until every allowed item is out, and an empty bitmap ends the scan at once.
 
+use std::collections::HashSet;
 use std::iter::Peekable;
 use std::rc::Rc;
 
@@ -52,6 +53,9 @@ struct ScanState {
     started: bool,
     /// Whether the executor must check the filter keys on each row (see `ScanFilter`).
     recheck: bool,
+    /// The TID keys of every row in the pending list, allowed or not: the graph's item for
+    /// such a key is not given (see `read_snapshot`).
+    listed: HashSet<u64>,
     returned: usize,
 }
 
@@ -61,6 +65,7 @@ impl ScanState {
         self.reader = None;
         self.started = false;
         self.recheck = false;
+        self.listed = HashSet::new();
         self.returned = 0;
     }
 }
@@ -142,7 +147,12 @@ unsafe fn start(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
         let order_by = &*(*scan).orderByData;
         let query = (order_by.sk_flags & pg_sys::SK_ISNULL as i32 == 0)
             .then(|| vector_type.read(order_by.sk_argument));
-        let (reader, pending) = read_snapshot(index, metric, query.as_ref(), &conditions);
+        let SnapshotRows {
+            reader,
+            pending,
+            listed,
+        } = read_snapshot(index, metric, query.as_ref(), &conditions);
+        state.listed = listed;
         // The engine's items the conditions allow; `None`: all of them.
         let allowed = (!conditions.is_empty()).then(|| {
             reader
@@ -182,10 +192,22 @@ unsafe fn refuse_unsupported(scan: pg_sys::IndexScanDesc) {
     }
 }
 
-/// The engine's snapshot and the pending rows the conditions allow, scored as they are read:
-/// (distance, TID key), the distance NaN for a NULL query. Their vectors are not kept. The
-/// snapshot is opened while the pending list cannot be cut, so every row is in exactly one of
-/// the two.
+/// What a scan reads at its start.
+struct SnapshotRows {
+    reader: Option<Rc<OwnedReader>>,
+    /// The pending rows the conditions allow, scored as they are read: (distance, TID key), the
+    /// distance NaN for a NULL query. Their vectors are not kept.
+    pending: Vec<(f32, u64)>,
+    /// The TID keys of every pending row.
+    listed: HashSet<u64>,
+}
+
+/// The engine's snapshot and the pending rows. The snapshot is opened while the pending list
+/// cannot be cut, so every row is in one of the two. A row can be in both after its folder was
+/// rebuilt from the heap (`storage::rebuild`): the heap scan saw it and its pending entry came
+/// after the point the rebuild started from. The list's entry is the row's newest (a merge or a
+/// delete of the key in between would have moved the list past it), so the scan gives the row
+/// once, from the list.
 ///
 /// # Safety
 /// `index` must be an open hannoy index relation.
@@ -194,14 +216,16 @@ unsafe fn read_snapshot(
     metric: Metric,
     query: Option<&OwnedVector>,
     conditions: &[FilterCondition],
-) -> (Option<Rc<OwnedReader>>, Vec<(f32, u64)>) {
+) -> SnapshotRows {
     let mut pending: Vec<(f32, u64)> = Vec::new();
+    let mut listed = HashSet::new();
     let mut prepared: Option<PreparedQuery> = None;
     // SAFETY: forwarded from the caller.
     unsafe { super::rebuild::if_waiting(index) };
     // SAFETY: forwarded from the caller.
     let snapshot = unsafe {
         crate::storage::snapshot(index, |entry| {
+            listed.insert(entry.key);
             if !conditions.is_empty() {
                 let row = FilterRow::from_bytes(entry.filters).or_raise();
                 if !FilterCondition::matches_all(conditions, &row) {
@@ -223,7 +247,11 @@ unsafe fn read_snapshot(
         })
         .unwrap_or_else(|unusable| unusable.raise(index))
     };
-    (snapshot.reader, pending)
+    SnapshotRows {
+        reader: snapshot.reader,
+        pending,
+        listed,
+    }
 }
 
 /// Every allowed row, for a NULL query.
@@ -333,8 +361,8 @@ pub unsafe extern "C-unwind" fn amgettuple(
                 Next::Key(key) => key,
                 // Every item is inserted with its TID; one without is skipped, not guessed.
                 Next::Item(id) => match state.reader.as_ref().and_then(|r| r.key(id).or_raise()) {
-                    Some(key) => key,
-                    None => continue,
+                    Some(key) if !state.listed.contains(&key) => key,
+                    _ => continue,
                 },
             };
             crate::pg::tid::key_tid(key, &mut (*scan).xs_heaptid);

@@ -6,10 +6,14 @@
 //! applies the queued records after L in order and puts the new folder in the old one's place.
 //!
 //! Why that holds exactly the index's rows: a record at or before L is already in the heap the
-//! build scanned (a row's heap insert precedes its merge, a delete's heap cleanup follows it);
-//! pending-list entries appended before L are in that heap too, so the new environment's list
-//! position is the metapage's next sequence number at L; every record after L is applied, in
-//! WAL order, and inserts and deletes by key are last-writer-wins.
+//! build scanned (a row's heap insert precedes its merge; a delete comes after the row's heap
+//! tuple was pruned, so the scan cannot see it); pending-list entries appended before L are in
+//! that heap too, so the new environment's list position is the metapage's next sequence number
+//! at L, read with L under the metapage's lock; every record after L is applied, in WAL order,
+//! and inserts and deletes by key are last-writer-wins. A key a queued delete takes, whose TID
+//! a later row reused before the scan read it, comes back from that row's entry, which is past
+//! L and so read from the list. A row whose heap insert the scan saw and whose entry came after
+//! L is in both; scans give it once, from the list (`am::scan`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -65,7 +69,7 @@ pub(super) fn queue_if_waiting(dir: &Path, lsn: u64, record: &[u8]) -> Result<bo
 }
 
 /// Redo's side: marks `dir` as waiting for a rebuild.
-pub(super) fn mark_waiting(dir: &Path) -> Result<(), String> {
+pub(crate) fn mark_waiting(dir: &Path) -> Result<(), String> {
     std::fs::write(dir.join(WAITING), b"").map_err(|e| e.to_string())
 }
 
@@ -75,7 +79,7 @@ pub struct RebuildPoint {
     pub(super) storage_id: u64,
     pub(super) position: u64,
     /// The pending list's next sequence number: every entry below it is in the heap.
-    pub(super) log_position: u64,
+    pub(crate) log_position: u64,
     /// The replay position: records at or before it are in the heap.
     pub(super) lsn: u64,
     /// The index's dimension count, 0 if no vector was ever seen.
@@ -94,37 +98,42 @@ impl RebuildPoint {
 /// # Safety
 /// `index` must be an open hannoy index relation.
 pub unsafe fn waiting(index: pg_sys::Relation) -> Option<RebuildPoint> {
+    // SAFETY: forwarded from the caller.
+    let point = unsafe { point(index) };
+    point.dir.join(WAITING).exists().then_some(point)
+}
+
+/// The point a rebuild of `index`'s folder would start from now.
+///
+/// # Safety
+/// `index` must be an open hannoy index relation.
+pub(crate) unsafe fn point(index: pg_sys::Relation) -> RebuildPoint {
     // SAFETY: forwarded from the caller; the metapage is read under its share lock.
-    unsafe {
-        let read_meta = || {
-            let (buffer, meta) = super::metapage::lock(index, pg_sys::BUFFER_LOCK_SHARE);
-            pg_sys::UnlockReleaseBuffer(buffer);
-            meta
-        };
-        let dir = super::generation_folder((*index).rd_id, read_meta().storage_id);
-        if !dir.join(WAITING).exists() {
-            return None;
-        }
-        // The replay position before the metapage: the metapage can then only be newer, and
-        // what it holds beyond the position (changes, list entries) is in the heap scanned
-        // after it.
+    let (meta, lsn) = unsafe {
+        let (buffer, meta) = super::metapage::lock(index, pg_sys::BUFFER_LOCK_SHARE);
+        // Redo and writers change the metapage under its exclusive lock, so while this lock is
+        // held the metapage is as the WAL left it at the position read: at most the record
+        // being replayed right now is in the metapage and not yet in the position, and that
+        // record's entry, if it is one, belongs to a row already in the heap. A position read
+        // apart from the metapage could let replay run on in between: a delete applied from
+        // the queue would then take a key whose TID a later row reused, with that row's entry
+        // below the list position and so read from nowhere.
         let lsn = if pg_sys::RecoveryInProgress() {
             pg_sys::GetXLogReplayRecPtr(std::ptr::null_mut())
         } else {
             pg_sys::GetXLogInsertRecPtr()
         };
-        let meta = read_meta();
-        if super::generation_folder((*index).rd_id, meta.storage_id) != dir {
-            return None; // rebuilt on the primary meanwhile: its new folder is replayed whole
-        }
-        Some(RebuildPoint {
-            dir,
-            storage_id: meta.storage_id,
-            position: meta.position,
-            log_position: meta.next_seq,
-            lsn,
-            dimensions: meta.dimensions as usize,
-        })
+        pg_sys::UnlockReleaseBuffer(buffer);
+        (meta, lsn)
+    };
+    RebuildPoint {
+        // SAFETY: forwarded from the caller.
+        dir: super::generation_folder(unsafe { (*index).rd_id }, meta.storage_id),
+        storage_id: meta.storage_id,
+        position: meta.position,
+        log_position: meta.next_seq,
+        lsn,
+        dimensions: meta.dimensions as usize,
     }
 }
 
