@@ -2,6 +2,7 @@
 //! by maintenance_work_mem and linked in parallel by the engine on this backend's pool.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use hannoy_engine::{
@@ -9,10 +10,10 @@ use hannoy_engine::{
 };
 use pgrx::prelude::*;
 
+use super::IndexDescription;
 use crate::pg::error::{raise, raise_engine, OrRaise};
-use crate::pg::filter::IndexLayout;
 use crate::pg::threads;
-use crate::pg::vector::{OwnedVector, VectorType};
+use crate::pg::vector::OwnedVector;
 
 // From Postgres's commands/progress.h (not in pgrx's bindings).
 const PROGRESS_CREATEIDX_SUBPHASE: i32 = 10;
@@ -69,11 +70,20 @@ pub(super) fn batch_limit(metric: Metric, dimensions: usize, m: usize) -> usize 
     limit.max(MIN_BATCH)
 }
 
-pub struct BuildState {
+/// Where a build's batches go.
+pub(super) enum BuildTarget {
+    /// The relation's own folder: each batch is a change of the index (logged when the server
+    /// logs them), shown in pg_stat_progress_create_index.
+    Relation,
+    /// A folder of its own, written directly: a rebuild's, which puts it in place later
+    /// (`am::rebuild`).
+    Folder(PathBuf),
+}
+
+pub(super) struct BuildState {
     relation: pg_sys::Relation,
-    layout: IndexLayout,
-    metric: Metric,
-    vector_type: VectorType,
+    target: BuildTarget,
+    description: IndexDescription,
     options: super::options::GraphOptions,
     index: Option<Arc<Index>>,
     dimensions: Option<usize>,
@@ -89,23 +99,57 @@ pub struct BuildState {
 }
 
 impl BuildState {
+    /// # Safety
+    /// `relation` must be an open hannoy index relation, kept open and locked while the state
+    /// lives.
+    pub(super) unsafe fn new(relation: pg_sys::Relation, target: BuildTarget) -> BuildState {
+        BuildState {
+            relation,
+            target,
+            // SAFETY: forwarded from the caller.
+            description: unsafe { super::describe(relation) },
+            // SAFETY: forwarded from the caller.
+            options: unsafe { super::options::read(relation) },
+            index: None,
+            dimensions: None,
+            batch: PreparedVectors::default(),
+            keys: Vec::new(),
+            rows: Vec::new(),
+            batch_limit: MIN_BATCH,
+            heap_tuples: 0.0,
+            indexed: 0,
+        }
+    }
+
     fn engine_options(&self, dimensions: usize) -> IndexOptions {
-        self.options.for_engine(self.metric, dimensions)
+        self.options.for_engine(self.description.metric, dimensions)
+    }
+
+    /// Creates the engine for vectors of `dimensions`: at the first vector, or before the scan
+    /// when the count is known.
+    pub(super) fn open(&mut self, dimensions: usize) {
+        let metric = self.description.metric;
+        // Bad options fail here, before any work.
+        let options = self.engine_options(dimensions);
+        options.validate().or_raise();
+        self.index = Some(match &self.target {
+            // SAFETY: the relation being built, open and locked for the whole build.
+            BuildTarget::Relation => unsafe {
+                crate::storage::create_engine(self.relation, &options)
+            },
+            BuildTarget::Folder(folder) => Arc::new(Index::create(folder, &options).or_raise()),
+        });
+        self.dimensions = Some(dimensions);
+        self.batch_limit = batch_limit(metric, dimensions, self.options.m);
+        self.batch = PreparedVectors::with_room(metric, dimensions, self.batch_limit).or_raise();
     }
 
     fn add(&mut self, vector: OwnedVector, key: u64, row: Option<FilterRow>) {
         let dimensions = vector.dimensions();
         if self.index.is_none() {
-            // The first vector fixes the dimension count; bad options fail here, before any work.
-            let options = self.engine_options(dimensions);
-            options.validate().or_raise();
-            // SAFETY: the relation being built, open and locked for the whole build.
-            self.index = Some(unsafe { crate::storage::create_engine(self.relation, &options) });
-            self.batch_limit = batch_limit(self.metric, dimensions, self.options.m);
-            self.batch =
-                PreparedVectors::with_room(self.metric, dimensions, self.batch_limit).or_raise();
+            self.open(dimensions);
         }
-        let expected = *self.dimensions.get_or_insert(dimensions);
+        let expected = self.dimensions.unwrap_or(dimensions);
         if expected != dimensions {
             raise_engine(hannoy_engine::Error::DimensionMismatch {
                 expected,
@@ -113,13 +157,34 @@ impl BuildState {
             });
         }
         self.batch
-            .push(self.metric, dimensions, vector.as_ref())
+            .push(self.description.metric, dimensions, vector.as_ref())
             .or_raise();
         self.keys.push(key);
         self.rows.extend(row);
         if self.batch.len() >= self.batch_limit {
             self.flush();
         }
+    }
+
+    /// Reads every row `IndexBuildHeapScan` gives into the engine and writes the last batch.
+    ///
+    /// # Safety
+    /// `heap` must be the index's table, open and locked, and `index_info` the index's.
+    pub(super) unsafe fn scan(
+        &mut self,
+        heap: pg_sys::Relation,
+        index_info: *mut pg_sys::IndexInfo,
+    ) {
+        // SAFETY: forwarded from the caller; the callback gets this state back, on this thread.
+        unsafe {
+            pg_sys::IndexBuildHeapScan(heap, self.relation, index_info, Some(build_callback), self)
+        };
+        self.flush();
+    }
+
+    /// The engine built, `None` when no vector was seen and no dimension count given.
+    pub(super) fn into_index(self) -> Option<Arc<Index>> {
+        self.index
     }
 
     fn flush(&mut self) {
@@ -136,15 +201,34 @@ impl BuildState {
             rows: Cow::Borrowed(&self.rows),
             log_position: None,
         });
-        let (before, len) = (self.indexed, self.batch.len() as u64);
+        index.reserve(change.added()).or_raise();
+        match self.target {
+            BuildTarget::Relation => self.write_change(&index, &change),
+            BuildTarget::Folder(_) => {
+                threads::write(&index, |writer, cancel| change.apply(writer, cancel))
+            }
+        }
+        self.indexed += self.batch.len() as u64;
+        self.batch.clear();
+        self.keys.clear();
+        self.rows.clear();
+        if let BuildTarget::Relation = self.target {
+            report_tuples_done(self.indexed);
+            report_phase(PHASE_READING);
+        }
+    }
+
+    /// Writes one batch into the relation's folder as a change of the index, its passes shown
+    /// in pg_stat_progress_create_index.
+    fn write_change(&self, index: &Index, change: &Change<'_>) {
+        let (before, len) = (self.indexed, change.added() as u64);
         // Rows count as done halfway through the batch's two searches when it is linked into
         // earlier batches, through its one search otherwise.
         let searches = if before == 0 { 1 } else { 2 };
         let _phase = crate::pg::phase::enter(c"hannoy: build");
-        index.reserve(change.added()).or_raise();
         // SAFETY: the relation being built, open and locked for the whole build; `index` is
         // its engine.
-        let stamp = unsafe { crate::storage::begin_change(self.relation, &index, &change) }
+        let stamp = unsafe { crate::storage::begin_change(self.relation, index, change) }
             .unwrap_or_else(|unusable| unsafe { unusable.raise(self.relation) });
         let result = threads::run_watched(
             |cancel| {
@@ -168,12 +252,6 @@ impl BuildState {
         threads::check_cancelled(result).or_raise();
         // SAFETY: as above; the commit succeeded.
         unsafe { crate::storage::end_change(self.relation, stamp) };
-        self.indexed += len;
-        self.batch.clear();
-        self.keys.clear();
-        self.rows.clear();
-        report_tuples_done(self.indexed);
-        report_phase(PHASE_READING);
     }
 }
 
@@ -197,35 +275,15 @@ pub unsafe extern "C-unwind" fn ambuild(
     // SAFETY: Postgres passes open, exclusively locked relations and a valid IndexInfo.
     unsafe {
         super::refuse_unsupported(index);
-        let super::IndexDescription {
-            layout,
-            metric,
-            vector_type,
-        } = super::describe(index);
-        let options = super::options::read(index);
+        let metric = super::describe(index).metric;
         crate::storage::create(index);
         report_phase(PHASE_READING);
         let reltuples = (*(*heap).rd_rel).reltuples;
         if reltuples > 0.0 {
             pg_sys::pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, reltuples as i64);
         }
-        let mut state = BuildState {
-            relation: index,
-            layout,
-            metric,
-            vector_type,
-            options,
-            index: None,
-            dimensions: None,
-            batch: PreparedVectors::default(),
-            keys: Vec::new(),
-            rows: Vec::new(),
-            batch_limit: MIN_BATCH,
-            heap_tuples: 0.0,
-            indexed: 0,
-        };
-        pg_sys::IndexBuildHeapScan(heap, index, index_info, Some(build_callback), &mut state);
-        state.flush();
+        let mut state = BuildState::new(index, BuildTarget::Relation);
+        state.scan(heap, index_info);
         if let Some(dimensions) = state.dimensions {
             crate::storage::pending_list::set_dimensions(
                 index,
@@ -250,22 +308,14 @@ unsafe extern "C-unwind" fn build_callback(
     _alive: bool,
     state: *mut std::ffi::c_void,
 ) {
-    // SAFETY: `state` is the BuildState passed to IndexBuildHeapScan above; `values`/`isnull`
+    // SAFETY: `state` is the BuildState `BuildState::scan` passed; `values`/`isnull`
     // hold one entry per index column and `tid` points at the row's TID, all for this call.
     unsafe {
         let state = &mut *state.cast::<BuildState>();
         state.heap_tuples += 1.0;
-        // Rows without a vector cannot be found by distance; leave them out, as pgvector does.
-        let column = state.layout.vector_column;
-        if *isnull.add(column) {
-            return;
+        if let Some((vector, row)) = state.description.read_row(values, isnull) {
+            state.add(vector, crate::pg::tid::tid_key(&*tid), row);
         }
-        let vector = state.vector_type.read(*values.add(column));
-        let row = state
-            .layout
-            .has_filters()
-            .then(|| state.layout.row(values, isnull));
-        state.add(vector, crate::pg::tid::tid_key(&*tid), row);
     }
 }
 

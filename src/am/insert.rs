@@ -23,27 +23,19 @@ pub unsafe extern "C-unwind" fn aminsert(
 ) -> bool {
     // SAFETY: Postgres passes an open index, one value per column and the row's TID.
     unsafe {
-        let super::IndexDescription {
-            layout,
-            metric,
-            vector_type,
-        } = super::describe(index);
-        let column = layout.vector_column;
-        if *isnull.add(column) {
+        let description = super::describe(index);
+        let Some((vector, row)) = description.read_row(values, isnull) else {
             return false;
-        }
-        let vector = vector_type.read(*values.add(column));
+        };
         // The dimension count is checked against the index's in `append`, under its lock.
         let dimensions = vector.dimensions();
-        let prepared = PreparedVectors::new(metric, dimensions, [vector.as_ref()]).or_raise();
+        let prepared =
+            PreparedVectors::new(description.metric, dimensions, [vector.as_ref()]).or_raise();
         let stored = prepared.stored(0);
-        let filters = if layout.has_filters() {
-            let row = layout.row(values, isnull);
+        let filters = row.map_or_else(Vec::new, |row| {
             row.validate().or_raise();
             row.to_bytes()
-        } else {
-            Vec::new()
-        };
+        });
         let key = crate::pg::tid::tid_key(&*heap_tid);
         let pending = {
             let _phase = crate::pg::phase::enter(c"hannoy: append");

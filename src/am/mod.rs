@@ -12,12 +12,12 @@ pub mod vacuum;
 
 use std::ffi::CStr;
 
-use hannoy_engine::Metric;
+use hannoy_engine::{FilterRow, Metric};
 use pgrx::prelude::*;
 
 use crate::pg::error::raise;
 use crate::pg::filter::IndexLayout;
-use crate::pg::vector::VectorType;
+use crate::pg::vector::{OwnedVector, VectorType};
 
 /// The routine table Postgres asks for when it opens a hannoy index (the SQL-visible handler
 /// is `crate::sql::handler`).
@@ -69,6 +69,33 @@ pub struct IndexDescription {
     pub layout: IndexLayout,
     pub metric: Metric,
     pub vector_type: VectorType,
+}
+
+impl IndexDescription {
+    /// The vector and filter values of one index row, as `ambuild` and `aminsert` receive it;
+    /// `None` for a NULL vector: no distance can find it, so it is left out, as pgvector does.
+    ///
+    /// # Safety
+    /// `values` and `isnull` hold one entry per column of the index described.
+    pub unsafe fn read_row(
+        &self,
+        values: *const pg_sys::Datum,
+        isnull: *const bool,
+    ) -> Option<(OwnedVector, Option<FilterRow>)> {
+        let column = self.layout.vector_column;
+        // SAFETY: forwarded from the caller; the vector column is one of the index's.
+        unsafe {
+            if *isnull.add(column) {
+                return None;
+            }
+            let vector = self.vector_type.read(*values.add(column));
+            let row = self
+                .layout
+                .has_filters()
+                .then(|| self.layout.row(values, isnull));
+            Some((vector, row))
+        }
+    }
 }
 
 /// The description of an open index, read from the catalogs once per relcache entry: every

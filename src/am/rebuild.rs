@@ -5,74 +5,14 @@
 //! pending list), builds a new environment from them in batches, and hands it to
 //! `storage::rebuild::finish`.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
-use hannoy_engine::{Change, FilterRow, Index, InsertRows, PreparedVectors};
+use hannoy_engine::Index;
 use pgrx::prelude::*;
 
-use crate::pg::error::{raise, OrRaise};
-use crate::pg::filter::IndexLayout;
-use crate::pg::threads;
-use crate::pg::vector::VectorType;
+use super::build::{BuildState, BuildTarget};
+use crate::pg::error::raise;
 use crate::storage::rebuild::{self, RebuildPoint};
-
-struct RebuildState {
-    layout: IndexLayout,
-    vector_type: VectorType,
-    metric: hannoy_engine::Metric,
-    options: super::options::GraphOptions,
-    folder: std::path::PathBuf,
-    index: Option<Index>,
-    batch: PreparedVectors,
-    keys: Vec<u64>,
-    rows: Vec<FilterRow>,
-    batch_limit: usize,
-}
-
-impl RebuildState {
-    /// Creates the environment, for vectors of `dimensions`.
-    fn open(&mut self, dimensions: usize) {
-        let options = self.options.for_engine(self.metric, dimensions);
-        self.index = Some(Index::create(&self.folder, &options).or_raise());
-        self.batch_limit = super::build::batch_limit(self.metric, dimensions, self.options.m);
-        self.batch = PreparedVectors::with_room(self.metric, dimensions, 0).or_raise();
-    }
-
-    fn add(&mut self, vector: crate::pg::vector::OwnedVector, key: u64, row: Option<FilterRow>) {
-        let dimensions = vector.dimensions();
-        if self.index.is_none() {
-            self.open(dimensions);
-        }
-        self.batch
-            .push(self.metric, dimensions, vector.as_ref())
-            .or_raise();
-        self.keys.push(key);
-        self.rows.extend(row);
-        if self.batch.len() >= self.batch_limit {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        let Some(index) = &self.index else { return };
-        if self.batch.is_empty() {
-            return;
-        }
-        let options = index.info().or_raise().options;
-        let change = Change::Insert(InsertRows {
-            options,
-            vectors: Cow::Borrowed(&self.batch),
-            keys: Cow::Borrowed(&self.keys),
-            rows: Cow::Borrowed(&self.rows),
-            log_position: None,
-        });
-        index.reserve(change.added()).or_raise();
-        threads::write(index, |writer, cancel| change.apply(writer, cancel));
-        self.batch.clear();
-        self.keys.clear();
-        self.rows.clear();
-    }
-}
 
 /// Rebuilds `index`'s folder from the heap when it waits for that; returns at once otherwise.
 ///
@@ -133,68 +73,23 @@ fn fail(point: &RebuildPoint, why: impl std::fmt::Display) -> ! {
 
 /// # Safety
 /// As `if_waiting`.
-unsafe fn build_from_heap(index: pg_sys::Relation, point: &RebuildPoint) -> Index {
+unsafe fn build_from_heap(index: pg_sys::Relation, point: &RebuildPoint) -> Arc<Index> {
     let folder = point.build_folder();
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap_or_else(|e| fail(point, e));
     // SAFETY: forwarded from the caller; the heap is opened and closed here under the
-    // AccessShareLock a scan holds anyway, and IndexBuildHeapScan calls back on this thread.
+    // AccessShareLock a scan holds anyway.
     unsafe {
-        let super::IndexDescription {
-            layout,
-            metric,
-            vector_type,
-        } = super::describe(index);
-        let mut state = RebuildState {
-            layout,
-            vector_type,
-            metric,
-            options: super::options::read(index),
-            folder: folder.clone(),
-            index: None,
-            batch: PreparedVectors::default(),
-            keys: Vec::new(),
-            rows: Vec::new(),
-            batch_limit: 0,
-        };
+        let mut state = BuildState::new(index, BuildTarget::Folder(folder));
         if point.dimensions > 0 {
             state.open(point.dimensions);
         }
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let heap = pg_sys::relation_open((*(*index).rd_index).indrelid, lock);
-        let index_info = pg_sys::BuildIndexInfo(index);
-        pg_sys::IndexBuildHeapScan(heap, index, index_info, Some(callback), &mut state);
+        state.scan(heap, pg_sys::BuildIndexInfo(index));
         pg_sys::relation_close(heap, lock);
-        state.flush();
-        match state.index {
-            Some(index) => index,
-            None => fail(point, "the index has never held a vector"),
-        }
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn callback(
-    _index: pg_sys::Relation,
-    tid: pg_sys::ItemPointer,
-    values: *mut pg_sys::Datum,
-    isnull: *mut bool,
-    _alive: bool,
-    state: *mut std::ffi::c_void,
-) {
-    // SAFETY: `state` is the RebuildState passed to IndexBuildHeapScan; `values`/`isnull` hold
-    // one entry per index column and `tid` the row's TID, all for this call.
-    unsafe {
-        let state = &mut *state.cast::<RebuildState>();
-        let column = state.layout.vector_column;
-        if *isnull.add(column) {
-            return;
-        }
-        let vector = state.vector_type.read(*values.add(column));
-        let row = state
-            .layout
-            .has_filters()
-            .then(|| state.layout.row(values, isnull));
-        state.add(vector, crate::pg::tid::tid_key(&*tid), row);
+        state
+            .into_index()
+            .unwrap_or_else(|| fail(point, "the index has never held a vector"))
     }
 }

@@ -18,6 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hannoy_engine::{never_cancel, Change, Index, Stamp};
 use pgrx::pg_sys;
@@ -139,7 +140,7 @@ pub(crate) unsafe fn point(index: pg_sys::Relation) -> RebuildPoint {
 
 /// Applies the records queued after `point` to `built` (the environment made from the heap in
 /// `point.build_folder()`) and puts it in place of the waiting folder.
-pub fn finish(point: &RebuildPoint, built: Index) -> Result<(), String> {
+pub fn finish(point: &RebuildPoint, built: Arc<Index>) -> Result<(), String> {
     let lock = queue_lock(&point.dir).map_err(|e| e.to_string())?;
     if !point.dir.join(WAITING).exists() {
         return Ok(()); // another backend finished first
@@ -184,6 +185,7 @@ pub fn finish(point: &RebuildPoint, built: Index) -> Result<(), String> {
     built
         .write(|writer| writer.set_stamp(stamp))
         .map_err(|e| e.to_string())?;
+    // The last handle: the environment is closed before its folder moves.
     drop(built);
     let old = point.dir.with_extension("old");
     let _ = std::fs::remove_dir_all(&old);

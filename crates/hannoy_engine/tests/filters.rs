@@ -74,21 +74,8 @@ fn elements(row: &FilterRow, column: u16) -> Option<&[FilterValue]> {
     }
 }
 
-fn column_of(condition: &FilterCondition) -> u16 {
-    match condition {
-        FilterCondition::Eq { column, .. }
-        | FilterCondition::In { column, .. }
-        | FilterCondition::Range { column, .. }
-        | FilterCondition::IsNull { column }
-        | FilterCondition::IsNotNull { column }
-        | FilterCondition::Overlaps { column, .. }
-        | FilterCondition::Contains { column, .. }
-        | FilterCondition::ContainedBy { column, .. } => *column,
-    }
-}
-
 fn matches(condition: &FilterCondition, row: &FilterRow) -> bool {
-    let column = column_of(condition);
+    let column = condition.column();
     let Some(value) = row.0.get(column as usize) else {
         // Columns past the end of a row are unknown: no condition holds for them.
         return false;

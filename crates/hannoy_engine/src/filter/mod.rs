@@ -82,7 +82,8 @@ pub enum FilterCondition {
 }
 
 impl FilterCondition {
-    fn column(&self) -> u16 {
+    /// The filter column the condition is on.
+    pub fn column(&self) -> u16 {
         match self {
             FilterCondition::Eq { column, .. }
             | FilterCondition::In { column, .. }
