@@ -174,6 +174,12 @@ unsafe fn column_metric(index: pg_sys::Relation, layout: &IndexLayout) -> (Metri
     let vector_type = VectorType::of_sql_type(argument);
     match (metric, vector_type) {
         (Some(Metric::Hamming), Some(VectorType::Bit)) => (Metric::Hamming, VectorType::Bit),
+        // A halfvec's values are halves already: stored as halves they lose nothing, and a
+        // distance reads half the bytes.
+        (Some(metric), Some(VectorType::PgHalfVector)) if metric != Metric::Hamming => (
+            metric.in_half_floats().unwrap_or(metric),
+            VectorType::PgHalfVector,
+        ),
         (Some(metric), Some(vector_type))
             if metric != Metric::Hamming && vector_type != VectorType::Bit =>
         {

@@ -44,6 +44,7 @@ fn code_of(error: &Error) -> (PgSqlErrorCode, Option<&'static str>) {
         | Error::NonFinite { .. }
         | Error::ZeroVector
         | Error::StrayBits { .. } => (ERRCODE_DATA_EXCEPTION, None),
+        Error::OutOfHalfRange { .. } => (ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, None),
         Error::TooManyDimensions { .. } | Error::IdsExhausted => {
             (ERRCODE_PROGRAM_LIMIT_EXCEEDED, None)
         }

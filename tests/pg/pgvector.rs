@@ -87,6 +87,35 @@ fn pgvector_every_operator_class_orders_as_a_sequential_scan() {
 }
 
 #[pg_test]
+fn pgvector_halfvec_indexes_store_half_floats() {
+    if !pgvector_ready() {
+        return;
+    }
+    pgvector_table("pgv_half_t", 1_000, 384, 8, 0.29);
+    run("CREATE INDEX pgv_half_v ON pgv_half_t USING hannoy (v vector_cosine_ops);
+         CREATE INDEX pgv_half_h ON pgv_half_t USING hannoy (h halfvec_cosine_ops);");
+    let info = |index: &str| {
+        Spi::get_two::<String, i64>(&format!(
+            "SELECT metric, used_bytes FROM hannoy_index_info('{index}')"
+        ))
+        .unwrap()
+    };
+    let ((v_metric, v_bytes), (h_metric, h_bytes)) = (info("pgv_half_v"), info("pgv_half_h"));
+    assert_eq!(v_metric.as_deref(), Some("cosine"));
+    assert_eq!(h_metric.as_deref(), Some("cosine (half floats)"));
+    let (v_bytes, h_bytes) = (v_bytes.unwrap(), h_bytes.unwrap());
+    assert!(
+        (h_bytes as f64) < 0.7 * v_bytes as f64,
+        "halfvec index {h_bytes} bytes, vector index {v_bytes}"
+    );
+    // Rows inserted after the build go through the pending list in half floats too.
+    run("INSERT INTO pgv_half_t (id, h) SELECT id + 5000, h FROM pgv_half_t WHERE id <= 5");
+    let (indexed, exact) = indexed_and_exact("pgv_half_t", "h", "<=>", 2, 10);
+    assert_same_distances(&indexed, &exact, "halfvec_cosine_ops after inserts");
+    assert_eq!(&indexed[..2], &[0.0, 0.0], "the row and its copy");
+}
+
+#[pg_test]
 fn pgvector_columns_get_the_l2_classes_by_default() {
     if !pgvector_ready() {
         return;

@@ -14,6 +14,8 @@ pub enum Error {
     TooManyDimensions { got: usize, max: usize },
     #[error("vector element {index} is not a finite number ({value})")]
     NonFinite { index: usize, value: f32 },
+    #[error("vector element {index} ({value}) is out of the range of a half float (±65504)")]
+    OutOfHalfRange { index: usize, value: f32 },
     #[error("a zero vector has no direction, so cosine distance is undefined for it")]
     ZeroVector,
     #[error("bit vector has bits set beyond its {dimensions} dimensions")]

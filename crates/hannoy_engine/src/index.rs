@@ -543,14 +543,21 @@ impl<'i> Reader<'i> {
         Ok(found)
     }
 
-    /// The stored vector of a live item, as floats (normalised under cosine).
+    /// The stored vector of a live item, as floats (normalised under f32 cosine).
     pub fn vector(&self, id: ItemId) -> Result<Option<Vec<f32>>> {
-        if !self.items.contains(id) || self.meta.metric().is_binary() {
+        let metric = self.meta.metric();
+        if !self.items.contains(id) || metric.is_binary() {
             return Ok(None);
         }
-        Ok(Some(bytemuck::pod_collect_to_vec(
-            self.store.vector(&self.txn, &self.meta, id)?,
-        )))
+        let bytes = self.store.vector(&self.txn, &self.meta, id)?;
+        Ok(Some(if metric.is_half() {
+            bytemuck::pod_collect_to_vec::<u8, u16>(bytes)
+                .into_iter()
+                .map(|bits| half::f16::from_bits(bits).to_f32())
+                .collect()
+        } else {
+            bytemuck::pod_collect_to_vec(bytes)
+        }))
     }
 
     /// The caller's key of a live item (see [`Writer::insert_keyed`]).

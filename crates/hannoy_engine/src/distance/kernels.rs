@@ -1,6 +1,7 @@
-//! Distance kernels on f32 slices and u64 bit words. Each has a portable version and, on x86_64,
-//! an AVX2+FMA version picked once at run time; both are checked against an f64 reference in the
-//! tests, so the fast path can never silently drift from the meaning of the metric.
+//! Distance kernels on f32 slices, IEEE half-float slices (as their `u16` bits) and u64 bit
+//! words. Each has a portable version and, on x86_64, an AVX2+FMA version (with F16C for half
+//! floats) picked once at run time; both are checked against an f64 reference in the tests, so
+//! the fast path can never silently drift from the meaning of the metric.
 
 use std::sync::OnceLock;
 
@@ -10,6 +11,11 @@ pub(crate) struct Kernels {
     pub dot: fn(&[f32], &[f32]) -> f32,
     pub l2_squared: fn(&[f32], &[f32]) -> f32,
     pub l1: fn(&[f32], &[f32]) -> f32,
+    pub dot_halves: fn(&[u16], &[u16]) -> f32,
+    pub l2_squared_halves: fn(&[u16], &[u16]) -> f32,
+    pub l1_halves: fn(&[u16], &[u16]) -> f32,
+    /// `[a·b, a·a, b·b]` in one pass: the cosine of vectors stored as they came.
+    pub cosine_parts_halves: fn(&[u16], &[u16]) -> [f32; 3],
     pub hamming: fn(&[u64], &[u64]) -> u32,
     pub name: &'static str,
 }
@@ -23,6 +29,10 @@ pub(crate) const PORTABLE: Kernels = Kernels {
     dot: portable::dot,
     l2_squared: portable::l2_squared,
     l1: portable::l1,
+    dot_halves: portable::dot_halves,
+    l2_squared_halves: portable::l2_squared_halves,
+    l1_halves: portable::l1_halves,
+    cosine_parts_halves: portable::cosine_parts_halves,
     hamming: portable::hamming,
     name: "portable",
 };
@@ -32,6 +42,7 @@ fn detect() -> Kernels {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             let popcnt = std::is_x86_feature_detected!("popcnt");
+            let f16c = std::is_x86_feature_detected!("f16c");
             return Kernels {
                 dot: x86::dot,
                 l2_squared: x86::l2_squared,
@@ -41,7 +52,21 @@ fn detect() -> Kernels {
                 } else {
                     portable::hamming
                 },
-                name: "avx2+fma",
+                ..if f16c {
+                    Kernels {
+                        dot_halves: x86::dot_halves,
+                        l2_squared_halves: x86::l2_squared_halves,
+                        l1_halves: x86::l1_halves,
+                        cosine_parts_halves: x86::cosine_parts_halves,
+                        name: "avx2+fma+f16c",
+                        ..PORTABLE
+                    }
+                } else {
+                    Kernels {
+                        name: "avx2+fma",
+                        ..PORTABLE
+                    }
+                }
             };
         }
     }
@@ -86,6 +111,46 @@ mod portable {
     pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
         a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
     }
+
+    #[inline]
+    fn half(bits: u16) -> f32 {
+        half::f16::from_bits(bits).to_f32()
+    }
+
+    #[inline]
+    fn fold_halves(a: &[u16], b: &[u16], f: impl Fn(f32, f32) -> f32) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0.0f32; LANES];
+        let mut ca = a.chunks_exact(LANES);
+        let mut cb = b.chunks_exact(LANES);
+        for (x, y) in (&mut ca).zip(&mut cb) {
+            for i in 0..LANES {
+                acc[i] += f(half(x[i]), half(y[i]));
+            }
+        }
+        let mut tail = 0.0;
+        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+            tail += f(half(*x), half(*y));
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+
+    pub fn dot_halves(a: &[u16], b: &[u16]) -> f32 {
+        fold_halves(a, b, |x, y| x * y)
+    }
+
+    pub fn l2_squared_halves(a: &[u16], b: &[u16]) -> f32 {
+        fold_halves(a, b, |x, y| (x - y) * (x - y))
+    }
+
+    pub fn l1_halves(a: &[u16], b: &[u16]) -> f32 {
+        fold_halves(a, b, |x, y| (x - y).abs())
+    }
+
+    pub fn cosine_parts_halves(a: &[u16], b: &[u16]) -> [f32; 3] {
+        [dot_halves(a, b), dot_halves(a, a), dot_halves(b, b)]
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -93,7 +158,8 @@ mod x86 {
     use std::arch::x86_64::*;
 
     // SAFETY (all functions below): `kernels()` only hands these out after run-time detection
-    // confirmed AVX2, FMA (and POPCNT for `hamming`); loads are unaligned and bounded by `n`.
+    // confirmed AVX2, FMA (and POPCNT for `hamming`, F16C for the half-float ones); loads are
+    // unaligned and bounded by `n`.
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn hsum(v: __m256) -> f32 {
@@ -159,6 +225,108 @@ mod x86 {
         sum
     }
 
+    /// Eight half floats from `p + i`, widened to f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load_halves(p: *const u16, i: usize) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.add(i).cast::<__m128i>()))
+    }
+
+    /// As `fold`, over half floats widened to f32 eight at a time.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fold_halves<const OP: u8>(a: &[u16], b: &[u16]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let sign_off = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        macro_rules! step {
+            ($acc:expr, $i:expr) => {{
+                let (x, y) = (load_halves(pa, $i), load_halves(pb, $i));
+                match OP {
+                    DOT => _mm256_fmadd_ps(x, y, $acc),
+                    L2 => {
+                        let d = _mm256_sub_ps(x, y);
+                        _mm256_fmadd_ps(d, d, $acc)
+                    }
+                    _ => _mm256_add_ps($acc, _mm256_and_ps(_mm256_sub_ps(x, y), sign_off)),
+                }
+            }};
+        }
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            acc[0] = step!(acc[0], i);
+            acc[1] = step!(acc[1], i + 8);
+            acc[2] = step!(acc[2], i + 16);
+            acc[3] = step!(acc[3], i + 24);
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = step!(acc[0], i);
+            i += 8;
+        }
+        let mut sum = hsum(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ));
+        while i < n {
+            let (x, y) = (
+                half::f16::from_bits(*pa.add(i)).to_f32(),
+                half::f16::from_bits(*pb.add(i)).to_f32(),
+            );
+            sum += match OP {
+                DOT => x * y,
+                L2 => (x - y) * (x - y),
+                _ => (x - y).abs(),
+            };
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn cosine_parts_f16c(a: &[u16], b: &[u16]) -> [f32; 3] {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // Two sets of the three sums keep two FMA chains per sum in flight.
+        let mut acc = [_mm256_setzero_ps(); 6];
+        let mut i = 0;
+        while i + 16 <= n {
+            for half_step in 0..2 {
+                let (x, y) = (
+                    load_halves(pa, i + 8 * half_step),
+                    load_halves(pb, i + 8 * half_step),
+                );
+                let k = 3 * half_step;
+                acc[k] = _mm256_fmadd_ps(x, y, acc[k]);
+                acc[k + 1] = _mm256_fmadd_ps(x, x, acc[k + 1]);
+                acc[k + 2] = _mm256_fmadd_ps(y, y, acc[k + 2]);
+            }
+            i += 16;
+        }
+        while i + 8 <= n {
+            let (x, y) = (load_halves(pa, i), load_halves(pb, i));
+            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+            acc[1] = _mm256_fmadd_ps(x, x, acc[1]);
+            acc[2] = _mm256_fmadd_ps(y, y, acc[2]);
+            i += 8;
+        }
+        let mut parts = [
+            hsum(_mm256_add_ps(acc[0], acc[3])),
+            hsum(_mm256_add_ps(acc[1], acc[4])),
+            hsum(_mm256_add_ps(acc[2], acc[5])),
+        ];
+        while i < n {
+            let (x, y) = (
+                half::f16::from_bits(*pa.add(i)).to_f32(),
+                half::f16::from_bits(*pb.add(i)).to_f32(),
+            );
+            parts[0] += x * y;
+            parts[1] += x * x;
+            parts[2] += y * y;
+            i += 1;
+        }
+        parts
+    }
+
     #[target_feature(enable = "popcnt")]
     unsafe fn hamming_popcnt(a: &[u64], b: &[u64]) -> u32 {
         let mut sum = 0u32;
@@ -183,6 +351,22 @@ mod x86 {
     pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
         // SAFETY: see the module comment.
         unsafe { hamming_popcnt(a, b) }
+    }
+    pub fn dot_halves(a: &[u16], b: &[u16]) -> f32 {
+        // SAFETY: see the module comment; `kernels()` checked F16C too.
+        unsafe { fold_halves::<DOT>(a, b) }
+    }
+    pub fn l2_squared_halves(a: &[u16], b: &[u16]) -> f32 {
+        // SAFETY: as `dot_halves`.
+        unsafe { fold_halves::<L2>(a, b) }
+    }
+    pub fn l1_halves(a: &[u16], b: &[u16]) -> f32 {
+        // SAFETY: as `dot_halves`.
+        unsafe { fold_halves::<L1>(a, b) }
+    }
+    pub fn cosine_parts_halves(a: &[u16], b: &[u16]) -> [f32; 3] {
+        // SAFETY: as `dot_halves`.
+        unsafe { cosine_parts_f16c(a, b) }
     }
 }
 
@@ -236,6 +420,43 @@ mod tests {
                     "{} l1 {dims}",
                     kernels.name
                 );
+            }
+            for dims in [1usize, 7, 8, 15, 16, 17, 31, 32, 33, 100, 384, 1001, 3072] {
+                // Half floats as a halfvec column holds them; the reference reads the same
+                // values widened to f64.
+                let to_half = |x: f32| half::f16::from_f32(x).to_bits();
+                let a: Vec<u16> = (0..dims).map(|_| to_half(lcg(&mut seed))).collect();
+                let b: Vec<u16> = (0..dims).map(|_| to_half(lcg(&mut seed))).collect();
+                let widen = |v: &[u16]| -> Vec<f32> {
+                    v.iter()
+                        .map(|&h| half::f16::from_bits(h).to_f32())
+                        .collect()
+                };
+                let (wa, wb) = (widen(&a), widen(&b));
+                let (dot, l2, l1) = reference(&wa, &wb);
+                let (aa, _, _) = reference(&wa, &wa);
+                let (bb, _, _) = reference(&wb, &wb);
+                let tol = 1e-4 * (dims as f64).sqrt().max(1.0);
+                let name = kernels.name;
+                assert!(
+                    ((kernels.dot_halves)(&a, &b) as f64 - dot).abs() < tol,
+                    "{name} dot {dims}"
+                );
+                assert!(
+                    ((kernels.l2_squared_halves)(&a, &b) as f64 - l2).abs() < tol * 4.0,
+                    "{name} l2 {dims}"
+                );
+                assert!(
+                    ((kernels.l1_halves)(&a, &b) as f64 - l1).abs() < tol * 4.0,
+                    "{name} l1 {dims}"
+                );
+                let [ab, a2, b2] = (kernels.cosine_parts_halves)(&a, &b);
+                for (got, want) in [(ab, dot), (a2, aa), (b2, bb)] {
+                    assert!(
+                        (got as f64 - want).abs() < tol * 4.0,
+                        "{name} cosine parts {dims}"
+                    );
+                }
             }
             for words in [1usize, 2, 5, 12] {
                 let a: Vec<u64> = (0..words)

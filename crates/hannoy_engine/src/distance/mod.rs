@@ -2,8 +2,10 @@
 //! or searched for.
 //!
 //! Inside the engine every vector is a byte slice of `vector_bytes` length holding native-endian
-//! `f32` elements (float metrics) or `u64` words (Hamming). Cosine vectors are stored normalised,
-//! so the cosine distance is `1 - dot` and costs one kernel call.
+//! `f32` elements (float metrics), IEEE half floats (their `Half` forms) or `u64` words
+//! (Hamming). Cosine vectors in f32 are stored normalised, so the cosine distance is `1 - dot`
+//! and costs one kernel call; in half floats they are stored as given (normalising would round
+//! them again) and the kernel sums the two norms beside the dot product.
 
 mod kernels;
 
@@ -37,15 +39,26 @@ pub enum Metric {
     Manhattan = 4,
     /// The number of differing bits between bit vectors, pgvector's `<~>`.
     Hamming = 5,
+    /// The four float distances over vectors stored as IEEE half floats: half the bytes of f32
+    /// to store and to read per distance, and exact for values that are halves already (a
+    /// pgvector `halfvec` column's). Elements beyond the half range (±65,504) are refused.
+    HalfCosine = 6,
+    HalfEuclidean = 7,
+    HalfInnerProduct = 8,
+    HalfManhattan = 9,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 9] = [
         Metric::Cosine,
         Metric::Euclidean,
         Metric::InnerProduct,
         Metric::Manhattan,
         Metric::Hamming,
+        Metric::HalfCosine,
+        Metric::HalfEuclidean,
+        Metric::HalfInnerProduct,
+        Metric::HalfManhattan,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,7 +68,38 @@ impl Metric {
             Metric::InnerProduct => "inner product",
             Metric::Manhattan => "manhattan",
             Metric::Hamming => "hamming",
+            Metric::HalfCosine => "cosine (half floats)",
+            Metric::HalfEuclidean => "euclidean (half floats)",
+            Metric::HalfInnerProduct => "inner product (half floats)",
+            Metric::HalfManhattan => "manhattan (half floats)",
         }
+    }
+
+    /// The same distance over vectors stored as half floats; `None` for Hamming.
+    pub fn in_half_floats(self) -> Option<Metric> {
+        match self {
+            Metric::Cosine | Metric::HalfCosine => Some(Metric::HalfCosine),
+            Metric::Euclidean | Metric::HalfEuclidean => Some(Metric::HalfEuclidean),
+            Metric::InnerProduct | Metric::HalfInnerProduct => Some(Metric::HalfInnerProduct),
+            Metric::Manhattan | Metric::HalfManhattan => Some(Metric::HalfManhattan),
+            Metric::Hamming => None,
+        }
+    }
+
+    /// The same distance over vectors stored as f32 (Hamming stays itself).
+    pub fn in_f32(self) -> Metric {
+        match self {
+            Metric::HalfCosine => Metric::Cosine,
+            Metric::HalfEuclidean => Metric::Euclidean,
+            Metric::HalfInnerProduct => Metric::InnerProduct,
+            Metric::HalfManhattan => Metric::Manhattan,
+            other => other,
+        }
+    }
+
+    /// Whether vectors are stored as half floats.
+    pub fn is_half(self) -> bool {
+        self.in_f32() != self
     }
 
     /// The metric whose `as u32` is `code`.
@@ -71,6 +115,8 @@ impl Metric {
     pub fn vector_bytes(self, dimensions: usize) -> usize {
         if self.is_binary() {
             dimensions.div_ceil(64) * 8
+        } else if self.is_half() {
+            dimensions * 2
         } else {
             dimensions * 4
         }
@@ -87,6 +133,14 @@ impl Metric {
             Metric::Euclidean => (k.l2_squared)(&as_floats(a), &as_floats(b)),
             Metric::InnerProduct => -(k.dot)(&as_floats(a), &as_floats(b)),
             Metric::Manhattan => (k.l1)(&as_floats(a), &as_floats(b)),
+            Metric::HalfCosine => {
+                let [ab, aa, bb] = (k.cosine_parts_halves)(&as_halves(a), &as_halves(b));
+                // Stored vectors are never zero; rounding can push parallel ones past 1.
+                1.0 - (ab / (aa * bb).sqrt()).clamp(-1.0, 1.0)
+            }
+            Metric::HalfEuclidean => (k.l2_squared_halves)(&as_halves(a), &as_halves(b)),
+            Metric::HalfInnerProduct => -(k.dot_halves)(&as_halves(a), &as_halves(b)),
+            Metric::HalfManhattan => (k.l1_halves)(&as_halves(a), &as_halves(b)),
         }
     }
 
@@ -94,7 +148,7 @@ impl Metric {
     #[inline]
     pub fn to_distance(self, score: f32) -> f32 {
         match self {
-            Metric::Euclidean => score.max(0.0).sqrt(),
+            Metric::Euclidean | Metric::HalfEuclidean => score.max(0.0).sqrt(),
             _ => score,
         }
     }
@@ -105,6 +159,9 @@ impl Metric {
     /// Both must have the same length and finite elements; cosine distance involving a zero
     /// vector is NaN (undefined), as pgvector reports it.
     pub fn distance(self, a: VectorRef<'_>, b: VectorRef<'_>) -> Result<f64> {
+        if self.is_half() {
+            return self.in_f32().distance(a, b);
+        }
         if a.dimensions() != b.dimensions() {
             return Err(Error::DifferentDimensions {
                 left: a.dimensions(),
@@ -172,6 +229,14 @@ impl std::fmt::Display for Metric {
 fn as_floats(bytes: &[u8]) -> Cow<'_, [f32]> {
     match bytemuck::try_cast_slice(bytes) {
         Ok(floats) => Cow::Borrowed(floats),
+        Err(_) => Cow::Owned(bytemuck::pod_collect_to_vec(bytes)),
+    }
+}
+
+#[inline]
+fn as_halves(bytes: &[u8]) -> Cow<'_, [u16]> {
+    match bytemuck::try_cast_slice(bytes) {
+        Ok(halves) => Cow::Borrowed(halves),
         Err(_) => Cow::Owned(bytemuck::pod_collect_to_vec(bytes)),
     }
 }
@@ -446,6 +511,26 @@ fn prepare_into(
             metric: metric.name(),
             expected: "float",
         }),
+        (_, VectorRef::Floats(values)) if metric.is_half() => {
+            let halves: &mut [u16] = &mut bytemuck::cast_slice_mut(out)[..values.len()];
+            let mut norm = 0.0f64;
+            for (index, (&value, slot)) in values.iter().zip(halves.iter_mut()).enumerate() {
+                if !value.is_finite() {
+                    return Err(Error::NonFinite { index, value });
+                }
+                let half = half::f16::from_f32(value);
+                if half.is_infinite() {
+                    return Err(Error::OutOfHalfRange { index, value });
+                }
+                norm += f64::from(half.to_f32()).powi(2);
+                *slot = half.to_bits();
+            }
+            // A vector whose elements all round to zero has no direction either.
+            if metric == Metric::HalfCosine && norm == 0.0 {
+                return Err(Error::ZeroVector);
+            }
+            Ok(())
+        }
         (_, VectorRef::Floats(values)) => {
             let floats: &mut [f32] = &mut bytemuck::cast_slice_mut(out)[..values.len()];
             let mut norm = 0.0f64;
@@ -579,6 +664,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(Metric::Hamming.score(qx.bytes(), qy.bytes()), 3.0);
+    }
+
+    #[test]
+    fn half_float_metrics_give_the_f32_distances_of_half_values_in_half_the_bytes() {
+        // Values a halfvec column can hold: the half metrics lose nothing on them.
+        let a = [1.0, 2.0, 3.0, -0.5, 0.125, 1024.0, 0.099975586];
+        let b = [4.0, 6.0, 3.0, 0.25, -2.0, 1000.0, 65504.0];
+        for metric in [
+            Metric::Cosine,
+            Metric::Euclidean,
+            Metric::InnerProduct,
+            Metric::Manhattan,
+        ] {
+            let half = metric.in_half_floats().unwrap();
+            assert_eq!(half.in_f32(), metric);
+            assert!(half.is_half() && !metric.is_half());
+            assert_eq!(half.vector_bytes(7) * 2, metric.vector_bytes(7));
+            let (h, f) = (
+                score_of(half, &a, &b) as f64,
+                score_of(metric, &a, &b) as f64,
+            );
+            assert!(
+                (h - f).abs() <= 1e-6 * f.abs().max(1.0),
+                "{half}: {h} vs {f}"
+            );
+            let reference = metric
+                .distance(VectorRef::Floats(&a), VectorRef::Floats(&b))
+                .unwrap();
+            assert_eq!(
+                half.distance(VectorRef::Floats(&a), VectorRef::Floats(&b))
+                    .unwrap(),
+                reference
+            );
+        }
+        assert_eq!(Metric::Hamming.in_half_floats(), None);
+        let q =
+            |m: Metric, dims: usize, v: VectorRef<'_>| PreparedQuery::new(m, dims, v).map(|_| ());
+        assert!(matches!(
+            q(Metric::HalfEuclidean, 2, VectorRef::Floats(&[1.0, 70000.0])),
+            Err(Error::OutOfHalfRange { index: 1, .. })
+        ));
+        assert!(matches!(
+            q(
+                Metric::HalfManhattan,
+                2,
+                VectorRef::Floats(&[f32::NAN, 1.0])
+            ),
+            Err(Error::NonFinite { index: 0, .. })
+        ));
+        // Elements below the smallest half round to zero, and so does the vector's direction.
+        assert!(matches!(
+            q(Metric::HalfCosine, 2, VectorRef::Floats(&[1e-9, 0.0])),
+            Err(Error::ZeroVector)
+        ));
+        assert!(q(Metric::HalfInnerProduct, 2, VectorRef::Floats(&[0.0, 0.0])).is_ok());
     }
 
     #[test]

@@ -183,7 +183,16 @@ pub fn reference_distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
             1.0 - dot / (na.sqrt() * nb.sqrt())
         }
         Metric::Hamming => unreachable!("bit vectors use hamming_distance"),
+        // Exact for the half-float metrics when the vectors are halves already (`as_halves`).
+        half => reference_distance(half.in_f32(), a, b),
     }
+}
+
+/// Every element rounded to the nearest half float, as a `halfvec` column holds vectors.
+pub fn as_halves(data: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    data.iter()
+        .map(|v| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect())
+        .collect()
 }
 
 pub fn hamming_distance(a: &[u64], b: &[u64]) -> f64 {
