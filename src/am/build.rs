@@ -166,7 +166,7 @@ impl BuildState {
         }
     }
 
-    /// Reads every row `IndexBuildHeapScan` gives into the engine and writes the last batch.
+    /// Reads every row of `heap` there is into the engine and writes the last batch.
     ///
     /// # Safety
     /// `heap` must be the index's table, open and locked, and `index_info` the index's.
@@ -175,9 +175,27 @@ impl BuildState {
         heap: pg_sys::Relation,
         index_info: *mut pg_sys::IndexInfo,
     ) {
+        // A build holds a lock that keeps writers out; a rebuild runs while they go on (on a
+        // standby, while replay does), so it reads rows whose insert or delete is still in
+        // progress as they are, as BRIN's summarising scan does, instead of warning that
+        // another transaction is at work.
+        let concurrent = matches!(self.target, BuildTarget::Folder(_));
         // SAFETY: forwarded from the caller; the callback gets this state back, on this thread.
         unsafe {
-            pg_sys::IndexBuildHeapScan(heap, self.relation, index_info, Some(build_callback), self)
+            pg_sys::table_index_build_range_scan(
+                heap,
+                self.relation,
+                index_info,
+                true,
+                concurrent,
+                // Blocks scanned show in pg_stat_progress_create_index, which only a build has.
+                !concurrent,
+                0,
+                pg_sys::InvalidBlockNumber,
+                Some(build_callback),
+                std::ptr::from_mut(self).cast(),
+                std::ptr::null_mut(),
+            )
         };
         self.flush();
     }
