@@ -53,6 +53,11 @@ struct DataFlags {
     /// Seed of the synthetic data and of the category column
     #[arg(long, value_name = "S", default_value_t = 42, value_parser = number::<u64>)]
     seed: u64,
+    /// Gaussian noise that moves each synthetic query away from the data point it is drawn
+    /// from, relative to the vector's RMS element: the larger, the less a query's neighbours
+    /// stand out from the rest of its cluster
+    #[arg(long, value_name = "R", default_value_t = crate::data::QUERY_NOISE, value_parser = non_negative, conflicts_with = "base")]
+    query_noise: f64,
     /// The user's base vectors, .fvecs or .npy (2-D little-endian f32)
     #[arg(long, value_name = "FILE", requires = "query_file")]
     base: Option<PathBuf>,
@@ -195,6 +200,7 @@ pub enum DataSource {
         dims: usize,
         clusters: usize,
         seed: u64,
+        query_noise: f64,
     },
     Files {
         base: PathBuf,
@@ -255,6 +261,13 @@ fn k_rows(text: &str) -> Result<usize, String> {
     match number(text)? {
         k @ 1..=1000 => Ok(k),
         _ => Err("from 1 to 1000".to_string()),
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    match number(text)? {
+        value if value >= 0.0 && f64::is_finite(value) => Ok(value),
+        _ => Err("a number of 0 or more".to_string()),
     }
 }
 
@@ -366,6 +379,7 @@ impl Flags {
                 dims: data.dims,
                 clusters: data.clusters,
                 seed: data.seed,
+                query_noise: data.query_noise,
             },
         };
         let (rows, queries) = match source {

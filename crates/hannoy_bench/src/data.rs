@@ -112,9 +112,12 @@ fn perturbed(vector: &[f32], relative: f64, rng: &mut SplitMix64) -> Vec<f32> {
 /// Spread of the points around their centre, relative to the centres' unit-variance elements:
 /// wide enough that clusters overlap a little, as topics of real embeddings do.
 const CLUSTER_SPREAD: f64 = 0.8;
-/// Queries and inserted rows are data points moved by this much noise (relative to the
-/// vector's RMS element): near their source row, but not copies of it.
-const QUERY_NOISE: f64 = 0.2;
+/// Synthetic queries are data points moved by Gaussian noise of this much times the vector's RMS
+/// element, by default: near their source row, but not copies of it. Larger values make the
+/// queries harder (docs/benchmarks.md, "Synthetic data").
+pub const QUERY_NOISE: f64 = 0.2;
+/// Inserted rows are data points moved by this much: near their source row, not copies of it.
+const NEW_ROW_NOISE: f64 = 0.2;
 
 pub fn synthetic_base(rows: usize, dims: usize, clusters: usize, seed: u64) -> Matrix {
     let mut rng = SplitMix64::new(seed);
@@ -133,13 +136,21 @@ pub fn synthetic_base(rows: usize, dims: usize, clusters: usize, seed: u64) -> M
     Matrix { dims, values }
 }
 
-/// `count` rows of `base` picked at random, each moved by noise; normalised when `normalised`.
-pub fn perturbed_rows(base: &Matrix, count: usize, normalised: bool, seed: u64) -> Matrix {
+/// `count` rows of `base` picked at random, each moved by the noise `noise` draws for it;
+/// normalised when `normalised`.
+pub fn perturbed_rows(
+    base: &Matrix,
+    count: usize,
+    normalised: bool,
+    noise: impl Fn(&mut SplitMix64) -> f64,
+    seed: u64,
+) -> Matrix {
     let mut rng = SplitMix64::new(seed);
     let mut values = Vec::with_capacity(count * base.dims);
     for _ in 0..count {
         let source = rng.below(base.len() as u64) as usize;
-        let mut vector = perturbed(base.row(source), QUERY_NOISE, &mut rng);
+        let relative = noise(&mut rng);
+        let mut vector = perturbed(base.row(source), relative, &mut rng);
         if normalised {
             normalise(&mut vector);
         }
@@ -167,6 +178,7 @@ pub fn load(settings: &Settings, progress: &Progress) -> Result<Dataset, BenchEr
             dims,
             clusters,
             seed,
+            query_noise,
         } => {
             let rows = settings.rows.unwrap_or(100_000);
             let query_count = settings.queries.unwrap_or(1000);
@@ -174,7 +186,13 @@ pub fn load(settings: &Settings, progress: &Progress) -> Result<Dataset, BenchEr
                 "making {rows} synthetic {dims}-d vectors around {clusters} centres and {query_count} queries"
             ));
             let base = synthetic_base(rows, *dims, *clusters, *seed);
-            let queries = perturbed_rows(&base, query_count, true, seed ^ 0x5155_4552_4945_5321);
+            let queries = perturbed_rows(
+                &base,
+                query_count,
+                true,
+                |_| *query_noise,
+                seed ^ 0x5155_4552_4945_5321,
+            );
             (base, queries, None, true)
         }
         DataSource::Files {
@@ -224,7 +242,13 @@ pub fn load(settings: &Settings, progress: &Progress) -> Result<Dataset, BenchEr
 
     let categories = draw_categories(base.len(), seed ^ 0xCA7E_6021);
     let new_count = settings.insert_rows.min(base.len() / 10).max(1);
-    let new_rows = perturbed_rows(&base, new_count, synthetic, seed ^ 0x1D5E_2700);
+    let new_rows = perturbed_rows(
+        &base,
+        new_count,
+        synthetic,
+        |_| NEW_ROW_NOISE,
+        seed ^ 0x1D5E_2700,
+    );
     let new_categories = draw_categories(new_count, seed ^ 0x1D5E_2701);
     Ok(Dataset {
         base,

@@ -159,9 +159,15 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
     let mut md = String::new();
     let _ = writeln!(md, "# hannoy-bench: {}\n", settings.name);
     let data = match &settings.source {
-        DataSource::Synthetic { clusters, seed, .. } => format!(
+        DataSource::Synthetic {
+            clusters,
+            seed,
+            query_noise,
+            ..
+        } => format!(
             "synthetic: normalised vectors around {clusters} Gaussian centres (seed {seed}); \
-             queries are data points moved by noise"
+             queries are data points moved by Gaussian noise of {query_noise} times their RMS \
+             element"
         ),
         DataSource::Files {
             base,
