@@ -36,6 +36,8 @@ enum Rows {
         stream: Option<Box<OwnedStream>>,
         /// (distance, TID key) of the pending rows, nearest first.
         pending: Peekable<std::vec::IntoIter<(f32, u64)>>,
+        /// Distances computed: the pending rows' and those of the stream once it is dropped.
+        distances: usize,
     },
     /// Every row, for a NULL query: all distances are NULL, so any order is the right one.
     Unordered {
@@ -59,8 +61,46 @@ struct ScanState {
     returned: usize,
 }
 
+/// What the last index scan of this backend did, for `hannoy_last_scan()`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanFigures {
+    /// Rows it gave the executor.
+    pub rows: u64,
+    /// Distances it computed: the graph walk's on layer 0 (or the exact scan's) and the pending
+    /// list's rows.
+    pub distances: u64,
+}
+
+thread_local! {
+    static LAST_SCAN: std::cell::Cell<Option<ScanFigures>> = const { std::cell::Cell::new(None) };
+}
+
+/// The figures of the last index scan this backend ended or restarted, if any.
+pub fn last_scan() -> Option<ScanFigures> {
+    LAST_SCAN.with(std::cell::Cell::get)
+}
+
+impl Rows {
+    fn distances(&self) -> usize {
+        match self {
+            Rows::Nearest {
+                stream, distances, ..
+            } => distances + stream.as_ref().map_or(0, |s| s.distances()),
+            Rows::Unordered { .. } => 0,
+        }
+    }
+}
+
 impl ScanState {
     fn reset(&mut self) {
+        if self.started {
+            LAST_SCAN.with(|last| {
+                last.set(Some(ScanFigures {
+                    rows: self.returned as u64,
+                    distances: self.rows.as_ref().map_or(0, Rows::distances) as u64,
+                }))
+            });
+        }
         self.rows = None;
         self.reader = None;
         self.started = false;
@@ -294,6 +334,7 @@ fn nearest_rows(
     Rows::Nearest {
         batch: Vec::new().into_iter().peekable(),
         stream,
+        distances: pending.len(),
         pending: pending.into_iter().peekable(),
     }
 }
@@ -312,11 +353,13 @@ impl Rows {
                 batch,
                 stream,
                 pending,
+                distances,
             } => {
                 if batch.peek().is_none() {
                     if let Some(s) = stream {
                         *batch = s.next_batch().or_raise().into_iter().peekable();
                         if batch.peek().is_none() {
+                            *distances += s.distances();
                             *stream = None;
                         }
                     }

@@ -7,5 +7,6 @@ mod check;
 mod filter_opclasses;
 mod handler;
 mod info;
+mod last_scan;
 mod operators;
 mod storage;

@@ -215,3 +215,27 @@ fn each_index_scan_counts_once_in_idx_scan_and_its_rows_in_idx_tup_read() {
     assert_eq!(scans_after - scans_before, 3);
     assert_eq!(rows_after - rows_before, 5 + 7 + 11);
 }
+
+#[pg_test]
+fn hannoy_last_scan_counts_the_rows_and_distances_of_a_scan() {
+    clustered_table("last_t", 2_000, 16, 10, 0.5, 0.53);
+    run("CREATE INDEX ON last_t USING hannoy (embedding); SET enable_seqscan = off;");
+    let q = "(SELECT embedding FROM last_t WHERE id = 5)";
+    let figures = |ef: i32, limit: usize| {
+        run(&format!("SET hannoy.ef_search = {ef}"));
+        let got = ids(&format!("SELECT id FROM last_t ORDER BY embedding <-> {q} LIMIT {limit}"));
+        let (rows, distances) =
+            Spi::get_two::<i64, i64>("SELECT rows, distances FROM hannoy_last_scan()").unwrap();
+        assert_eq!(rows, Some(got.len() as i64), "rows at ef_search {ef}, LIMIT {limit}");
+        distances.unwrap()
+    };
+    let at_40 = figures(40, 10);
+    assert!((40..2_000).contains(&at_40), "distances at ef_search 40: {at_40}");
+    let at_400 = figures(400, 10);
+    assert!(at_400 > at_40, "ef_search 400: {at_400}, 40: {at_40}");
+    // Rows in the pending list are scored one distance each, beside the same walk.
+    run("INSERT INTO last_t SELECT id + 10000, embedding FROM last_t WHERE id <= 30");
+    assert_eq!(figures(40, 10), at_40 + 30);
+    // A scan drained to its end scores every row once.
+    assert_eq!(figures(40, 5_000), 2_030, "a drained scan");
+}

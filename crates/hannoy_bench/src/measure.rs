@@ -48,6 +48,10 @@ pub struct SweepPoint {
     /// Rows a `LIMIT 100` query returned, on average (pgvector stops at ef_search without
     /// its iterative scan).
     pub rows_returned_at_100_mean: f64,
+    /// Distances one `LIMIT k` query computed, on average (hannoy only, from
+    /// `hannoy_last_scan()`), over a pass of its own so that the timed pass runs nothing else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distances_mean: Option<f64>,
     pub latency: Latency,
     pub throughput: Vec<Throughput>,
 }
@@ -204,6 +208,35 @@ fn query_pass(
         latencies_ms,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Queries whose distances are counted per ef_search.
+const DISTANCE_QUERIES: usize = 200;
+
+/// The mean distances a query of `statement_sql` computes, each read by `last_scan` right
+/// after it, over the first `DISTANCE_QUERIES` queries.
+fn distance_pass(
+    client: &mut Client,
+    statement_sql: &str,
+    last_scan: &str,
+    queries: &Matrix,
+) -> Result<f64, BenchError> {
+    let statement = client
+        .prepare(statement_sql)
+        .with_context(|| format!("preparing {statement_sql}"))?;
+    let count = DISTANCE_QUERIES.min(queries.len());
+    let mut total = 0i64;
+    for index in 0..count {
+        client
+            .query(&statement, &[&queries.row(index)])
+            .with_context(|| format!("query {index}: {statement_sql}"))?;
+        let distances: i64 = client
+            .query_one(last_scan, &[])
+            .and_then(|row| row.try_get(0))
+            .with_context(|| format!("{last_scan} after query {index}"))?;
+        total += distances;
+    }
+    Ok(total as f64 / count.max(1) as f64)
 }
 
 fn mean_recall(
@@ -609,6 +642,17 @@ fn sweep(
             latency.p99_ms,
             latency.queries
         ));
+        let distances_mean = match sql.last_scan_distances {
+            Some(last_scan) => {
+                let mean = distance_pass(client, &top_k, last_scan, queries)?;
+                progress.say(format!(
+                    "{}: ef_search {ef}: {mean:.0} distances per query",
+                    sql.engine
+                ));
+                Some(mean)
+            }
+            None => None,
+        };
         let mut throughputs = Vec::new();
         for &connections in &settings.connections {
             let measured = throughput(
@@ -630,6 +674,7 @@ fn sweep(
             recall_at_k,
             recall_at_100,
             rows_returned_at_100_mean: deep.rows_returned().1,
+            distances_mean,
             latency,
             throughput: throughputs,
         });

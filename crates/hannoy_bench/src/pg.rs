@@ -207,6 +207,9 @@ pub struct EngineSql {
     pub link_pending: Option<String>,
     /// The vector in COPY's text format.
     pub vector_text: fn(&[f32], &mut String),
+    /// A query for the distances the session's last index scan computed, for an engine that
+    /// can tell.
+    pub last_scan_distances: Option<&'static str>,
 }
 
 fn array_text(vector: &[f32], out: &mut String) {
@@ -300,6 +303,7 @@ impl EngineSql {
                 // hannoy_index_info merges the pending list before it reports.
                 link_pending: Some("SELECT items FROM hannoy_index_info('items_hannoy_idx')".into()),
                 vector_text,
+                last_scan_distances: Some("SELECT distances FROM hannoy_last_scan()"),
             },
             EngineName::Pgvector => EngineSql {
                 engine,
@@ -318,6 +322,7 @@ impl EngineSql {
                 index_size: "SELECT pg_relation_size('items_pgv_idx')".into(),
                 link_pending: None,
                 vector_text,
+                last_scan_distances: None,
             },
         }
     }

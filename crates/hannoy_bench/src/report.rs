@@ -269,9 +269,9 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
         let _ = writeln!(md, "\n## {}: ef_search sweep\n", engine.engine);
         let _ = writeln!(md, "`{}`\n", engine.index_definition);
         let mut header = format!(
-            "| ef_search | recall@{k} | recall@100 (rows returned) | mean ms | p50 ms | p99 ms | q/s, 1 conn, every query |"
+            "| ef_search | recall@{k} | recall@100 (rows returned) | distances per query | mean ms | p50 ms | p99 ms | q/s, 1 conn, every query |"
         );
-        let mut rule = "|---|---|---|---|---|---|---|".to_string();
+        let mut rule = "|---|---|---|---|---|---|---|---|".to_string();
         for connections in &settings.connections {
             let _ = write!(header, " q/s, {connections} conn, {} s |", settings.seconds);
             rule.push_str("---|");
@@ -279,13 +279,16 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
         let _ = writeln!(md, "{header}\n{rule}");
         for point in &engine.sweep {
             let mut row = format!(
-                "| {} | {:.3} | {} ({:.1}) | {} |",
+                "| {} | {:.3} | {} ({:.1}) | {} | {} |",
                 point.ef_search,
                 point.recall_at_k,
                 point
                     .recall_at_100
                     .map_or("-".to_string(), |recall| format!("{recall:.3}")),
                 point.rows_returned_at_100_mean,
+                point
+                    .distances_mean
+                    .map_or("-".to_string(), |mean| format!("{mean:.0}")),
                 latency_cells(&point.latency)
             );
             for throughput in &point.throughput {

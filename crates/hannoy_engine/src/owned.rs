@@ -78,6 +78,11 @@ impl OwnedStream {
         self.stream.next_batch()
     }
 
+    /// See [`NeighborStream::distances`].
+    pub fn distances(&self) -> usize {
+        self.stream.distances()
+    }
+
     /// Whether this stream scans exactly instead of walking the graph.
     pub fn is_exact(&self) -> bool {
         self.stream.is_exact()

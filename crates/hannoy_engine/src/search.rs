@@ -122,6 +122,8 @@ pub struct NeighborStream<'t> {
     state: State<'t>,
     /// Results per `next_batch`: `ef_search`.
     batch: usize,
+    /// Distances an exact scan computed: one per allowed item.
+    scored_exactly: usize,
 }
 
 enum State<'t> {
@@ -193,6 +195,8 @@ impl<'t> NeighborStream<'t> {
                     descend(&view, query.bytes(), entry, top, 0, &mut walk.visited)?
                 };
                 walk.visited.clear();
+                // The seeds were scored on the way down; each is scored once in all.
+                walk.visited_count = start.len();
                 for s in start {
                     walk.visited.insert(s.id);
                     walk.frontier.push(Reverse(s));
@@ -216,11 +220,16 @@ impl<'t> NeighborStream<'t> {
                 State::Exact(BinaryHeap::from(scored))
             }
         };
+        let scored_exactly = match &state {
+            State::Exact(heap) => heap.len(),
+            State::Walk(_) => 0,
+        };
         Ok(NeighborStream {
             view,
             query,
             state,
             batch: ef,
+            scored_exactly,
         })
     }
 
@@ -235,6 +244,13 @@ impl<'t> NeighborStream<'t> {
             State::Exact(_) => 0,
             State::Walk(w) => w.visited_count,
         }
+    }
+
+    /// Distances computed so far: the walk's scored nodes from its seeds on, or one per allowed
+    /// item for an exact scan (the descent through the upper layers to the seeds is not
+    /// counted).
+    pub fn distances(&self) -> usize {
+        self.visited() + self.scored_exactly
     }
 
     /// The next results, ascending; empty once the stream is drained. The first batch is the
@@ -432,6 +448,7 @@ impl Walk<'_> {
             .iter()
             .filter(|&id| self.visited.insert(id))
             .collect::<Vec<_>>();
+        self.visited_count += unreached.len();
         let metric = view.metric();
         view.store
             .for_each_vector(view.txn, view.meta, unreached.into_iter(), |id, v| {
