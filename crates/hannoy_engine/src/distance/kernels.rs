@@ -77,8 +77,14 @@ fn detect() -> Kernels {
 mod portable {
     const LANES: usize = 8;
 
+    /// Sums `f` over the element pairs, each element widened to f32 by `widen`.
     #[inline]
-    fn fold(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    fn fold<T: Copy>(
+        a: &[T],
+        b: &[T],
+        widen: impl Fn(T) -> f32,
+        f: impl Fn(f32, f32) -> f32,
+    ) -> f32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
         let mut acc = [0.0f32; LANES];
@@ -86,26 +92,26 @@ mod portable {
         let mut cb = b.chunks_exact(LANES);
         for (x, y) in (&mut ca).zip(&mut cb) {
             for i in 0..LANES {
-                acc[i] += f(x[i], y[i]);
+                acc[i] += f(widen(x[i]), widen(y[i]));
             }
         }
         let mut tail = 0.0;
         for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-            tail += f(*x, *y);
+            tail += f(widen(*x), widen(*y));
         }
         acc.iter().sum::<f32>() + tail
     }
 
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-        fold(a, b, |x, y| x * y)
+        fold(a, b, |x| x, |x, y| x * y)
     }
 
     pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-        fold(a, b, |x, y| (x - y) * (x - y))
+        fold(a, b, |x| x, |x, y| (x - y) * (x - y))
     }
 
     pub fn l1(a: &[f32], b: &[f32]) -> f32 {
-        fold(a, b, |x, y| (x - y).abs())
+        fold(a, b, |x| x, |x, y| (x - y).abs())
     }
 
     pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
@@ -117,35 +123,16 @@ mod portable {
         half::f16::from_bits(bits).to_f32()
     }
 
-    #[inline]
-    fn fold_halves(a: &[u16], b: &[u16], f: impl Fn(f32, f32) -> f32) -> f32 {
-        let n = a.len().min(b.len());
-        let (a, b) = (&a[..n], &b[..n]);
-        let mut acc = [0.0f32; LANES];
-        let mut ca = a.chunks_exact(LANES);
-        let mut cb = b.chunks_exact(LANES);
-        for (x, y) in (&mut ca).zip(&mut cb) {
-            for i in 0..LANES {
-                acc[i] += f(half(x[i]), half(y[i]));
-            }
-        }
-        let mut tail = 0.0;
-        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-            tail += f(half(*x), half(*y));
-        }
-        acc.iter().sum::<f32>() + tail
-    }
-
     pub fn dot_halves(a: &[u16], b: &[u16]) -> f32 {
-        fold_halves(a, b, |x, y| x * y)
+        fold(a, b, half, |x, y| x * y)
     }
 
     pub fn l2_squared_halves(a: &[u16], b: &[u16]) -> f32 {
-        fold_halves(a, b, |x, y| (x - y) * (x - y))
+        fold(a, b, half, |x, y| (x - y) * (x - y))
     }
 
     pub fn l1_halves(a: &[u16], b: &[u16]) -> f32 {
-        fold_halves(a, b, |x, y| (x - y).abs())
+        fold(a, b, half, |x, y| (x - y).abs())
     }
 
     pub fn cosine_parts_halves(a: &[u16], b: &[u16]) -> [f32; 3] {
@@ -175,111 +162,77 @@ mod x86 {
     const L2: u8 = 1;
     const L1: u8 = 2;
 
-    /// One pass over both slices with four 8-lane accumulators; `OP` picks what is summed:
-    /// the product (`DOT`), the squared difference (`L2`) or the absolute difference (`L1`).
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fold<const OP: u8>(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        // Clearing the sign bit is the absolute value.
-        let sign_off = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-        macro_rules! step {
-            ($acc:expr, $i:expr) => {{
-                let (x, y) = (_mm256_loadu_ps(pa.add($i)), _mm256_loadu_ps(pb.add($i)));
-                match OP {
-                    DOT => _mm256_fmadd_ps(x, y, $acc),
-                    L2 => {
-                        let d = _mm256_sub_ps(x, y);
-                        _mm256_fmadd_ps(d, d, $acc)
-                    }
-                    _ => _mm256_add_ps($acc, _mm256_and_ps(_mm256_sub_ps(x, y), sign_off)),
+    /// Defines `$name`, one pass over two slices of `$element` with four 8-lane accumulators;
+    /// `OP` picks what is summed: the product (`DOT`), the squared difference (`L2`) or the
+    /// absolute difference (`L1`). `$load` reads eight elements at an offset as f32 lanes and
+    /// `$widen` one element, for the tail.
+    macro_rules! fold_kernel {
+        ($name:ident, $element:ty, $features:literal, $load:expr, $widen:expr) => {
+            #[target_feature(enable = $features)]
+            unsafe fn $name<const OP: u8>(a: &[$element], b: &[$element]) -> f32 {
+                let n = a.len().min(b.len());
+                let (pa, pb) = (a.as_ptr(), b.as_ptr());
+                // Clearing the sign bit is the absolute value.
+                let sign_off = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+                macro_rules! step {
+                    ($acc:expr, $i:expr) => {{
+                        let (x, y) = ($load(pa, $i), $load(pb, $i));
+                        match OP {
+                            DOT => _mm256_fmadd_ps(x, y, $acc),
+                            L2 => {
+                                let d = _mm256_sub_ps(x, y);
+                                _mm256_fmadd_ps(d, d, $acc)
+                            }
+                            _ => _mm256_add_ps($acc, _mm256_and_ps(_mm256_sub_ps(x, y), sign_off)),
+                        }
+                    }};
                 }
-            }};
-        }
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 32 <= n {
-            acc[0] = step!(acc[0], i);
-            acc[1] = step!(acc[1], i + 8);
-            acc[2] = step!(acc[2], i + 16);
-            acc[3] = step!(acc[3], i + 24);
-            i += 32;
-        }
-        while i + 8 <= n {
-            acc[0] = step!(acc[0], i);
-            i += 8;
-        }
-        let mut sum = hsum(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        ));
-        while i < n {
-            let (x, y) = (*pa.add(i), *pb.add(i));
-            sum += match OP {
-                DOT => x * y,
-                L2 => (x - y) * (x - y),
-                _ => (x - y).abs(),
-            };
-            i += 1;
-        }
-        sum
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut i = 0;
+                while i + 32 <= n {
+                    acc[0] = step!(acc[0], i);
+                    acc[1] = step!(acc[1], i + 8);
+                    acc[2] = step!(acc[2], i + 16);
+                    acc[3] = step!(acc[3], i + 24);
+                    i += 32;
+                }
+                while i + 8 <= n {
+                    acc[0] = step!(acc[0], i);
+                    i += 8;
+                }
+                let mut sum = hsum(_mm256_add_ps(
+                    _mm256_add_ps(acc[0], acc[1]),
+                    _mm256_add_ps(acc[2], acc[3]),
+                ));
+                while i < n {
+                    let (x, y) = ($widen(*pa.add(i)), $widen(*pb.add(i)));
+                    sum += match OP {
+                        DOT => x * y,
+                        L2 => (x - y) * (x - y),
+                        _ => (x - y).abs(),
+                    };
+                    i += 1;
+                }
+                sum
+            }
+        };
     }
+
+    fold_kernel!(
+        fold,
+        f32,
+        "avx2,fma",
+        |p: *const f32, i| _mm256_loadu_ps(p.add(i)),
+        |x: f32| x
+    );
+    fold_kernel!(fold_halves, u16, "avx2,fma,f16c", load_halves, |x: u16| {
+        half::f16::from_bits(x).to_f32()
+    });
 
     /// Eight half floats from `p + i`, widened to f32.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn load_halves(p: *const u16, i: usize) -> __m256 {
         _mm256_cvtph_ps(_mm_loadu_si128(p.add(i).cast::<__m128i>()))
-    }
-
-    /// As `fold`, over half floats widened to f32 eight at a time.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn fold_halves<const OP: u8>(a: &[u16], b: &[u16]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let sign_off = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-        macro_rules! step {
-            ($acc:expr, $i:expr) => {{
-                let (x, y) = (load_halves(pa, $i), load_halves(pb, $i));
-                match OP {
-                    DOT => _mm256_fmadd_ps(x, y, $acc),
-                    L2 => {
-                        let d = _mm256_sub_ps(x, y);
-                        _mm256_fmadd_ps(d, d, $acc)
-                    }
-                    _ => _mm256_add_ps($acc, _mm256_and_ps(_mm256_sub_ps(x, y), sign_off)),
-                }
-            }};
-        }
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 32 <= n {
-            acc[0] = step!(acc[0], i);
-            acc[1] = step!(acc[1], i + 8);
-            acc[2] = step!(acc[2], i + 16);
-            acc[3] = step!(acc[3], i + 24);
-            i += 32;
-        }
-        while i + 8 <= n {
-            acc[0] = step!(acc[0], i);
-            i += 8;
-        }
-        let mut sum = hsum(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        ));
-        while i < n {
-            let (x, y) = (
-                half::f16::from_bits(*pa.add(i)).to_f32(),
-                half::f16::from_bits(*pb.add(i)).to_f32(),
-            );
-            sum += match OP {
-                DOT => x * y,
-                L2 => (x - y) * (x - y),
-                _ => (x - y).abs(),
-            };
-            i += 1;
-        }
-        sum
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
