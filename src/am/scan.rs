@@ -66,8 +66,8 @@ struct ScanState {
 pub struct ScanFigures {
     /// Rows it gave the executor.
     pub rows: u64,
-    /// Distances it computed: the graph walk's on layer 0 (or the exact scan's) and the pending
-    /// list's rows.
+    /// Distances it computed: the graph walk's from its seeds (or the exact scan's) and one per
+    /// pending-list row; none for a NULL query.
     pub distances: u64,
 }
 
