@@ -239,3 +239,39 @@ fn hannoy_last_scan_counts_the_rows_and_distances_of_a_scan() {
     // A scan drained to its end scores every row once.
     assert_eq!(figures(40, 5_000), 2_030, "a drained scan");
 }
+
+#[pg_test]
+fn a_partitioned_table_is_searched_by_a_merge_append_of_its_partitions_indexes() {
+    run("CREATE TABLE parts (id int, category int, embedding real[]) PARTITION BY RANGE (id);
+         CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (1000);
+         CREATE TABLE parts_2 PARTITION OF parts FOR VALUES FROM (1000) TO (2000);
+         CREATE TABLE parts_3 PARTITION OF parts FOR VALUES FROM (2000) TO (3000);
+         CREATE TABLE parts_4 PARTITION OF parts FOR VALUES FROM (3000) TO (4000);");
+    clustered_table("parts_source", 4_999, 16, 10, 0.5, 0.61);
+    run("INSERT INTO parts SELECT id, id % 7, embedding FROM parts_source WHERE id < 4000;
+         CREATE INDEX parts_idx ON parts USING hannoy (embedding, category);
+         CREATE TABLE parts_5 (id int, category int, embedding real[]);
+         INSERT INTO parts_5 SELECT id, id % 7, embedding FROM parts_source WHERE id >= 4000;
+         ALTER TABLE parts ATTACH PARTITION parts_5 FOR VALUES FROM (4000) TO (5000);
+         ANALYZE parts;");
+    let q = "(SELECT embedding FROM parts_source WHERE id = 17)";
+    let query = format!("SELECT id FROM parts ORDER BY embedding <-> {q} LIMIT 10");
+    let plan = explain(&query);
+    assert!(plan.contains("Merge Append"), "{plan}");
+    assert_eq!(plan.matches("Index Scan using").count(), 5, "{plan}");
+    run("SET hannoy.ef_search = 400");
+    let indexed = ids(&query);
+    run("SET enable_indexscan = off");
+    let exact = ids(&query);
+    run("SET enable_indexscan = on");
+    assert_eq!(indexed, exact);
+    let filtered = format!("SELECT id FROM parts WHERE category = 3 ORDER BY embedding <-> {q} LIMIT 10");
+    let plan = explain(&filtered);
+    assert!(plan.contains("Merge Append") && plan.contains("Index Cond"), "{plan}");
+    let rows = ids(&filtered);
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|id| id % 7 == 3));
+    // The partition key prunes partitions.
+    let pruned = explain(&format!("SELECT id FROM parts WHERE id < 1000 ORDER BY embedding <-> {q} LIMIT 10"));
+    assert_eq!(pruned.matches("Index Scan using").count(), 1, "{pruned}");
+}
