@@ -90,3 +90,58 @@ throwaway_cluster() {
     shift 2
     start_cluster "$CLUSTER_DIR" "$port" "$@"
 }
+
+# start_shards COUNT FIRST_PORT: COUNT shard clusters in CLUSTER_DIR/shard1.. (stopped by
+# stop_shards), each with hannoy_pg and `items (id int PRIMARY KEY, category int, embedding
+# real[])` indexed by hannoy on (embedding, category); sets shard_host and shard_port. Then, on
+# the cluster the PG* variables pointed at before (the coordinator), the partitioned table
+# `items` whose hash partitions are foreign tables on the shards, over servers with
+# `extensions 'hannoy_pg'` (the distance operators are shipped), `fetch_size '10'` and
+# `batch_size '1000'` (rows inserted through the coordinator go in batches).
+start_shards() {
+    local count=$1 port=$2 n coordinator_host=$PGHOST coordinator_port=$PGPORT
+    shard_host=()
+    shard_port=()
+    for n in $(seq 1 "$count"); do
+        mkdir -p "$CLUSTER_DIR/shard$n"
+        start_cluster "$CLUSTER_DIR/shard$n" "$port"
+        shard_host+=("$PGHOST")
+        shard_port+=("$PGPORT")
+        port=$((PGPORT + 1))
+        psql_ <<'SQL'
+CREATE EXTENSION hannoy_pg;
+CREATE TABLE items (id int PRIMARY KEY, category int, embedding real[]);
+CREATE INDEX items_idx ON items USING hannoy (embedding, category);
+SQL
+    done
+    export PGHOST=$coordinator_host PGPORT=$coordinator_port
+    {
+        echo "CREATE EXTENSION IF NOT EXISTS hannoy_pg; CREATE EXTENSION IF NOT EXISTS postgres_fdw;"
+        echo "CREATE TABLE items (id int, category int, embedding real[]) PARTITION BY HASH (id);"
+        for n in $(seq 1 "$count"); do
+            echo "CREATE SERVER shard$n FOREIGN DATA WRAPPER postgres_fdw
+                    OPTIONS (host '${shard_host[$((n - 1))]}', port '${shard_port[$((n - 1))]}',
+                             dbname 'postgres', extensions 'hannoy_pg', fetch_size '10',
+                             batch_size '1000');
+                  CREATE USER MAPPING FOR postgres SERVER shard$n OPTIONS (user 'postgres');
+                  CREATE FOREIGN TABLE items_$n PARTITION OF items
+                    FOR VALUES WITH (MODULUS $count, REMAINDER $((n - 1))) SERVER shard$n
+                    OPTIONS (table_name 'items');"
+        done
+    } | psql_ >/dev/null
+}
+
+# on_shard N [psql arguments...]: psql on shard N, unaligned and without headers.
+on_shard() {
+    local n=$1
+    shift
+    psql_ -h "${shard_host[$((n - 1))]}" -p "${shard_port[$((n - 1))]}" -At "$@"
+}
+
+# stop_shards: stops every shard cluster start_shards started.
+stop_shards() {
+    local dir
+    for dir in "$CLUSTER_DIR"/shard*; do
+        if [ -d "$dir" ]; then stop_cluster "$dir"; fi
+    done
+}
