@@ -154,9 +154,23 @@ fn latency_cells(latency: &Latency) -> String {
 }
 
 fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String {
+    let mut md = String::new();
+    write_intro(&mut md, settings, dataset, results);
+    write_settings(&mut md, settings);
+    write_builds(&mut md, results);
+    write_sweeps(&mut md, settings, results);
+    write_exact(&mut md, settings, dataset, results);
+    write_filtered(&mut md, settings, results);
+    write_writes(&mut md, results);
+    write_skipped(&mut md, results);
+    write_method(&mut md, settings);
+    md
+}
+
+/// The title, the data and the environment.
+fn write_intro(md: &mut String, settings: &Settings, dataset: &Dataset, results: &Results) {
     let environment = &results.environment;
     let k = settings.k;
-    let mut md = String::new();
     let _ = writeln!(md, "# hannoy-bench: {}\n", settings.name);
     let data = match &settings.source {
         DataSource::Synthetic {
@@ -216,7 +230,9 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
             .map(|commit| format!(", commit {commit}"))
             .unwrap_or_default()
     );
+}
 
+fn write_settings(md: &mut String, settings: &Settings) {
     let _ = writeln!(md, "## Settings\n\n| setting | value |\n|---|---|");
     let list = |values: Vec<String>| values.join(", ");
     for (name, value) in [
@@ -246,7 +262,9 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
     ] {
         let _ = writeln!(md, "| {name} | {value} |");
     }
+}
 
+fn write_builds(md: &mut String, results: &Results) {
     let _ = writeln!(
         md,
         "\n## Load, build, size\n\n| engine | COPY s | rows/s | CREATE INDEX s | index size | bytes/row | table size |\n|---|---|---|---|---|---|---|"
@@ -264,7 +282,11 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
             megabytes(engine.table_bytes)
         );
     }
+}
 
+/// One table per engine: recall, distances, latency and q/s at each ef_search.
+fn write_sweeps(md: &mut String, settings: &Settings, results: &Results) {
+    let k = settings.k;
     for engine in &results.engines {
         let _ = writeln!(md, "\n## {}: ef_search sweep\n", engine.engine);
         let _ = writeln!(md, "`{}`\n", engine.index_definition);
@@ -297,7 +319,10 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
             let _ = writeln!(md, "{row}");
         }
     }
+}
 
+fn write_exact(md: &mut String, settings: &Settings, dataset: &Dataset, results: &Results) {
+    let k = settings.k;
     if let Some(exact) = &results.exact {
         let _ = writeln!(
             md,
@@ -310,7 +335,10 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
             latency_cells(&exact.latency)
         );
     }
+}
 
+fn write_filtered(md: &mut String, settings: &Settings, results: &Results) {
+    let k = settings.k;
     if results
         .engines
         .iter()
@@ -350,7 +378,9 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
             }
         }
     }
+}
 
+fn write_writes(md: &mut String, results: &Results) {
     let _ = writeln!(
         md,
         "\n## Writes\n\n| engine | INSERT ... SELECT rows | INSERT s | pending list linked s | rows/s (both) | DELETE rows | DELETE s | VACUUM s |\n|---|---|---|---|---|---|---|---|"
@@ -372,14 +402,19 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
             writes.vacuum_seconds
         );
     }
+}
 
+fn write_skipped(md: &mut String, results: &Results) {
     if !results.skipped.is_empty() {
         let _ = writeln!(md, "\n## Skipped\n");
         for skipped in &results.skipped {
             let _ = writeln!(md, "- {}: {}", skipped.engine, skipped.reason);
         }
     }
+}
 
+fn write_method(md: &mut String, settings: &Settings) {
+    let k = settings.k;
     let _ = writeln!(
         md,
         "\n## How it was measured\n\n\
@@ -409,9 +444,11 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
   links them into the graph whenever the list outgrows `hannoy.pending_list_limit`; what is left \
   after the INSERT is linked by a `hannoy_index_info()` call timed right after it (\"pending list \
   linked\"), and rows/s counts both. Then `DELETE` of every tenth row and \
-  `VACUUM (INDEX_CLEANUP ON)`.\n"
+  `VACUUM (INDEX_CLEANUP ON)`.\n\
+- Distances per query (hannoy only): a pass of its own over the first 200 queries at `LIMIT {k}`, \
+  each followed by `hannoy_last_scan()`: the layer-0 walk from its seeds and the pending list's \
+  rows, not the descent through the upper layers.\n"
     );
-    md
 }
 
 #[cfg(test)]
