@@ -257,11 +257,31 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
         let queries = queries(&data, args.queries, 12);
         (data, queries)
     };
-    let n = data.len();
     eprintln!("generated data in {:.1}s", t.elapsed().as_secs_f64());
     let mut rows: Vec<(String, String)> = Vec::new();
+    let (_dir, index) = build(args, &data, dims, &mut rows);
+    let live: RoaringBitmap = (0..data.len() as u32).collect();
+    sweep(args, &index, &data, &queries, &live, &mut rows);
+    filtered(args, &index, &data, &queries, &live, &mut rows);
+    if !args.quick {
+        writes(args, &index, &data, &queries, generate, &mut rows);
+    }
+    println!("| measure | result |\n|---|---|");
+    for (k, v) in rows {
+        println!("| {k} | {v} |");
+    }
+}
 
-    // Build at each thread count; keep the last index for the rest.
+type Rows = Vec<(String, String)>;
+
+/// Builds the index at each thread count and keeps the last one, with its disk figures.
+fn build(
+    args: &Args,
+    data: &[Vec<f32>],
+    dims: usize,
+    rows: &mut Rows,
+) -> (tempfile::TempDir, Index) {
+    let (metric, n) = (args.metric, data.len());
     let mut kept = None;
     for &threads in &args.threads {
         let dir = tempfile::tempdir().unwrap();
@@ -287,7 +307,7 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
         eprintln!("built with {threads} threads in {secs:.1}s");
         kept = Some((dir, index));
     }
-    let (_dir, index) = kept.expect("at least one thread count");
+    let (dir, index) = kept.expect("at least one thread count");
     let info = index.info().unwrap();
     rows.push((
         "disk per vector".into(),
@@ -295,21 +315,32 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
             "{:.0} bytes file, {:.0} bytes used (raw vector {} bytes; vectors {:.0}, links {:.0})",
             info.file_bytes as f64 / n as f64,
             info.used_bytes as f64 / n as f64,
-            dims * 4,
+            metric.vector_bytes(dims),
             info.pages.vector_pages as f64 * 4096.0 / n as f64,
             info.pages.link_pages as f64 * 4096.0 / n as f64
         ),
     ));
+    (dir, index)
+}
 
-    let live: RoaringBitmap = (0..n as u32).collect();
-    let truth = ground_truth(metric, &data, &live, &queries, None);
+/// Recall, q/s and distances at each ef_search.
+fn sweep(
+    args: &Args,
+    index: &Index,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    live: &RoaringBitmap,
+    rows: &mut Rows,
+) {
+    let metric = args.metric;
+    let truth = ground_truth(metric, data, live, queries, None);
     for &ef in &args.efs {
         let params = SearchParams {
             ef_search: ef,
             strategy: Strategy::Graph,
             ..Default::default()
         };
-        let r = run_queries(&index, metric, &data, &queries, &truth, &params);
+        let r = run_queries(index, metric, data, queries, &truth, &params);
         rows.push((
             format!("ef_search {ef}"),
             format!(
@@ -318,7 +349,19 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
             ),
         ));
     }
+}
 
+/// Filters keeping 50% to 0.1% of the items, each with the strategy the cost model picks and
+/// with the other one.
+fn filtered(
+    args: &Args,
+    index: &Index,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    live: &RoaringBitmap,
+    rows: &mut Rows,
+) {
+    let (metric, n) = (args.metric, data.len());
     // Each filter runs with the strategy the cost model picks ("auto") and with the other one
     // forced, so the table shows whether the pick was right.
     for &(label, fraction) in &[
@@ -330,7 +373,7 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
     ] {
         let mut rng = Rng::new(99);
         let filter: RoaringBitmap = (0..n as u32).filter(|_| rng.unit() < fraction).collect();
-        let truth = ground_truth(metric, &data, &live, &queries, Some(&filter));
+        let truth = ground_truth(metric, data, live, queries, Some(&filter));
         let auto = SearchParams {
             filter: Some(&filter),
             ..Default::default()
@@ -361,7 +404,7 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
                 strategy,
                 ..auto.clone()
             };
-            let r = run_queries(&index, metric, &data, &queries, &truth, &params);
+            let r = run_queries(index, metric, data, queries, &truth, &params);
             rows.push((
                 format!("filter {label} ({} items), {name}", filter.len()),
                 format!(
@@ -371,55 +414,59 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
             ));
         }
     }
+}
 
-    if !args.quick {
-        // Insert 1% more, then delete 10% and repair.
-        let extra = generate(n / 100, dims, 13);
-        let batch = index
-            .prepare(extra.iter().map(|v| VectorRef::Floats(v)))
-            .unwrap();
-        let t = Instant::now();
-        index.write(|w| w.insert(&batch, &never_cancel)).unwrap();
-        rows.push((
-            format!("insert {} (1%)", extra.len()),
-            format!("{:.3} s", t.elapsed().as_secs_f64()),
-        ));
+/// Inserts 1% more, then deletes 10% and repairs: time, recall after and integrity.
+fn writes(
+    args: &Args,
+    index: &Index,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    generate: Generator,
+    rows: &mut Rows,
+) {
+    let (metric, n, dims) = (args.metric, data.len(), data[0].len());
+    // Insert 1% more, then delete 10% and repair.
+    let extra = generate(n / 100, dims, 13);
+    let batch = index
+        .prepare(extra.iter().map(|v| VectorRef::Floats(v)))
+        .unwrap();
+    let t = Instant::now();
+    index.write(|w| w.insert(&batch, &never_cancel)).unwrap();
+    rows.push((
+        format!("insert {} (1%)", extra.len()),
+        format!("{:.3} s", t.elapsed().as_secs_f64()),
+    ));
 
-        let mut all = data.clone();
-        all.extend(extra);
-        let mut rng = Rng::new(7);
-        let doomed: RoaringBitmap = (0..all.len() as u32).filter(|_| rng.unit() < 0.1).collect();
-        let t = Instant::now();
-        let stats = index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        let live: RoaringBitmap = index.read().unwrap().items().clone();
-        let truth = ground_truth(metric, &all, &live, &queries, None);
-        let params = SearchParams {
-            strategy: Strategy::Graph,
-            ..Default::default()
-        };
-        let r = run_queries(&index, metric, &all, &queries, &truth, &params);
-        rows.push((
-            format!("delete {} (10%) and repair", stats.deleted),
-            format!(
-                "{secs:.3} s, {} lists repaired, recall@10 after {:.3} (ef 40)",
-                stats.repaired_lists, r.recall
-            ),
-        ));
-        let report = index.read().unwrap().check().unwrap();
-        rows.push((
-            "integrity after all".into(),
-            format!(
-                "{} of {} reachable, sound: {}",
-                report.reachable,
-                report.live,
-                report.is_sound()
-            ),
-        ));
-    }
-
-    println!("| measure | result |\n|---|---|");
-    for (k, v) in rows {
-        println!("| {k} | {v} |");
-    }
+    let mut all = data.to_vec();
+    all.extend(extra);
+    let mut rng = Rng::new(7);
+    let doomed: RoaringBitmap = (0..all.len() as u32).filter(|_| rng.unit() < 0.1).collect();
+    let t = Instant::now();
+    let stats = index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let live: RoaringBitmap = index.read().unwrap().items().clone();
+    let truth = ground_truth(metric, &all, &live, queries, None);
+    let params = SearchParams {
+        strategy: Strategy::Graph,
+        ..Default::default()
+    };
+    let r = run_queries(index, metric, &all, queries, &truth, &params);
+    rows.push((
+        format!("delete {} (10%) and repair", stats.deleted),
+        format!(
+            "{secs:.3} s, {} lists repaired, recall@10 after {:.3} (ef 40)",
+            stats.repaired_lists, r.recall
+        ),
+    ));
+    let report = index.read().unwrap().check().unwrap();
+    rows.push((
+        "integrity after all".into(),
+        format!(
+            "{} of {} reachable, sound: {}",
+            report.reachable,
+            report.live,
+            report.is_sound()
+        ),
+    ));
 }
