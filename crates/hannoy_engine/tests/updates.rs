@@ -438,6 +438,39 @@ fn small_batches_never_cut_a_stored_item_off() {
 }
 
 #[test]
+fn a_pruned_link_is_kept_when_the_other_links_back_come_from_behind_it() {
+    // Short lists (m = 2: four links on layer 0) leave many small groups of nodes that link
+    // each other with one in-link from outside. A single-row insert that prunes that in-link
+    // must put it back: the group's own links back to the dropped node do not make it
+    // reachable. One thread, so that the bulk build's graph is the same on every run; checked
+    // after every insert, as the periodic reachability pass would mend a cut-off later.
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let dims = 8;
+    for seed in 0..3 {
+        let mut rng = Rng::new(seed);
+        let data: Vec<Vec<f32>> = (0..1_500)
+            .map(|_| (0..dims).map(|_| rng.normal()).collect())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = IndexOptions::new(Metric::Euclidean, dims);
+        options.m = 2;
+        let index = Index::create(dir.path(), &options).unwrap();
+        one_thread.install(|| insert_floats(&index, &data[..1_000]));
+        for (i, row) in data[1_000..].chunks(1).enumerate() {
+            one_thread.install(|| insert_floats(&index, row));
+            let report = index.read().unwrap().check().unwrap();
+            assert_eq!(
+                report.reachable, report.live,
+                "seed {seed}, after insert {i}: {report:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn many_copies_of_each_vector_stay_reachable_and_searchable() {
     // Identical rows are common in real tables (the same text embedded twice). Each group of
     // copies must stay reachable whatever the batch sizes, and a search for a distinct vector

@@ -7,7 +7,8 @@
 //! their lists rewritten. Work is proportional to the batch, never to the index.
 
 use crate::graph::cancel::{CancelCheck, Pass, Watch};
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use heed::RwTxn;
@@ -394,36 +395,64 @@ impl StoredLinking<'_, '_> {
 enum DroppedLink {
     /// A copy displaced in its ring by the new copy `local`, which must link it.
     Displaced(usize),
-    /// Another neighbour links to it: nothing to do, whatever the pass adds later.
+    /// It keeps a way in: nothing to do, whatever the pass adds later.
     LinkedElsewhere,
-    /// No in-link seen yet; links added while mending earlier drops may still provide one.
+    /// No way in seen yet; links added while mending earlier drops may still provide one.
     Unsure,
 }
 
-/// The lists of layer 0 as this batch leaves them: its rewritten lists, else the stored ones.
+/// How many lists the search for a way from a pruned list's owner to the node it dropped reads,
+/// once the short ways have failed, before the link is put back instead: a link put back only
+/// costs its list one link over its cap until the next prune.
+const WAY_READS: usize = 32;
+
+/// The lists of layer 0 as this batch leaves them: the new items' lists and the stored lists it
+/// rewrote, else the stored ones.
 struct FinalLists<'a> {
     changed: &'a [(u64, Vec<ItemId>)],
     position: &'a HashMap<u64, usize>,
     /// Nodes that lost an in-link somewhere in this batch.
     lost_some_in_link: &'a HashSet<ItemId>,
+    new_links: &'a [Vec<Vec<ItemId>>],
 }
 
 impl FinalLists<'_> {
-    fn read(&self, view: &WithBatch<'_, '_>, id: ItemId, out: &mut Vec<ItemId>) -> Result<()> {
-        out.clear();
-        match self.position.get(&link_key(0, id)) {
-            Some(&i) => {
-                out.extend_from_slice(&self.changed[i].1);
-                Ok(())
-            }
-            None => view.neighbours(id, 0, out),
+    /// The list of `id` if this batch wrote it.
+    fn written(&self, view: &WithBatch<'_, '_>, id: ItemId) -> Option<&[ItemId]> {
+        match view.ids.binary_search(&id) {
+            Ok(local) => Some(&self.new_links[local][0]),
+            Err(_) => self
+                .position
+                .get(&link_key(0, id))
+                .map(|&i| self.changed[i].1.as_slice()),
         }
     }
 
-    /// Whether a neighbour of `lost` other than `owner` still links to it. An in-link from a
-    /// node that lost one itself may come from a group cut off together (four neighbours
-    /// linking only each other once the batch pruned every way in), and one from a copy keeps
-    /// a group of copies cut off as a whole: neither counts.
+    /// The list of `id`, read into `buf` if this batch did not write it.
+    fn list<'s>(
+        &'s self,
+        view: &WithBatch<'_, '_>,
+        id: ItemId,
+        buf: &'s mut Vec<ItemId>,
+    ) -> Result<&'s [ItemId]> {
+        if let Some(list) = self.written(view, id) {
+            return Ok(list);
+        }
+        buf.clear();
+        view.neighbours(id, 0, buf)?;
+        Ok(buf)
+    }
+
+    /// Whether `lost` keeps a way in once `owner` drops it: a stored neighbour of it other than
+    /// `owner` still links to it, and `owner` still leads to it.
+    ///
+    /// An in-link from a node that lost one itself may come from a group cut off together
+    /// (four neighbours linking only each other once the batch pruned every way in), and one
+    /// from a copy keeps a group of copies cut off as a whole: neither counts. Nor is an
+    /// in-link enough on its own: the neighbour may be reachable only through `lost`, as in a
+    /// small cluster whose members link each other and whose one way in was `owner`'s link.
+    /// A way from `owner` is: every path from the entry point that took the dropped link can
+    /// take the way instead, so whatever was reachable before the batch stays reachable.
     fn linked_elsewhere(
         &self,
         view: &WithBatch<'_, '_>,
@@ -431,23 +460,115 @@ impl FinalLists<'_> {
         lost: ItemId,
         lost_vec: &[u8],
         as_owner: &Owner,
+        visited: &mut Visited,
     ) -> Result<bool> {
-        let (mut lost_links, mut their_links) = (Vec::new(), Vec::new());
-        self.read(view, lost, &mut lost_links)?;
-        for &n in &lost_links {
-            if n == owner || self.lost_some_in_link.contains(&n) {
+        let (mut lost_buf, mut their_buf) = (Vec::new(), Vec::new());
+        let lost_links = self.list(view, lost, &mut lost_buf)?;
+        for &n in lost_links {
+            if n == owner
+                || self.lost_some_in_link.contains(&n)
+                || view.ids.binary_search(&n).is_ok()
+            {
                 continue;
             }
             // The distance last: most neighbours do not link back, and a list is cheaper to read.
-            self.read(view, n, &mut their_links)?;
-            if their_links.contains(&lost) && !as_owner.is_copy(view.score(lost_vec, n)?) {
+            if self.list(view, n, &mut their_buf)?.contains(&lost)
+                && !as_owner.is_copy(view.score(lost_vec, n)?)
+            {
+                let near = Near {
+                    lost,
+                    lost_vec,
+                    links: lost_links,
+                    linking: n,
+                };
+                return self.leads_to(view, owner, near, visited);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether `owner` leads to `near.lost`. Ways of two or three links come first, the third
+    /// through a neighbour of `lost` that links back: they need no distance. Failing those, a
+    /// search from `owner`, nearest to `lost` first, reads at most `WAY_READS` more lists.
+    fn leads_to(
+        &self,
+        view: &WithBatch<'_, '_>,
+        owner: ItemId,
+        near: Near<'_>,
+        visited: &mut Visited,
+    ) -> Result<bool> {
+        let Near {
+            lost,
+            lost_vec,
+            links: lost_links,
+            linking,
+        } = near;
+        let (mut owner_buf, mut buf, mut near_buf) = (Vec::new(), Vec::new(), Vec::new());
+        let owner_links = self.list(view, owner, &mut owner_buf)?;
+        if owner_links.contains(&linking) {
+            return Ok(true);
+        }
+        // Whether each neighbour of `lost` links back, once its list has been read.
+        let mut links_back: Vec<Option<bool>> = lost_links
+            .iter()
+            .map(|&n| (n == linking).then_some(true))
+            .collect();
+        visited.clear();
+        for &n in lost_links {
+            visited.insert(n);
+        }
+        for &n in owner_links {
+            let their_links = self.list(view, n, &mut buf)?;
+            if their_links.contains(&lost) {
+                return Ok(true);
+            }
+            for &m in their_links.iter().filter(|&&m| visited.contains(m)) {
+                // Only the neighbours of `lost` are marked.
+                let Some(i) = lost_links.iter().position(|&x| x == m) else {
+                    continue;
+                };
+                let back = match links_back[i] {
+                    Some(back) => back,
+                    None => {
+                        *links_back[i].insert(self.list(view, m, &mut near_buf)?.contains(&lost))
+                    }
+                };
+                if back {
+                    return Ok(true);
+                }
+            }
+        }
+        visited.clear();
+        visited.insert(owner);
+        let mut frontier = BinaryHeap::new();
+        let mut list = owner_links;
+        for _ in 0..WAY_READS {
+            for &n in list {
+                if visited.insert(n) {
+                    frontier.push(Reverse(Scored {
+                        score: view.score(lost_vec, n)?,
+                        id: n,
+                    }));
+                }
+            }
+            let Some(Reverse(nearest)) = frontier.pop() else {
+                return Ok(false);
+            };
+            list = self.list(view, nearest.id, &mut buf)?;
+            if list.contains(&lost) {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    fn judge(&self, view: &WithBatch<'_, '_>, owner: ItemId, lost: ItemId) -> Result<DroppedLink> {
+    fn judge(
+        &self,
+        view: &WithBatch<'_, '_>,
+        owner: ItemId,
+        lost: ItemId,
+        visited: &mut Visited,
+    ) -> Result<DroppedLink> {
         let lost_vec = view.vector(lost)?;
         let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
         if as_owner.is_copy(view.score(lost_vec, owner)?) {
@@ -460,7 +581,7 @@ impl FinalLists<'_> {
             }
         }
         Ok(
-            if self.linked_elsewhere(view, owner, lost, lost_vec, &as_owner)? {
+            if self.linked_elsewhere(view, owner, lost, lost_vec, &as_owner, visited)? {
                 DroppedLink::LinkedElsewhere
             } else {
                 DroppedLink::Unsure
@@ -469,21 +590,29 @@ impl FinalLists<'_> {
     }
 }
 
+/// A dropped node, its neighbours, and one of them that links back to it.
+struct Near<'a> {
+    lost: ItemId,
+    lost_vec: &'a [u8],
+    links: &'a [ItemId],
+    linking: ItemId,
+}
+
 impl StoredLinking<'_, '_> {
-    /// Pruning a stored node's layer-0 list may take another stored node's only in-link,
+    /// Pruning a stored node's layer-0 list may take another stored node's only way in,
     /// cutting it off from every search. A dropped node normally keeps an in-link from one of
-    /// its own neighbours (links are mostly mutual); one that has none once every list of the
-    /// batch is final goes back into the list it was dropped from, over its cap until the next
-    /// prune, as `keep_new_items_reachable` does for new items. `dropped` holds (owner,
-    /// dropped) pairs.
+    /// its own neighbours (links are mostly mutual) and a way from the node that dropped it;
+    /// one that has not once every list of the batch is final goes back into the list it was
+    /// dropped from, over its cap until the next prune, as `keep_new_items_reachable` does for
+    /// new items. `dropped` holds (owner, dropped) pairs.
     ///
     /// A copy dropped from its copy's list was displaced in their ring (see `select::Owner`)
     /// by a new copy, which then has to link it in turn; the new copy found its ring neighbours
     /// among the copies its search met, which need not include the displaced one.
     ///
-    /// Every drop is judged in parallel against the lists as pruned; the few with no in-link
-    /// are judged again in order, since putting one back can give another its in-link. Links
-    /// are only ever added here, so an in-link found in the parallel pass is still there.
+    /// Every drop is judged in parallel against the lists as pruned; the few without a way in
+    /// are judged again in order, since putting one back can give another its way in. Links
+    /// are only ever added here, so a way in found in the parallel pass is still there.
     fn keep_last_in_links(
         &self,
         changed: &mut [(u64, Vec<ItemId>)],
@@ -503,16 +632,21 @@ impl StoredLinking<'_, '_> {
                 changed,
                 position: &position,
                 lost_some_in_link: &lost_some_in_link,
+                new_links,
             };
             dropped
                 .par_iter()
-                .map(|&(owner, lost)| {
-                    cancel.check()?;
-                    self.pool
-                        .with(|txn| lists.judge(&self.view(txn), owner, lost))
-                })
+                .map_init(
+                    || Visited::pooled(self.meta.next_id as usize),
+                    |visited, &(owner, lost)| {
+                        cancel.check()?;
+                        self.pool
+                            .with(|txn| lists.judge(&self.view(txn), owner, lost, visited))
+                    },
+                )
                 .collect::<Result<_>>()?
         };
+        let mut visited = Visited::pooled(self.meta.next_id as usize);
         for (&(owner, lost), verdict) in dropped.iter().zip(verdicts) {
             match verdict {
                 DroppedLink::Displaced(local) => {
@@ -526,12 +660,20 @@ impl StoredLinking<'_, '_> {
                         changed,
                         position: &position,
                         lost_some_in_link: &lost_some_in_link,
+                        new_links,
                     };
                     let reached = self.pool.with(|txn| {
                         let view = self.view(txn);
                         let lost_vec = view.vector(lost)?;
                         let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
-                        lists.linked_elsewhere(&view, owner, lost, lost_vec, &as_owner)
+                        lists.linked_elsewhere(
+                            &view,
+                            owner,
+                            lost,
+                            lost_vec,
+                            &as_owner,
+                            &mut visited,
+                        )
                     })?;
                     if !reached {
                         changed[position[&link_key(0, owner)]].1.push(lost);
