@@ -136,21 +136,20 @@ pub fn synthetic_base(rows: usize, dims: usize, clusters: usize, seed: u64) -> M
     Matrix { dims, values }
 }
 
-/// `count` rows of `base` picked at random, each moved by the noise `noise` draws for it;
-/// normalised when `normalised`.
+/// `count` rows of `base` picked at random, each moved by Gaussian noise of `noise` times its
+/// RMS element; normalised when `normalised`.
 pub fn perturbed_rows(
     base: &Matrix,
     count: usize,
     normalised: bool,
-    noise: impl Fn(&mut SplitMix64) -> f64,
+    noise: f64,
     seed: u64,
 ) -> Matrix {
     let mut rng = SplitMix64::new(seed);
     let mut values = Vec::with_capacity(count * base.dims);
     for _ in 0..count {
         let source = rng.below(base.len() as u64) as usize;
-        let relative = noise(&mut rng);
-        let mut vector = perturbed(base.row(source), relative, &mut rng);
+        let mut vector = perturbed(base.row(source), noise, &mut rng);
         if normalised {
             normalise(&mut vector);
         }
@@ -190,7 +189,7 @@ pub fn load(settings: &Settings, progress: &Progress) -> Result<Dataset, BenchEr
                 &base,
                 query_count,
                 true,
-                |_| *query_noise,
+                *query_noise,
                 seed ^ 0x5155_4552_4945_5321,
             );
             (base, queries, None, true)
@@ -246,7 +245,7 @@ pub fn load(settings: &Settings, progress: &Progress) -> Result<Dataset, BenchEr
         &base,
         new_count,
         synthetic,
-        |_| NEW_ROW_NOISE,
+        NEW_ROW_NOISE,
         seed ^ 0x1D5E_2700,
     );
     let new_categories = draw_categories(new_count, seed ^ 0x1D5E_2701);

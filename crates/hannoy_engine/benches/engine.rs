@@ -261,10 +261,17 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
     let mut rows: Vec<(String, String)> = Vec::new();
     let (_dir, index) = build(args, &data, dims, &mut rows);
     let live: RoaringBitmap = (0..data.len() as u32).collect();
-    sweep(args, &index, &data, &queries, &live, &mut rows);
-    filtered(args, &index, &data, &queries, &live, &mut rows);
+    let built = Built {
+        args,
+        index: &index,
+        data: &data,
+        queries: &queries,
+        live: &live,
+    };
+    sweep(built, &mut rows);
+    filtered(built, &mut rows);
     if !args.quick {
-        writes(args, &index, &data, &queries, generate, &mut rows);
+        writes(built, generate, &mut rows);
     }
     println!("| measure | result |\n|---|---|");
     for (k, v) in rows {
@@ -273,6 +280,16 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
 }
 
 type Rows = Vec<(String, String)>;
+
+/// What the measuring steps share: the built index, its rows (all live) and the queries.
+#[derive(Clone, Copy)]
+struct Built<'a> {
+    args: &'a Args,
+    index: &'a Index,
+    data: &'a [Vec<f32>],
+    queries: &'a [Vec<f32>],
+    live: &'a RoaringBitmap,
+}
 
 /// Builds the index at each thread count and keeps the last one, with its disk figures.
 fn build(
@@ -324,14 +341,14 @@ fn build(
 }
 
 /// Recall, q/s and distances at each ef_search.
-fn sweep(
-    args: &Args,
-    index: &Index,
-    data: &[Vec<f32>],
-    queries: &[Vec<f32>],
-    live: &RoaringBitmap,
-    rows: &mut Rows,
-) {
+fn sweep(built: Built<'_>, rows: &mut Rows) {
+    let Built {
+        args,
+        index,
+        data,
+        queries,
+        live,
+    } = built;
     let metric = args.metric;
     let truth = ground_truth(metric, data, live, queries, None);
     for &ef in &args.efs {
@@ -351,19 +368,17 @@ fn sweep(
     }
 }
 
-/// Filters keeping 50% to 0.1% of the items, each with the strategy the cost model picks and
-/// with the other one.
-fn filtered(
-    args: &Args,
-    index: &Index,
-    data: &[Vec<f32>],
-    queries: &[Vec<f32>],
-    live: &RoaringBitmap,
-    rows: &mut Rows,
-) {
+/// Filters keeping 50% to 0.1% of the items, each with the strategy the cost model picks
+/// ("auto") and with the other one forced, so the table shows whether the pick was right.
+fn filtered(built: Built<'_>, rows: &mut Rows) {
+    let Built {
+        args,
+        index,
+        data,
+        queries,
+        live,
+    } = built;
     let (metric, n) = (args.metric, data.len());
-    // Each filter runs with the strategy the cost model picks ("auto") and with the other one
-    // forced, so the table shows whether the pick was right.
     for &(label, fraction) in &[
         ("50%", 0.5),
         ("20%", 0.2),
@@ -417,16 +432,15 @@ fn filtered(
 }
 
 /// Inserts 1% more, then deletes 10% and repairs: time, recall after and integrity.
-fn writes(
-    args: &Args,
-    index: &Index,
-    data: &[Vec<f32>],
-    queries: &[Vec<f32>],
-    generate: Generator,
-    rows: &mut Rows,
-) {
+fn writes(built: Built<'_>, generate: Generator, rows: &mut Rows) {
+    let Built {
+        args,
+        index,
+        data,
+        queries,
+        ..
+    } = built;
     let (metric, n, dims) = (args.metric, data.len(), data[0].len());
-    // Insert 1% more, then delete 10% and repair.
     let extra = generate(n / 100, dims, 13);
     let batch = index
         .prepare(extra.iter().map(|v| VectorRef::Floats(v)))
