@@ -99,8 +99,20 @@ impl RebuildPoint {
 /// # Safety
 /// `index` must be an open hannoy index relation.
 pub unsafe fn waiting(index: pg_sys::Relation) -> Option<RebuildPoint> {
+    // Every scan and merge asks, so the common answer costs a metapage read and a file test;
+    // only a waiting folder takes the WAL position (a spinlock every WAL insertion takes too).
+    // SAFETY: forwarded from the caller; the metapage is read under its share lock.
+    let dir = unsafe {
+        let (buffer, meta) = super::metapage::lock(index, pg_sys::BUFFER_LOCK_SHARE);
+        pg_sys::UnlockReleaseBuffer(buffer);
+        super::generation_folder((*index).rd_id, meta.storage_id)
+    };
+    if !dir.join(WAITING).exists() {
+        return None;
+    }
     // SAFETY: forwarded from the caller.
     let point = unsafe { point(index) };
+    // The folder the metapage names now is the one to rebuild, if it still waits.
     point.dir.join(WAITING).exists().then_some(point)
 }
 
