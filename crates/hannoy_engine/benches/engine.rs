@@ -183,7 +183,7 @@ fn run_queries(
             found.extend(batch.iter().map(|n| n.id));
         }
         found.truncate(10);
-        scored += stream.visited();
+        scored += stream.distances();
         latencies.push(s.elapsed().as_secs_f64());
         rows += found.len();
         total_recall += recall(&found, t, |id| {
@@ -381,8 +381,10 @@ fn filtered(built: Built<'_>, rows: &mut Rows) {
     let (metric, n) = (args.metric, data.len());
     for &(label, fraction) in &[
         ("50%", 0.5),
+        ("30%", 0.3),
         ("20%", 0.2),
         ("10%", 0.1),
+        ("5%", 0.05),
         ("1%", 0.01),
         ("0.1%", 0.001),
     ] {
@@ -393,38 +395,38 @@ fn filtered(built: Built<'_>, rows: &mut Rows) {
             filter: Some(&filter),
             ..Default::default()
         };
-        let picked_exact = index
-            .read()
-            .unwrap()
-            .stream(VectorRef::Floats(&queries[0]), &auto)
-            .unwrap()
-            .is_exact();
-        let other = if picked_exact {
-            Strategy::Graph
-        } else {
-            Strategy::Exact
+        let exact = SearchParams {
+            strategy: Strategy::Exact,
+            ..auto.clone()
         };
-        for (name, strategy) in [
-            (
-                if picked_exact {
-                    "auto: exact"
-                } else {
-                    "auto: walk"
-                },
-                Strategy::Auto,
+        let r = run_queries(index, metric, data, queries, &truth, &exact);
+        rows.push((
+            format!("filter {label} ({} items), exact", filter.len()),
+            format!(
+                "recall@10 {:.3}, {:.1} rows, {:.0} q/s, p99 {:.2} ms",
+                r.recall, r.rows, r.qps, r.p99_ms
             ),
-            (if picked_exact { "walk" } else { "exact" }, other),
-        ] {
+        ));
+        for &ef in &args.efs {
             let params = SearchParams {
-                strategy,
+                ef_search: ef,
                 ..auto.clone()
             };
+            let picked_exact = index
+                .read()
+                .unwrap()
+                .stream(VectorRef::Floats(&queries[0]), &params)
+                .unwrap()
+                .is_exact();
             let r = run_queries(index, metric, data, queries, &truth, &params);
             rows.push((
-                format!("filter {label} ({} items), {name}", filter.len()),
                 format!(
-                    "recall@10 {:.3}, {:.1} rows, {:.0} q/s, p99 {:.2} ms",
-                    r.recall, r.rows, r.qps, r.p99_ms
+                    "filter {label}, ef_search {ef}, auto: {}",
+                    if picked_exact { "exact" } else { "walk" }
+                ),
+                format!(
+                    "recall@10 {:.3}, {:.1} rows, {:.0} q/s, p99 {:.2} ms, {:.0} distances",
+                    r.recall, r.rows, r.qps, r.p99_ms, r.scored
                 ),
             ));
         }

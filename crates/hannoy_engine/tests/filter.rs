@@ -72,6 +72,48 @@ fn the_filtered_graph_walk_itself_keeps_recall() {
     }
 }
 
+/// Mean distances a walk computes for the first batch of each query.
+fn walk_distances(index: &Index, queries: &[Vec<f32>], filter: Option<&RoaringBitmap>) -> f64 {
+    let reader = index.read().unwrap();
+    let params = SearchParams {
+        filter,
+        strategy: Strategy::Graph,
+        ..Default::default()
+    };
+    let total: usize = queries
+        .iter()
+        .map(|q| {
+            let mut stream = reader.stream(VectorRef::Floats(q), &params).unwrap();
+            assert!(!stream.next_batch().unwrap().is_empty());
+            stream.distances()
+        })
+        .sum();
+    total as f64 / queries.len() as f64
+}
+
+#[test]
+fn a_filtered_walk_costs_about_what_the_unfiltered_one_does() {
+    // Where disallowed nodes are scored (0.5, 0.3) a window of `ef` allowed items would cost
+    // 1 / selectivity times the unfiltered walk, the shrunk window about 1 / sqrt(selectivity);
+    // a two-hop walk (0.1) without a cap scores every allowed node two links away.
+    let (_dir, index, data) = setup(20_000, 64, 121);
+    let queries = queries(&data, 100, 122);
+    let unfiltered = walk_distances(&index, &queries, None);
+    for (fraction, seed, bound) in [(0.5, 8, 1.7), (0.3, 9, 2.2), (0.1, 10, 1.6)] {
+        let filter = random_filter(data.len(), fraction, seed);
+        let filtered = walk_distances(&index, &queries, Some(&filter));
+        let (r, _) = filtered_recall(&index, &data, &queries, &filter, Strategy::Graph);
+        println!(
+            "{fraction}: {filtered:.0} distances against {unfiltered:.0} unfiltered, recall@10 {r:.4}"
+        );
+        assert!(
+            filtered <= bound * unfiltered,
+            "{fraction}: {filtered:.0} distances against {unfiltered:.0} unfiltered"
+        );
+        assert!(r >= 0.95, "{fraction}: recall {r:.4}");
+    }
+}
+
 #[test]
 fn small_filters_are_answered_exactly() {
     let (_dir, index, data) = setup(5_000, 32, 121);

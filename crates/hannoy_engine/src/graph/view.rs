@@ -126,6 +126,18 @@ impl GraphView for LmdbView<'_> {
     }
 }
 
+impl LmdbView<'_> {
+    /// Hints that `id`'s layer-0 list is about to be read, if its place is known already.
+    #[inline]
+    pub fn prefetch_links(&self, id: ItemId) {
+        if let Some(table) = self.links {
+            if let Some((address, len)) = table.known(id) {
+                crate::distance::prefetch(address as *const u8, len);
+            }
+        }
+    }
+}
+
 /// The stored graph plus a batch not yet written: `ids[i]` is the id of `batch.get(i)`, ascending.
 pub(crate) struct WithBatch<'t, 'b> {
     pub stored: LmdbView<'t>,

@@ -559,6 +559,12 @@ impl LinkTable {
             places: zeroed_cells(meta.next_id as usize),
         }
     }
+
+    /// The address and byte length of `id`'s list, if a reader has looked it up.
+    pub fn known(&self, id: ItemId) -> Option<(usize, usize)> {
+        let place = self.places.get(id as usize)?.get();
+        (place != 0).then_some(((place >> 16) as usize, (place & 0xFFFF) as usize))
+    }
 }
 
 /// `len` zeroed cells from one zeroed allocation: for a large index the allocator maps fresh
