@@ -106,6 +106,9 @@ struct IndexFlags {
     /// filtered runs
     #[arg(long, value_name = "LIST", default_value = "10,1,0.1", value_parser = selectivity_list)]
     selectivities: std::vec::Vec<f64>,
+    /// ef_search of the filtered runs, both engines (pgvector's default; hannoy's is 100)
+    #[arg(long, value_name = "EF", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    filter_ef: u32,
     /// Engines to measure; pgvector is skipped with a message when CREATE EXTENSION vector fails
     #[arg(long, value_name = "LIST", default_value = "hannoy,pgvector", value_parser = engine_list)]
     engines: std::vec::Vec<EngineName>,
@@ -225,6 +228,7 @@ pub struct Settings {
     pub connections: Vec<usize>,
     pub seconds: f64,
     pub selectivities_percent: Vec<f64>,
+    pub filter_ef_search: u32,
     /// Rows of the timed batch insert, before the cap at a tenth of the table.
     pub insert_rows: usize,
     pub engines: Vec<EngineName>,
@@ -406,6 +410,7 @@ impl Flags {
             connections: index.connections,
             seconds: index.seconds,
             selectivities_percent: index.selectivities,
+            filter_ef_search: index.filter_ef,
             insert_rows: index.insert_rows,
             engines: index.engines,
             out: output.out,

@@ -13,8 +13,6 @@ use crate::pg::{self, Database, EngineSql};
 use crate::truth::{self, FilteredTruth, Scorer, Truths, DEEP_K};
 use crate::{BenchError, Context, Progress};
 
-/// ef_search of the filtered runs: pgvector's default (hannoy's is 100).
-pub const FILTERED_EF_SEARCH: u32 = 40;
 /// The plan of a query answered by the engine's vector index.
 pub const INDEX_SCAN: &str = "index scan";
 /// Queries timed for the exact scan, which reads the whole table each time.
@@ -694,8 +692,8 @@ fn filtered(
         return Ok(Vec::new());
     }
     let ef_sql = format!(
-        "SET {} = {FILTERED_EF_SEARCH}; {}",
-        sql.ef_setting, sql.filtered_settings
+        "SET {} = {}; {}",
+        sql.ef_setting, settings.filter_ef_search, sql.filtered_settings
     );
     client
         .batch_execute(&ef_sql)
@@ -792,7 +790,7 @@ fn filtered_pass(
         rows_matching: filter.matching,
         plan,
         index_forced,
-        ef_search: FILTERED_EF_SEARCH,
+        ef_search: context.settings.filter_ef_search,
         recall_at_k,
         rows_returned_min,
         rows_returned_mean,

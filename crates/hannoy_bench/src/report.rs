@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::args::{DataSource, Settings};
 use crate::data::{Dataset, CATEGORY_VALUES};
-use crate::measure::{Latency, Results, EXACT_QUERIES, FILTERED_EF_SEARCH};
+use crate::measure::{Latency, Results, EXACT_QUERIES};
 use crate::svg::{recall_qps_chart, ChartPoint, Series};
 use crate::{BenchError, Context};
 
@@ -257,7 +257,7 @@ fn write_settings(md: &mut String, settings: &Settings) {
                     .collect(),
             ),
         ),
-        ("filtered ef_search", FILTERED_EF_SEARCH.to_string()),
+        ("filtered ef_search", settings.filter_ef_search.to_string()),
         ("maintenance_work_mem (build)", "1GB".to_string()),
     ] {
         let _ = writeln!(md, "| {name} | {value} |");
@@ -346,9 +346,10 @@ fn write_filtered(md: &mut String, settings: &Settings, results: &Results) {
     {
         let _ = writeln!(
             md,
-            "\n## Filtered search (ef_search {FILTERED_EF_SEARCH}, LIMIT {k})\n\n\
+            "\n## Filtered search (ef_search {}, LIMIT {k})\n\n\
              | selectivity | condition | rows matching | engine | plan | recall@{k} | rows returned (min / mean) | mean ms | p50 ms | p99 ms | q/s |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|"
+             |---|---|---|---|---|---|---|---|---|---|---|",
+            settings.filter_ef_search
         );
         for percent in &settings.selectivities_percent {
             for engine in &results.engines {
