@@ -110,31 +110,6 @@ fn parse() -> Args {
     args
 }
 
-/// The first `limit` rows of a 2-D little-endian float32 `.npy` file of `dims` columns.
-fn read_npy(path: &std::path::Path, limit: usize, dims: usize) -> Vec<Vec<f32>> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        bytes.starts_with(b"\x93NUMPY"),
-        "{}: not an .npy file",
-        path.display()
-    );
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(
-        header.contains("'<f4'")
-            && header.contains("'fortran_order': False")
-            && header.contains(&format!(", {dims})")),
-        "{}: want float32 rows of {dims}, the header says {header}",
-        path.display()
-    );
-    let row_bytes = dims * 4;
-    bytes[10 + header_len..]
-        .chunks_exact(row_bytes)
-        .take(limit)
-        .map(bytemuck::pod_collect_to_vec)
-        .collect()
-}
-
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -248,8 +223,8 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
     );
     let t = Instant::now();
     let (data, queries) = if args.data == DataKind::Files {
-        let base = read_npy(&args.dir.join("base.npy"), n, dims);
-        let mut queries = read_npy(&args.dir.join("queries.npy"), args.queries, dims);
+        let base = read_npy::<f32>(&args.dir.join("base.npy"), n, dims);
+        let mut queries = read_npy::<f32>(&args.dir.join("queries.npy"), args.queries, dims);
         queries.truncate(args.queries);
         (base, queries)
     } else {

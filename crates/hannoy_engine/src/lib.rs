@@ -13,6 +13,7 @@
 
 mod change;
 mod check;
+pub mod codes;
 pub mod distance;
 mod error;
 mod filter;

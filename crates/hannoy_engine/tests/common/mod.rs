@@ -293,3 +293,45 @@ pub fn raw_env(path: &std::path::Path) -> heed::Env<heed::WithoutTls> {
             .unwrap()
     }
 }
+
+/// An element type of the `.npy` files the benches read: little-endian float32 or int32.
+pub trait NpyElement: bytemuck::Pod {
+    const DESCR: &'static str;
+}
+
+impl NpyElement for f32 {
+    const DESCR: &'static str = "'<f4'";
+}
+
+impl NpyElement for i32 {
+    const DESCR: &'static str = "'<i4'";
+}
+
+/// The first `limit` rows of a 2-D little-endian `.npy` file of `columns` columns.
+pub fn read_npy<T: NpyElement>(
+    path: &std::path::Path,
+    limit: usize,
+    columns: usize,
+) -> Vec<Vec<T>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x93NUMPY"),
+        "{}: not an .npy file",
+        path.display()
+    );
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(
+        header.contains(T::DESCR)
+            && header.contains("'fortran_order': False")
+            && header.contains(&format!(", {columns})")),
+        "{}: want {} rows of {columns}, the header says {header}",
+        path.display(),
+        T::DESCR
+    );
+    bytes[10 + header_len..]
+        .chunks_exact(columns * std::mem::size_of::<T>())
+        .take(limit)
+        .map(bytemuck::pod_collect_to_vec)
+        .collect()
+}
