@@ -7,7 +7,8 @@
 //!   bits per coordinate. The inner product of the query's rotated residual with the normalised
 //!   grid point, divided by that point's inner product with the vector's own rotated residual,
 //!   estimates the inner product of the residuals without bias, within a bound that shrinks as
-//!   1/sqrt(d).
+//!   1/sqrt(d). The query's rotated residual is rounded to 4 bits per coordinate, and codes and
+//!   query are kept as bit planes, so the inner product is popcounts of word pairs.
 //! - **Binary**: the sign of each coordinate as stored (pgvector's `binary_quantize`), compared by
 //!   Hamming distance.
 
@@ -41,8 +42,10 @@ pub struct Quantizer {
 /// One vector's code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Code {
-    /// `bits` per coordinate, packed little-end first.
-    pub packed: Vec<u8>,
+    /// Bit planes of `words(d)` words each, lowest first: bit i of plane k is bit k of
+    /// coordinate i's level (RaBitQ) or its sign (binary). Planes let one popcount of a word
+    /// pair sum 64 coordinates.
+    pub planes: Vec<u64>,
     /// The residual's length.
     pub norm: f32,
     /// The normalised grid point's inner product with the unit rotated residual (RaBitQ only).
@@ -52,13 +55,20 @@ pub struct Code {
     pub step: f32,
 }
 
+/// Bits per coordinate of a query's rotated residual: RaBitQ's choice, which costs the estimate
+/// almost nothing and turns its inner product into popcounts.
+const QUERY_BITS: usize = 4;
+
 /// A query prepared for estimates against codes.
 pub struct CodedQuery {
-    /// Rotated unit residual (RaBitQ) or the query as given (binary).
-    rotated: Vec<f32>,
+    /// `QUERY_BITS` planes of the query's levels (RaBitQ), or one plane of its signs (binary).
+    planes: Vec<u64>,
+    /// The query's rotated unit residual is about `low + level · step` per coordinate.
+    low: f32,
+    step: f32,
+    /// Σ of those dequantized coordinates.
     sum: f32,
     norm: f32,
-    signs: Vec<u8>,
 }
 
 /// An estimated squared Euclidean distance, or a Hamming distance for binary codes.
@@ -102,15 +112,15 @@ impl Quantizer {
     /// Bytes of one code as an index would store it.
     pub fn code_bytes(&self) -> usize {
         match self.scheme {
-            Scheme::Rabitq { bits } => (self.dims() * bits as usize).div_ceil(8) + 16,
-            Scheme::Binary => self.dims().div_ceil(8),
+            Scheme::Rabitq { bits } => words(self.dims()) * 8 * bits as usize + 16,
+            Scheme::Binary => words(self.dims()) * 8,
         }
     }
 
     pub fn encode(&self, vector: &[f32]) -> Code {
         match self.scheme {
             Scheme::Binary => Code {
-                packed: pack_signs(vector),
+                planes: planes_of(&signs(vector), 1),
                 norm: 0.0,
                 fit: 0.0,
                 low: 0.0,
@@ -182,7 +192,7 @@ impl Quantizer {
             .map(|(p, r)| p / length * r)
             .sum::<f32>();
         Code {
-            packed: pack_levels(&levels, bits),
+            planes: planes_of(&levels, bits as usize),
             norm,
             fit,
             low,
@@ -193,36 +203,55 @@ impl Quantizer {
     pub fn prepare(&self, query: &[f32]) -> CodedQuery {
         match self.scheme {
             Scheme::Binary => CodedQuery {
-                rotated: Vec::new(),
+                planes: planes_of(&signs(query), 1),
+                low: 0.0,
+                step: 0.0,
                 sum: 0.0,
                 norm: 0.0,
-                signs: pack_signs(query),
             },
             Scheme::Rabitq { .. } => {
                 let (rotated, norm) = self.unit_rotated_residual(query);
+                let low = rotated.iter().fold(f32::INFINITY, |m, &x| m.min(x));
+                let high = rotated.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                let top = ((1 << QUERY_BITS) - 1) as f32;
+                let step = ((high - low) / top).max(f32::MIN_POSITIVE);
+                let levels: Vec<u32> = rotated
+                    .iter()
+                    .map(|&x| ((x - low) / step).round().clamp(0.0, top) as u32)
+                    .collect();
+                let level_sum = levels.iter().sum::<u32>() as f32;
                 CodedQuery {
-                    sum: rotated.iter().sum(),
-                    rotated,
+                    planes: planes_of(&levels, QUERY_BITS),
+                    low,
+                    step,
+                    sum: low * rotated.len() as f32 + step * level_sum,
                     norm,
-                    signs: Vec::new(),
                 }
             }
         }
     }
 
     pub fn estimate(&self, query: &CodedQuery, code: &Code) -> Estimate {
+        let kernels = crate::distance::kernels::kernels();
         match self.scheme {
             Scheme::Binary => Estimate {
-                distance: query
-                    .signs
-                    .iter()
-                    .zip(&code.packed)
-                    .map(|(a, b)| (a ^ b).count_ones())
-                    .sum::<u32>() as f32,
+                distance: (kernels.hamming)(&query.planes, &code.planes) as f32,
                 bound: 0.0,
             },
             Scheme::Rabitq { bits } => {
-                let levels = level_dot(&code.packed, bits, &query.rotated);
+                // Σ level_i · q_i with q_i = low + step · u_i, plane by plane.
+                let n = words(self.dims());
+                let mut ones = 0u64;
+                let mut products = 0u64;
+                for k in 0..bits as usize {
+                    let plane = &code.planes[k * n..(k + 1) * n];
+                    ones += ((kernels.and_count)(plane, plane) as u64) << k;
+                    for j in 0..QUERY_BITS {
+                        let q = &query.planes[j * n..(j + 1) * n];
+                        products += ((kernels.and_count)(plane, q) as u64) << (k + j);
+                    }
+                }
+                let levels = query.low * ones as f32 + query.step * products as f32;
                 let point_dot_query = code.low * query.sum + code.step * levels;
                 let fit = if code.fit.abs() > 1e-6 {
                     code.fit
@@ -231,65 +260,42 @@ impl Quantizer {
                 };
                 let ip = point_dot_query / fit;
                 let cross = 2.0 * code.norm * query.norm;
-                let spread = ((1.0 - fit * fit).max(0.0) / (fit * fit)).sqrt();
+                // Two independent errors: the code's (RaBitQ's bound) and the query's rounding
+                // to levels, uniform within half a step per coordinate, over a unit grid point.
                 let d = self.dims().max(2) as f32;
+                let code_error = (1.0 - fit * fit).max(0.0) / (fit * fit) / (d - 1.0);
+                let query_error = query.step / (2.0 * 3f32.sqrt() * fit);
                 Estimate {
                     distance: code.norm * code.norm + query.norm * query.norm - cross * ip,
-                    bound: cross * EPSILON0 * spread / (d - 1.0).sqrt(),
+                    bound: cross * EPSILON0 * (code_error + query_error * query_error).sqrt(),
                 }
             }
         }
     }
 }
 
-/// One bit per coordinate: set when it is positive.
-fn pack_signs(vector: &[f32]) -> Vec<u8> {
-    let mut packed = vec![0u8; vector.len().div_ceil(8)];
-    for (i, &x) in vector.iter().enumerate() {
-        if x > 0.0 {
-            packed[i / 8] |= 1 << (i % 8);
-        }
-    }
-    packed
+/// 64-bit words per plane of `dims` coordinates.
+fn words(dims: usize) -> usize {
+    dims.div_ceil(64)
 }
 
-fn pack_levels(levels: &[u32], bits: u8) -> Vec<u8> {
-    let bits = bits as usize;
-    let mut packed = vec![0u8; (levels.len() * bits).div_ceil(8)];
+/// One level per coordinate: 1 when it is positive.
+fn signs(vector: &[f32]) -> Vec<u32> {
+    vector.iter().map(|&x| (x > 0.0) as u32).collect()
+}
+
+/// `bits` planes of `levels`, lowest bit first.
+fn planes_of(levels: &[u32], bits: usize) -> Vec<u64> {
+    let n = words(levels.len());
+    let mut planes = vec![0u64; n * bits];
     for (i, &level) in levels.iter().enumerate() {
-        for b in 0..bits {
-            if level >> b & 1 == 1 {
-                let at = i * bits + b;
-                packed[at / 8] |= 1 << (at % 8);
+        for k in 0..bits {
+            if level >> k & 1 == 1 {
+                planes[k * n + i / 64] |= 1 << (i % 64);
             }
         }
     }
-    packed
-}
-
-/// Σ level_i · query_i over the packed levels.
-fn level_dot(packed: &[u8], bits: u8, query: &[f32]) -> f32 {
-    let bits = bits as usize;
-    if bits == 1 {
-        let mut sum = 0.0f32;
-        for (i, &q) in query.iter().enumerate() {
-            if packed[i / 8] >> (i % 8) & 1 == 1 {
-                sum += q;
-            }
-        }
-        return sum;
-    }
-    let mask = (1u32 << bits) - 1;
-    query
-        .iter()
-        .enumerate()
-        .map(|(i, &q)| {
-            let at = i * bits;
-            let word =
-                packed[at / 8] as u32 | (packed.get(at / 8 + 1).copied().unwrap_or(0) as u32) << 8;
-            ((word >> (at % 8)) & mask) as f32 * q
-        })
-        .sum()
+    planes
 }
 
 #[cfg(test)]
@@ -349,18 +355,16 @@ mod tests {
     }
 
     #[test]
-    fn codes_pack_and_read_back_every_level() {
-        for bits in 1..=8u8 {
-            let levels: Vec<u32> = (0..37).map(|i| i % (1 << bits)).collect();
-            let packed = pack_levels(&levels, bits);
+    fn planes_hold_every_level() {
+        for bits in 1..=8usize {
+            let levels: Vec<u32> = (0..137).map(|i| (i * 7) % (1 << bits)).collect();
+            let planes = planes_of(&levels, bits);
+            let n = words(levels.len());
             for (i, &level) in levels.iter().enumerate() {
-                let mut unit = vec![0.0f32; levels.len()];
-                unit[i] = 1.0;
-                assert_eq!(
-                    level_dot(&packed, bits, &unit),
-                    level as f32,
-                    "{bits} bits, {i}"
-                );
+                let read = (0..bits)
+                    .map(|k| ((planes[k * n + i / 64] >> (i % 64)) & 1) << k)
+                    .sum::<u64>();
+                assert_eq!(read, level as u64, "{bits} bits, coordinate {i}");
             }
         }
     }
@@ -371,6 +375,6 @@ mod tests {
         let a = quantizer.encode(&[1.0, -1.0, 1.0, 1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0]);
         let q = quantizer.prepare(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
         assert_eq!(quantizer.estimate(&q, &a).distance, 3.0);
-        assert_eq!(quantizer.code_bytes(), 2);
+        assert_eq!(quantizer.code_bytes(), 8);
     }
 }

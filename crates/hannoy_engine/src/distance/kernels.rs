@@ -17,6 +17,8 @@ pub(crate) struct Kernels {
     /// `[a·b, a·a, b·b]` in one pass: the cosine of vectors stored as they came.
     pub cosine_parts_halves: fn(&[u16], &[u16]) -> [f32; 3],
     pub hamming: fn(&[u64], &[u64]) -> u32,
+    /// Set bits of `a & b`: RaBitQ's inner products over bit planes.
+    pub and_count: fn(&[u64], &[u64]) -> u32,
     pub name: &'static str,
 }
 
@@ -34,6 +36,7 @@ pub(crate) const PORTABLE: Kernels = Kernels {
     l1_halves: portable::l1_halves,
     cosine_parts_halves: portable::cosine_parts_halves,
     hamming: portable::hamming,
+    and_count: portable::and_count,
     name: "portable",
 };
 
@@ -51,6 +54,11 @@ fn detect() -> Kernels {
                     x86::hamming
                 } else {
                     portable::hamming
+                },
+                and_count: if popcnt {
+                    x86::and_count
+                } else {
+                    portable::and_count
                 },
                 ..if f16c {
                     Kernels {
@@ -116,6 +124,10 @@ mod portable {
 
     pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
         a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+    }
+
+    pub fn and_count(a: &[u64], b: &[u64]) -> u32 {
+        a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum()
     }
 
     #[inline]
@@ -289,6 +301,15 @@ mod x86 {
         sum
     }
 
+    #[target_feature(enable = "popcnt")]
+    unsafe fn and_count_popcnt(a: &[u64], b: &[u64]) -> u32 {
+        let mut sum = 0u32;
+        for (x, y) in a.iter().zip(b) {
+            sum += _popcnt64((x & y) as i64) as u32;
+        }
+        sum
+    }
+
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: see the module comment.
         unsafe { fold::<DOT>(a, b) }
@@ -304,6 +325,10 @@ mod x86 {
     pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
         // SAFETY: see the module comment.
         unsafe { hamming_popcnt(a, b) }
+    }
+    pub fn and_count(a: &[u64], b: &[u64]) -> u32 {
+        // SAFETY: see the module comment (`kernels()` picks this only with POPCNT).
+        unsafe { and_count_popcnt(a, b) }
     }
     pub fn dot_halves(a: &[u16], b: &[u16]) -> f32 {
         // SAFETY: see the module comment; `kernels()` checked F16C too.
@@ -427,6 +452,17 @@ mod tests {
                     (kernels.hamming)(&a, &b),
                     expected,
                     "{} hamming",
+                    kernels.name
+                );
+                let both: u32 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (0..64).filter(|bit| ((x & y) >> bit) & 1 == 1).count() as u32)
+                    .sum();
+                assert_eq!(
+                    (kernels.and_count)(&a, &b),
+                    both,
+                    "{} and_count",
                     kernels.name
                 );
             }
