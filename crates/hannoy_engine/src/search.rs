@@ -119,7 +119,7 @@ const TWO_HOP_BELOW: f64 = 0.2;
 /// or one keeping most items) covers about `window / selectivity` nodes to fill a window, so a
 /// window of `ef` would make a filter keeping half the items cost twice the unfiltered search.
 /// The square root splits that between cost and recall: the walk goes about `ef / sqrt(s)`
-/// nodes out, far enough that its top 10 allowed items are still found at the unfiltered
+/// nodes out, far enough that its top 10 allowed items are found at about the unfiltered
 /// search's recall. A two-hop walk scores allowed nodes only, like a search of an index of
 /// those alone, and keeps `ef`.
 fn window_size(ef: usize, selectivity: f64, two_hop: bool) -> usize {
@@ -436,8 +436,8 @@ impl Walk<'_> {
 
     /// Expands `links` of a two-hop walk: allowed neighbours are scored, disallowed ones are
     /// looked through to their own allowed neighbours, until `m0` new items are found (ACORN's
-    /// truncation of the neighbourhood to the list size). Without the cap a filter keeping 10%
-    /// scores about three times the items per expansion, most of them far behind the window.
+    /// truncation of the neighbourhood to the list size). Without the cap one step just under
+    /// the two-hop threshold could score a hundred items, most of them far behind the window.
     fn expand_two_hop(
         &mut self,
         view: &LmdbView<'_>,

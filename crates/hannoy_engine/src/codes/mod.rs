@@ -2,9 +2,10 @@
 //! issue "An index far larger than RAM". Not used by the graph yet; `benches/codes.rs` compares
 //! the schemes on recall at equal bytes.
 //!
-//! - **RaBitQ** (Gao and Long, SIGMOD 2024; the extension to more bits, SIGMOD 2025): the
-//!   residual from a centroid, normalised and randomly rotated, is rounded to a grid of `bits`
-//!   bits per coordinate. The inner product of the query's rotated residual with the normalised
+//! - **RaBitQ** (Gao and Long, SIGMOD 2024): the residual from a centroid, normalised and
+//!   randomly rotated, is rounded to a grid of `bits` bits per coordinate. Past one bit the
+//!   grid is uniform over the largest coordinate; the extended RaBitQ's search for the grid
+//!   scale that fits each vector best (SIGMOD 2025) is not done. The inner product of the query's rotated residual with the normalised
 //!   grid point, divided by that point's inner product with the vector's own rotated residual,
 //!   estimates the inner product of the residuals without bias, within a bound that shrinks as
 //!   1/sqrt(d). The query's rotated residual is rounded to 4 bits per coordinate, and codes and
@@ -147,33 +148,21 @@ impl Quantizer {
 
     fn encode_rabitq(&self, vector: &[f32], bits: u8) -> Code {
         let (rotated, norm) = self.unit_rotated_residual(vector);
+        // A symmetric grid of 2^bits levels over the largest coordinate; at one bit the levels
+        // are the signs and the normalised grid point is ±1/sqrt(d) per coordinate.
         let top = ((1u32 << bits) - 1) as f32;
-        let largest = rotated.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let (grid_low, grid_step) = if largest > 0.0 {
-            (-largest, 2.0 * largest / top.max(1.0))
-        } else {
-            (-1.0, 2.0 / top.max(1.0))
-        };
+        let largest = rotated
+            .iter()
+            .fold(0.0f32, |m, x| m.max(x.abs()))
+            .max(f32::MIN_POSITIVE);
+        let (grid_low, grid_step) = (-largest, 2.0 * largest / top);
         let levels: Vec<u32> = rotated
             .iter()
-            .map(|&x| {
-                if bits == 1 {
-                    (x > 0.0) as u32
-                } else {
-                    ((x - grid_low) / grid_step).round().clamp(0.0, top) as u32
-                }
-            })
+            .map(|&x| ((x - grid_low) / grid_step).round().clamp(0.0, top) as u32)
             .collect();
-        // The grid point, normalised: one bit is ±1/sqrt(d) per coordinate.
         let point: Vec<f32> = levels
             .iter()
-            .map(|&l| {
-                if bits == 1 {
-                    2.0 * l as f32 - 1.0
-                } else {
-                    grid_low + l as f32 * grid_step
-                }
-            })
+            .map(|&l| grid_low + l as f32 * grid_step)
             .collect();
         let length = point
             .iter()
@@ -181,11 +170,7 @@ impl Quantizer {
             .sum::<f32>()
             .sqrt()
             .max(f32::MIN_POSITIVE);
-        let (low, step) = if bits == 1 {
-            (-1.0 / length, 2.0 / length)
-        } else {
-            (grid_low / length, grid_step / length)
-        };
+        let (low, step) = (grid_low / length, grid_step / length);
         let fit = point
             .iter()
             .zip(&rotated)

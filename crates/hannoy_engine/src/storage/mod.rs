@@ -375,13 +375,10 @@ impl Store {
         let Some(cell) = table.places.get(id as usize) else {
             return self.links(txn, id, 0);
         };
-        let place = cell.get();
-        if place != 0 {
-            // SAFETY: a non-zero place is the address and byte length of `id`'s layer-0 list as
+        if let Some((address, len)) = LinkTable::unpack(cell.get()) {
+            // SAFETY: a known place is the address and byte length of `id`'s layer-0 list as
             // `txn` returned it; by the caller's contract the page is still there, unchanged.
-            let bytes = unsafe {
-                std::slice::from_raw_parts((place >> 16) as *const u8, (place & 0xFFFF) as usize)
-            };
+            let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, len) };
             return Ok(Some(LinkList(bytes)));
         }
         let list = self.links(txn, id, 0)?;
@@ -562,7 +559,10 @@ impl LinkTable {
 
     /// The address and byte length of `id`'s list, if a reader has looked it up.
     pub fn known(&self, id: ItemId) -> Option<(usize, usize)> {
-        let place = self.places.get(id as usize)?.get();
+        Self::unpack(self.places.get(id as usize)?.get())
+    }
+
+    fn unpack(place: u64) -> Option<(usize, usize)> {
         (place != 0).then_some(((place >> 16) as usize, (place & 0xFFFF) as usize))
     }
 }
