@@ -23,6 +23,8 @@ struct Args {
     threads: Vec<usize>,
     metric: Metric,
     quick: bool,
+    /// Skip the filtered runs (`--no-filters`).
+    filters: bool,
     data: DataKind,
     /// Vectors per write transaction of the build, as `CREATE INDEX` splits a table by
     /// maintenance_work_mem; 0 builds in one.
@@ -52,6 +54,7 @@ fn parse() -> Args {
         threads: vec![1, 2],
         metric: Metric::Cosine,
         quick: false,
+        filters: true,
         data: DataKind::Embeddings,
         batch: 0,
         ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
@@ -86,6 +89,7 @@ fn parse() -> Args {
                     .expect("cosine, euclidean, ...");
             }
             "--quick" => args.quick = true,
+            "--no-filters" => args.filters = false,
             "--batch" => args.batch = it.next().unwrap().parse().unwrap(),
             "--ef-construction" => args.ef_construction = it.next().unwrap().parse().unwrap(),
             "--data" => {
@@ -101,7 +105,7 @@ fn parse() -> Args {
             }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--batch N] [--ef-construction E]\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E]\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -244,9 +248,21 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
         live: &live,
     };
     sweep(built, &mut rows);
-    filtered(built, &mut rows);
+    if args.filters {
+        filtered(built, &mut rows);
+    }
     if !args.quick {
-        writes(built, generate, &mut rows);
+        // New rows for the writes: generated, or the file's rows after the first n.
+        let (one_percent, merged) = if args.data == DataKind::Files {
+            let mut after =
+                read_npy::<f32>(&args.dir.join("base.npy"), n + n / 100 + MERGED_ROWS, dims)
+                    .split_off(n);
+            let merged = after.split_off((n / 100).min(after.len()));
+            (after, merged)
+        } else {
+            (generate(n / 100, dims, 13), generate(MERGED_ROWS, dims, 14))
+        };
+        writes(built, one_percent, merged, &mut rows);
     }
     println!("| measure | result |\n|---|---|");
     for (k, v) in rows {
@@ -408,8 +424,14 @@ fn filtered(built: Built<'_>, rows: &mut Rows) {
     }
 }
 
-/// Inserts 1% more, then deletes 10% and repairs: time, recall after and integrity.
-fn writes(built: Built<'_>, generate: Generator, rows: &mut Rows) {
+/// Rows of the batch insert that mirrors an `INSERT ... SELECT` through the access method.
+const MERGED_ROWS: usize = 10_000;
+/// Rows the access method's pending list (1MB) holds at 384 dimensions: it is merged this often.
+const MERGE_ROWS: usize = 650;
+
+/// Inserts 1% more in one batch and `merged` in batches of `MERGE_ROWS`, then deletes 10% and
+/// repairs: time, recall after and integrity.
+fn writes(built: Built<'_>, one_percent: Vec<Vec<f32>>, merged: Vec<Vec<f32>>, rows: &mut Rows) {
     let Built {
         args,
         index,
@@ -417,20 +439,34 @@ fn writes(built: Built<'_>, generate: Generator, rows: &mut Rows) {
         queries,
         ..
     } = built;
-    let (metric, n, dims) = (args.metric, data.len(), data[0].len());
-    let extra = generate(n / 100, dims, 13);
+    let metric = args.metric;
+    eprintln!("writes: inserting");
     let batch = index
-        .prepare(extra.iter().map(|v| VectorRef::Floats(v)))
+        .prepare(one_percent.iter().map(|v| VectorRef::Floats(v)))
         .unwrap();
     let t = Instant::now();
     index.write(|w| w.insert(&batch, &never_cancel)).unwrap();
     rows.push((
-        format!("insert {} (1%)", extra.len()),
+        format!("insert {} (1%)", one_percent.len()),
         format!("{:.3} s", t.elapsed().as_secs_f64()),
     ));
 
+    let t = Instant::now();
+    for part in merged.chunks(MERGE_ROWS) {
+        let batch = index
+            .prepare(part.iter().map(|v| VectorRef::Floats(v)))
+            .unwrap();
+        index.write(|w| w.insert(&batch, &never_cancel)).unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    rows.push((
+        format!("insert {} in batches of {MERGE_ROWS}", merged.len()),
+        format!("{secs:.3} s ({:.0} rows/s)", merged.len() as f64 / secs),
+    ));
+
     let mut all = data.to_vec();
-    all.extend(extra);
+    all.extend(one_percent);
+    all.extend(merged);
     let mut rng = Rng::new(7);
     let doomed: RoaringBitmap = (0..all.len() as u32).filter(|_| rng.unit() < 0.1).collect();
     let t = Instant::now();
