@@ -22,7 +22,6 @@ const RERANKED: [usize; 6] = [10, 20, 40, 80, 160, 320];
 
 struct Args {
     dir: PathBuf,
-    rows: usize,
     dims: usize,
     queries: usize,
 }
@@ -30,7 +29,6 @@ struct Args {
 fn args() -> Args {
     let mut args = Args {
         dir: PathBuf::new(),
-        rows: usize::MAX,
         dims: 384,
         queries: 1000,
     };
@@ -39,12 +37,11 @@ fn args() -> Args {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
             "--npy" => args.dir = value().into(),
-            "--rows" => args.rows = value().parse().expect("--rows N"),
             "--dims" => args.dims = value().parse().expect("--dims D"),
             "--queries" => args.queries = value().parse().expect("--queries Q"),
             "--bench" => {}
             "--help" => {
-                println!("codes bench --npy DIR [--dims 384] [--rows N] [--queries 1000]\n  DIR holds base.npy, queries.npy (float32) and truth.npy (int32 ids, the exact top k of each query, k >= 10)");
+                println!("codes bench --npy DIR [--dims 384] [--queries 1000]\n  DIR holds base.npy, queries.npy (float32) and truth.npy (int32 ids, the exact top k of each query, k >= 10)");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -85,14 +82,11 @@ fn squared(a: &[f32], b: &[f32]) -> f32 {
 
 fn main() {
     let args = args();
-    let base = read_npy::<f32>(&args.dir.join("base.npy"), args.rows, args.dims);
+    // Every base row: truth.npy holds ids of the whole file.
+    let base = read_npy::<f32>(&args.dir.join("base.npy"), usize::MAX, args.dims);
     let queries = read_npy::<f32>(&args.dir.join("queries.npy"), args.queries, args.dims);
     let truth_columns = 100;
     let truth = read_npy::<i32>(&args.dir.join("truth.npy"), args.queries, truth_columns);
-    assert!(
-        args.rows == usize::MAX,
-        "truth.npy holds ids of the whole base file: --rows would need a truth of its own"
-    );
     println!(
         "### Codes on {} x {} ({}), {} queries, exact re-ranking of the R best estimates\n",
         base.len(),
