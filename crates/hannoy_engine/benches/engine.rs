@@ -219,7 +219,9 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
     let (label, generate): (&str, Generator) = match args.data {
         DataKind::Embeddings => ("embedding-like topics", embedding_like),
         DataKind::Hard => ("hard isotropic blobs with near duplicates", clustered),
-        DataKind::Files => ("vectors of files", |_, _, _| Vec::new()),
+        DataKind::Files => ("vectors of files", |_, _, _| {
+            unreachable!("file rows are read, not generated")
+        }),
     };
     println!(
         "\n### {n} x {dims} {label}, {metric}, m = 16, ef_construction = {}, {} queries, k = 10\n",
@@ -359,8 +361,9 @@ fn sweep(built: Built<'_>, rows: &mut Rows) {
     }
 }
 
-/// Filters keeping 50% to 0.1% of the items, each with the strategy the cost model picks
-/// ("auto") and with the other one forced, so the table shows whether the pick was right.
+/// Filters keeping 50% to 0.1% of the items: an exact scan once, then at each ef_search the
+/// strategy the cost model picks ("auto", named in the row), so the table shows whether the
+/// pick was right and what a filtered walk costs beside the unfiltered one.
 fn filtered(built: Built<'_>, rows: &mut Rows) {
     let Built {
         args,
