@@ -1,9 +1,9 @@
-//! Index options (`WITH (m = 16, ef_construction = 64)`), validated by Postgres's reloptions
-//! machinery against the ranges registered here.
+//! Index options (`WITH (m = 16, ef_construction = 64, quantization = 'rabitq', bits = 1)`),
+//! validated by Postgres's reloptions machinery against the ranges and values registered here.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use hannoy_engine::IndexOptions;
+use hannoy_engine::{IndexOptions, Quantization};
 use pgrx::pg_sys;
 
 /// The parsed options, laid out as `build_reloptions` fills them.
@@ -12,7 +12,16 @@ struct HannoyReloptions {
     vl_len_: i32,
     m: i32,
     ef_construction: i32,
+    /// One of `QUANTIZATION_NONE`, `QUANTIZATION_RABITQ`.
+    quantization: i32,
+    /// 0 when not given.
+    bits: i32,
 }
+
+const QUANTIZATION_NONE: i32 = 0;
+const QUANTIZATION_RABITQ: i32 = 1;
+/// Bits per coordinate of RaBitQ codes when `bits` is not given.
+const DEFAULT_BITS: u8 = 1;
 
 static KIND: AtomicU32 = AtomicU32::new(0);
 
@@ -40,6 +49,40 @@ pub fn register() {
             1000,
             pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
         );
+        // Postgres keeps the pointer: the table lives for the backend.
+        let values: &'static mut [pg_sys::relopt_enum_elt_def] = Box::leak(Box::new([
+            pg_sys::relopt_enum_elt_def {
+                string_val: c"none".as_ptr(),
+                symbol_val: QUANTIZATION_NONE,
+            },
+            pg_sys::relopt_enum_elt_def {
+                string_val: c"rabitq".as_ptr(),
+                symbol_val: QUANTIZATION_RABITQ,
+            },
+            pg_sys::relopt_enum_elt_def {
+                string_val: std::ptr::null(),
+                symbol_val: 0,
+            },
+        ]));
+        pg_sys::add_enum_reloption(
+            kind,
+            c"quantization".as_ptr(),
+            c"Codes the graph walk scores with: none (full vectors) or rabitq".as_ptr(),
+            values.as_mut_ptr(),
+            QUANTIZATION_NONE,
+            c"Valid values are \"none\" and \"rabitq\".".as_ptr(),
+            pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
+        );
+        // The default lies outside the range so that "not given" can be told from any value.
+        pg_sys::add_int_reloption(
+            kind,
+            c"bits".as_ptr(),
+            c"Bits per coordinate of the RaBitQ codes (1 to 8; 1 when not given)".as_ptr(),
+            0,
+            1,
+            hannoy_engine::codes::MAX_CODE_BITS as i32,
+            pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
+        );
     }
 }
 
@@ -62,6 +105,16 @@ pub unsafe extern "C-unwind" fn amoptions(
             opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
             offset: std::mem::offset_of!(HannoyReloptions, ef_construction) as i32,
         },
+        pg_sys::relopt_parse_elt {
+            optname: c"quantization".as_ptr(),
+            opttype: pg_sys::relopt_type::RELOPT_TYPE_ENUM,
+            offset: std::mem::offset_of!(HannoyReloptions, quantization) as i32,
+        },
+        pg_sys::relopt_parse_elt {
+            optname: c"bits".as_ptr(),
+            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
+            offset: std::mem::offset_of!(HannoyReloptions, bits) as i32,
+        },
     ];
     // SAFETY: the table describes HannoyReloptions exactly; build_reloptions pallocs the result.
     let parsed: *mut pg_sys::bytea = unsafe {
@@ -78,10 +131,17 @@ pub unsafe extern "C-unwind" fn amoptions(
     // SAFETY: NULL or the HannoyReloptions just built.
     if let Some(options) = unsafe { parsed.cast::<HannoyReloptions>().as_ref() } {
         if validate {
-            let graph = GraphOptions {
-                m: options.m as usize,
-                ef_construction: options.ef_construction as usize,
-            };
+            let graph = GraphOptions::from(options);
+            if options.quantization == QUANTIZATION_NONE && options.bits != 0 {
+                crate::pg::error::OrRaise::or_raise(Err::<(), _>(
+                    hannoy_engine::Error::InvalidParameter {
+                        name: "bits",
+                        reason: "bits apply only with quantization = 'rabitq'".into(),
+                    },
+                ));
+            }
+            // The metric is the operator class's, checked again at build; here only the
+            // ranges and pairs that hold for every metric.
             let engine = graph.for_engine(hannoy_engine::Metric::Euclidean, 1);
             crate::pg::error::OrRaise::or_raise(engine.validate());
         }
@@ -94,14 +154,37 @@ pub unsafe extern "C-unwind" fn amoptions(
 pub struct GraphOptions {
     pub m: usize,
     pub ef_construction: usize,
+    pub quantization: Quantization,
+}
+
+impl From<&HannoyReloptions> for GraphOptions {
+    fn from(o: &HannoyReloptions) -> GraphOptions {
+        let quantization = match o.quantization {
+            QUANTIZATION_RABITQ => Quantization::Rabitq {
+                bits: match o.bits {
+                    0 => DEFAULT_BITS,
+                    bits => bits.clamp(0, u8::MAX as i32) as u8,
+                },
+            },
+            _ => Quantization::None,
+        };
+        GraphOptions {
+            m: o.m as usize,
+            ef_construction: o.ef_construction as usize,
+            quantization,
+        }
+    }
 }
 
 impl GraphOptions {
     /// The engine's options for an index of `metric` and `dimensions` built with these.
     pub fn for_engine(self, metric: hannoy_engine::Metric, dimensions: usize) -> IndexOptions {
-        let mut options = IndexOptions::new(metric, dimensions);
-        (options.m, options.ef_construction) = (self.m, self.ef_construction);
-        options
+        IndexOptions {
+            m: self.m,
+            ef_construction: self.ef_construction,
+            quantization: self.quantization,
+            ..IndexOptions::new(metric, dimensions)
+        }
     }
 }
 
@@ -113,13 +196,11 @@ pub unsafe fn read(index: pg_sys::Relation) -> GraphOptions {
     // SAFETY: rd_options of a hannoy index is NULL or what `amoptions` built.
     let options = unsafe { (*index).rd_options.cast::<HannoyReloptions>().as_ref() };
     match options {
-        Some(o) => GraphOptions {
-            m: o.m as usize,
-            ef_construction: o.ef_construction as usize,
-        },
+        Some(o) => GraphOptions::from(o),
         None => GraphOptions {
             m: IndexOptions::DEFAULT_M,
             ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
+            quantization: Quantization::None,
         },
     }
 }

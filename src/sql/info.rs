@@ -24,6 +24,8 @@ fn hannoy_index_info(
         name!(format_version, Option<i32>),
         name!(storage, String),
         name!(changes, i64),
+        name!(quantization, String),
+        name!(bits, Option<i32>),
     ),
 > {
     crate::storage::require_hannoy_index(&index);
@@ -39,6 +41,15 @@ fn hannoy_index_info(
         (engine, storage, crate::am::options::read(index), changes)
     };
     let storage = storage.display().to_string();
+    // What the folder was built with once there is one; the options until then.
+    let quantization = engine
+        .as_ref()
+        .map(|e| e.info().or_raise().options.quantization)
+        .unwrap_or(graph.quantization);
+    let (quantization, bits) = match quantization {
+        hannoy_engine::Quantization::None => ("none".to_string(), None),
+        hannoy_engine::Quantization::Rabitq { bits } => ("rabitq".to_string(), Some(bits as i32)),
+    };
     let row = match engine {
         None => (
             0,
@@ -52,6 +63,8 @@ fn hannoy_index_info(
             None,
             storage,
             changes,
+            quantization,
+            bits,
         ),
         Some(engine) => {
             let info = engine.info().or_raise();
@@ -67,6 +80,8 @@ fn hannoy_index_info(
                 Some(info.format_version as i32),
                 storage,
                 changes,
+                quantization,
+                bits,
             )
         }
     };

@@ -115,24 +115,40 @@ fn main() {
         ("RaBitQ 4 bits", Scheme::Rabitq { bits: 4 }),
         ("RaBitQ 8 bits", Scheme::Rabitq { bits: 8 }),
     ] {
-        let quantizer = Quantizer::new(scheme, centroid.clone(), 42);
-        let codes: Vec<Code> = base.par_iter().map(|v| quantizer.encode(v)).collect();
+        let quantizer = Quantizer::new(scheme, centroid.clone(), 42).expect("valid scheme");
+        let codes: Vec<Code> = base
+            .par_iter()
+            .map(|v| {
+                quantizer
+                    .encode(v)
+                    .expect("a vector of the data's dimension")
+            })
+            .collect();
         let per_estimate = nanoseconds_per(&queries, codes.len(), |q| {
-            let prepared = quantizer.prepare(q);
+            let prepared = quantizer
+                .prepare(q)
+                .expect("a query of the data's dimension");
             codes
                 .iter()
-                .map(|code| quantizer.estimate(&prepared, code).distance)
+                .map(|code| quantizer.estimate(&prepared, code.as_bytes()).distance)
                 .sum()
         });
         let found: Vec<[f64; RERANKED.len()]> = queries
             .par_iter()
             .zip(&truth)
             .map(|(q, truth)| {
-                let prepared = quantizer.prepare(q);
+                let prepared = quantizer
+                    .prepare(q)
+                    .expect("a query of the data's dimension");
                 let mut estimates: Vec<(f32, u32)> = codes
                     .iter()
                     .enumerate()
-                    .map(|(id, code)| (quantizer.estimate(&prepared, code).distance, id as u32))
+                    .map(|(id, code)| {
+                        (
+                            quantizer.estimate(&prepared, code.as_bytes()).distance,
+                            id as u32,
+                        )
+                    })
                     .collect();
                 let most = RERANKED[RERANKED.len() - 1];
                 estimates.select_nth_unstable_by(most, |a, b| a.0.total_cmp(&b.0));

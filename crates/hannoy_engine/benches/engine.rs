@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use common::*;
 use hannoy_engine::{
-    distance::kernel_name, never_cancel, Index, IndexOptions, Metric, SearchParams, Strategy,
-    VectorRef,
+    distance::kernel_name, never_cancel, Index, IndexOptions, Metric, Quantization, SearchParams,
+    Strategy, VectorRef,
 };
 use roaring::RoaringBitmap;
 
@@ -30,6 +30,8 @@ struct Args {
     /// maintenance_work_mem; 0 builds in one.
     batch: usize,
     ef_construction: usize,
+    /// Bits per coordinate of the index's RaBitQ codes (`--bits`); 0: none.
+    bits: u8,
 }
 
 /// Makes `n` vectors of `dims` from a seed.
@@ -58,6 +60,7 @@ fn parse() -> Args {
         data: DataKind::Embeddings,
         batch: 0,
         ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
+        bits: 0,
     };
     let list = |s: &str| {
         s.split(',')
@@ -92,6 +95,7 @@ fn parse() -> Args {
             "--no-filters" => args.filters = false,
             "--batch" => args.batch = it.next().unwrap().parse().unwrap(),
             "--ef-construction" => args.ef_construction = it.next().unwrap().parse().unwrap(),
+            "--bits" => args.bits = it.next().unwrap().parse().unwrap(),
             "--data" => {
                 args.data = match it.next().as_deref() {
                     Some("embeddings") => DataKind::Embeddings,
@@ -105,7 +109,7 @@ fn parse() -> Args {
             }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E]\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B]\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -297,6 +301,7 @@ fn build(
         let dir = tempfile::tempdir().unwrap();
         let options = IndexOptions {
             ef_construction: args.ef_construction,
+            quantization: Quantization::from_bits(args.bits),
             ..IndexOptions::new(metric, dims)
         };
         let index = Index::create(dir.path(), &options).unwrap();
@@ -322,12 +327,13 @@ fn build(
     rows.push((
         "disk per vector".into(),
         format!(
-            "{:.0} bytes file, {:.0} bytes used (raw vector {} bytes; vectors {:.0}, links {:.0})",
+            "{:.0} bytes file, {:.0} bytes used (raw vector {} bytes; vectors {:.0}, links {:.0}, codes {:.0})",
             info.file_bytes as f64 / n as f64,
             info.used_bytes as f64 / n as f64,
             metric.vector_bytes(dims),
             info.pages.vector_pages as f64 * 4096.0 / n as f64,
-            info.pages.link_pages as f64 * 4096.0 / n as f64
+            info.pages.link_pages as f64 * 4096.0 / n as f64,
+            info.pages.code_pages as f64 * 4096.0 / n as f64
         ),
     ));
     (dir, index)
@@ -344,20 +350,29 @@ fn sweep(built: Built<'_>, rows: &mut Rows) {
     } = built;
     let metric = args.metric;
     let truth = ground_truth(metric, data, live, queries, None);
+    // With codes, the same graph walked on the codes and on the full vectors.
+    let walks: &[(bool, &str)] = if args.bits > 0 {
+        &[(true, ", codes"), (false, ", vectors")]
+    } else {
+        &[(false, "")]
+    };
     for &ef in &args.efs {
-        let params = SearchParams {
-            ef_search: ef,
-            strategy: Strategy::Graph,
-            ..Default::default()
-        };
-        let r = run_queries(index, metric, data, queries, &truth, &params);
-        rows.push((
-            format!("ef_search {ef}"),
-            format!(
-                "recall@10 {:.3}, {:.0} q/s, p99 {:.2} ms, {:.0} distances",
-                r.recall, r.qps, r.p99_ms, r.scored
-            ),
-        ));
+        for &(codes, walk) in walks {
+            let params = SearchParams {
+                ef_search: ef,
+                strategy: Strategy::Graph,
+                codes,
+                ..Default::default()
+            };
+            let r = run_queries(index, metric, data, queries, &truth, &params);
+            rows.push((
+                format!("ef_search {ef}{walk}"),
+                format!(
+                    "recall@10 {:.3}, {:.0} q/s, p99 {:.2} ms, {:.0} distances",
+                    r.recall, r.qps, r.p99_ms, r.scored
+                ),
+            ));
+        }
     }
 }
 

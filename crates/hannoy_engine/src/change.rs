@@ -6,7 +6,7 @@
 //! deterministic) holding the same keys, vectors and filter values.
 //!
 //! Byte form, little-endian: `kind u8` then, for an insert, `metric u8, dimensions u32, m u32,
-//! ef_construction u32, seed u64, log_position u64 (u64::MAX: none), count u32, vector_bytes
+//! ef_construction u32, seed u64, code_bits u8 (0: no codes), log_position u64 (u64::MAX: none), count u32, vector_bytes
 //! u32, keys [u64; count], has_rows u8, (row_len u32, row)* when it has rows, vectors` with the
 //! vectors last as [`PreparedVectors::padded_bytes`]; for a delete `count u32, keys [u64;
 //! count]`; a reconnect is its kind alone.
@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::{corrupt, Result};
-use crate::{FilterRow, IndexOptions, Watch, Writer};
+use crate::{FilterRow, IndexOptions, Quantization, Watch, Writer};
 
 const KIND_INSERT: u8 = 1;
 const KIND_DELETE: u8 = 2;
@@ -102,6 +102,7 @@ impl Change<'_> {
                 head.extend((o.m as u32).to_le_bytes());
                 head.extend((o.ef_construction as u32).to_le_bytes());
                 head.extend(o.seed.to_le_bytes());
+                head.push(o.quantization.bits());
                 head.extend(insert.log_position.unwrap_or(NO_LOG_POSITION).to_le_bytes());
                 head.extend((insert.keys.len() as u32).to_le_bytes());
                 head.extend((insert.vectors.vector_bytes() as u32).to_le_bytes());
@@ -141,6 +142,7 @@ impl Change<'_> {
                     m: input.u32()? as usize,
                     ef_construction: input.u32()? as usize,
                     seed: input.u64()?,
+                    quantization: Quantization::from_bits(input.u8()?),
                 };
                 let log_position = Some(input.u64()?).filter(|p| *p != NO_LOG_POSITION);
                 let count = input.u32()? as usize;

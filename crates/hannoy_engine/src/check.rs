@@ -26,6 +26,9 @@ pub struct CheckReport {
     pub missing_lists: u64,
     /// Live items whose vector cannot be read.
     pub missing_vectors: u64,
+    /// Live items whose code is missing or is not the code of their vector (an index with
+    /// codes only).
+    pub mismatched_codes: u64,
     /// Live items with a caller key.
     pub keyed: u64,
     /// Keys held by ids that are not live.
@@ -48,6 +51,7 @@ impl CheckReport {
             && self.orphan_lists == 0
             && self.missing_lists == 0
             && self.missing_vectors == 0
+            && self.mismatched_codes == 0
             && self.stray_keys == 0
             && self.mismatched_keys == 0
             && self.stray_filters == 0
@@ -84,6 +88,7 @@ pub(crate) fn check_graph(
             report.missing_vectors += 1;
         }
     }
+    report.mismatched_codes = check_codes(view, store, items)?;
     let mut keys = 0u64;
     for entry in store.all_keys(view.txn)? {
         let (id, key) = entry?;
@@ -109,4 +114,32 @@ pub(crate) fn check_graph(
         report.unreachable_sample = (items - &reachable).iter().take(20).collect();
     }
     Ok(report)
+}
+
+/// Live items whose stored code differs from their vector's code made now: codes are a pure
+/// function of the vector and the stored centroid and seed, so any difference is a write that
+/// stored a vector without its code.
+fn check_codes(view: &LmdbView<'_>, store: Store, items: &RoaringBitmap) -> Result<u64> {
+    if view.meta.code_bits == 0 || items.is_empty() {
+        return Ok(0);
+    }
+    let Some(quantizer) = crate::codes::stored::load(store, view.txn, view.meta)? else {
+        // Live items and no centroid: every code is unusable.
+        return Ok(items.len());
+    };
+    let metric = view.meta.metric();
+    let mut mismatched = 0u64;
+    for id in items {
+        let (Ok(vector), Ok(code)) = (view.vector(id), store.code(view.txn, view.meta, id)) else {
+            mismatched += 1;
+            continue;
+        };
+        let expected = crate::codes::stored::code_input(metric, vector)
+            .map(|input| quantizer.encode(&input))
+            .transpose()?;
+        if expected.as_ref().map(|c| c.as_bytes()) != Some(code) {
+            mismatched += 1;
+        }
+    }
+    Ok(mismatched)
 }

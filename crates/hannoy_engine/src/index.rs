@@ -1,12 +1,13 @@
 //! An index: one LMDB environment holding one graph, opened for reading or writing.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use heed::{Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 use roaring::RoaringBitmap;
 
 use crate::check::{check_graph, CheckReport};
+use crate::codes::Quantizer;
 use crate::distance::{check_dimensions, Metric, PreparedQuery, PreparedVectors, VectorRef};
 use crate::error::{corrupt, Error, Result};
 use crate::filter::{validate_row, FilterCondition, FilterRow, FilterStore};
@@ -17,7 +18,7 @@ use crate::search::{NeighborStream, SearchParams};
 use crate::storage::chunks::{vectors_per_chunk, PAGE_SIZE};
 use crate::storage::meta::{FORMAT_VERSION, MAGIC};
 use crate::storage::{ChunkTable, LinkTable, MetaRecord, Store, StoreStats, ENGINE_DATABASES};
-use crate::{ItemId, Neighbor, Stamp};
+use crate::{ItemId, Neighbor, Quantization, Stamp};
 
 /// Named databases an environment can hold beyond the engine's, for the caller's own maps.
 pub const CALLER_DATABASES: u32 = 11;
@@ -38,6 +39,8 @@ pub struct IndexOptions {
     pub ef_construction: usize,
     /// Seeds the level draw, so a build is reproducible.
     pub seed: u64,
+    /// Codes for the graph walk, if any.
+    pub quantization: Quantization,
 }
 
 impl IndexOptions {
@@ -51,6 +54,7 @@ impl IndexOptions {
             m: Self::DEFAULT_M,
             ef_construction: Self::DEFAULT_EF_CONSTRUCTION,
             seed: 0x5eed_6a11_0e57_ab1e,
+            quantization: Quantization::None,
         }
     }
 
@@ -75,7 +79,7 @@ impl IndexOptions {
                 reason: format!("must be at least twice m ({})", 2 * self.m),
             });
         }
-        Ok(())
+        self.quantization.validate(self.metric)
     }
 }
 
@@ -113,6 +117,9 @@ pub struct Index {
     gate: RwLock<()>,
     /// The address tables the last reader filled, for the next reader of the same snapshot.
     addresses: Mutex<Option<SnapshotAddresses>>,
+    /// The quantizer of the codes, with the centroid sample it was made for: building one
+    /// (a rotation, the centroid read) for every query would cost about what the walk saves.
+    quantizer: Mutex<Option<(u32, Arc<Quantizer>)>>,
 }
 
 /// Where a snapshot's vector chunks and layer-0 link lists lie in the map. A query reads a
@@ -127,6 +134,7 @@ struct SnapshotAddresses {
     txn_id: usize,
     chunks: ChunkTable,
     links: LinkTable,
+    codes: ChunkTable,
 }
 
 impl std::fmt::Debug for Index {
@@ -215,6 +223,21 @@ impl Index {
             unverified: 0,
             reserved: 0,
             seed: options.seed,
+            code_bits: options.quantization.bits() as u32,
+            code_bytes: 0,
+            codes_per_chunk: 0,
+            centroid_sample: 0,
+        };
+        let meta = match meta.code_scheme() {
+            Some(scheme) => {
+                let code_bytes = crate::codes::code_bytes(scheme, options.dimensions);
+                MetaRecord {
+                    code_bytes: code_bytes as u32,
+                    codes_per_chunk: vectors_per_chunk(code_bytes) as u32,
+                    ..meta
+                }
+            }
+            None => meta,
         };
         store.write_meta(&mut wtxn, &meta)?;
         store.write_items(&mut wtxn, &RoaringBitmap::new())?;
@@ -225,6 +248,7 @@ impl Index {
             path,
             gate: RwLock::new(()),
             addresses: Mutex::new(None),
+            quantizer: Mutex::new(None),
         })
     }
 
@@ -249,6 +273,7 @@ impl Index {
             path,
             gate: RwLock::new(()),
             addresses: Mutex::new(None),
+            quantizer: Mutex::new(None),
         })
     }
 
@@ -302,7 +327,7 @@ impl Index {
             let meta = self.read()?.meta;
             // The vector, a full layer-0 list with its B-tree node, and room for the lists of
             // stored nodes the batch rewrites; twice that, for pages left half full.
-            2 * (meta.vector_bytes as usize + 8 * meta.m0 as usize + 64)
+            2 * (meta.vector_bytes as usize + meta.code_bytes as usize + 8 * meta.m0 as usize + 64)
         };
         let info = self.env.info();
         let used = (info.last_page_number + 1) * PAGE_SIZE;
@@ -318,7 +343,9 @@ impl Index {
         loop {
             let gate = self.gate();
             match self.env.read_txn().map_err(Error::from) {
-                Ok(txn) => return Reader::new(txn, self.store, gate, &self.addresses),
+                Ok(txn) => {
+                    return Reader::new(txn, self.store, gate, &self.addresses, &self.quantizer)
+                }
                 Err(e) if is_map_resized(&e) => {
                     drop(gate);
                     self.resize(MapSize::Adopt)?;
@@ -368,6 +395,7 @@ impl Index {
                 m: meta.m as usize,
                 ef_construction: meta.ef_construction as usize,
                 seed: meta.seed,
+                quantization: Quantization::from_bits(meta.code_bits as u8),
             },
             len: reader.items.len(),
             max_level: meta.max_level as usize,
@@ -375,7 +403,8 @@ impl Index {
             used_bytes: (pages.vector_pages
                 + pages.link_pages
                 + pages.meta_pages
-                + pages.filter_pages)
+                + pages.filter_pages
+                + pages.code_pages)
                 * PAGE_SIZE as u64,
             pages,
             format_version: meta.format_version,
@@ -406,7 +435,10 @@ pub struct Reader<'i> {
     /// Where the vector chunks and layer-0 lists `txn` has read lie (see `SnapshotAddresses`).
     chunks: ChunkTable,
     links: LinkTable,
-    /// Where `chunks` and `links` go back to when the reader is done.
+    /// Where the code chunks `txn` has read lie.
+    codes: ChunkTable,
+    quantizer: Option<Arc<Quantizer>>,
+    /// Where `chunks`, `links` and `codes` go back to when the reader is done.
     addresses: &'i Mutex<Option<SnapshotAddresses>>,
     _gate: RwLockReadGuard<'i, ()>,
 }
@@ -417,6 +449,7 @@ impl Drop for Reader<'_> {
             txn_id: self.txn.id(),
             chunks: std::mem::take(&mut self.chunks),
             links: std::mem::take(&mut self.links),
+            codes: std::mem::take(&mut self.codes),
         });
     }
 }
@@ -471,15 +504,37 @@ impl<'i> Reader<'i> {
         store: Store,
         gate: RwLockReadGuard<'i, ()>,
         addresses: &'i Mutex<Option<SnapshotAddresses>>,
+        quantizer: &'i Mutex<Option<(u32, Arc<Quantizer>)>>,
     ) -> Result<Self> {
         let (meta, items) = load(store, &txn)?;
-        let (chunks, links) = match lock(addresses).take() {
-            Some(known) if known.txn_id == txn.id() => (known.chunks, known.links),
-            _ => (ChunkTable::new(&meta), LinkTable::new(&meta)),
+        let (chunks, links, codes) = match lock(addresses).take() {
+            Some(known) if known.txn_id == txn.id() => (known.chunks, known.links, known.codes),
+            _ => (
+                ChunkTable::new(&meta),
+                LinkTable::new(&meta),
+                ChunkTable::for_codes(&meta),
+            ),
+        };
+        let quantizer = if meta.code_bits == 0 || meta.centroid_sample == 0 {
+            None
+        } else {
+            let mut cached = lock(quantizer);
+            match &*cached {
+                Some((sample, q)) if *sample == meta.centroid_sample => Some(q.clone()),
+                _ => {
+                    let loaded = crate::codes::stored::load(store, &txn, &meta)?.map(Arc::new);
+                    if let Some(q) = &loaded {
+                        *cached = Some((meta.centroid_sample, q.clone()));
+                    }
+                    loaded
+                }
+            }
         };
         Ok(Reader {
             chunks,
             links,
+            codes,
+            quantizer,
             addresses,
             txn,
             store,
@@ -498,7 +553,7 @@ impl<'i> Reader<'i> {
     fn view(&self) -> crate::graph::view::LmdbView<'_> {
         // SAFETY: the tables are this reader's own, filled through its transaction only, and a
         // reader never writes.
-        unsafe {
+        let view = unsafe {
             crate::graph::view::LmdbView::with_chunks(
                 &self.txn,
                 self.store,
@@ -506,6 +561,11 @@ impl<'i> Reader<'i> {
                 &self.chunks,
                 Some(&self.links),
             )
+        };
+        match &self.quantizer {
+            // SAFETY: as above, for the code table.
+            Some(q) => unsafe { view.with_codes(q, &self.codes) },
+            None => view,
         }
     }
 

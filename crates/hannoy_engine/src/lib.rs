@@ -38,6 +38,7 @@ pub struct Stamp {
 
 pub use change::{Change, InsertRows};
 pub use check::CheckReport;
+pub use codes::Quantization;
 pub use distance::{Metric, PreparedQuery, PreparedVectors, VectorRef, MAX_BITS, MAX_DIMENSIONS};
 pub use error::{Error, Result};
 pub use filter::{ColumnValue, FilterCondition, FilterRow, FilterValue, MAX_FILTER_VALUE_BYTES};

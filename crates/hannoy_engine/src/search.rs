@@ -11,14 +11,16 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 
 use roaring::RoaringBitmap;
 
+use crate::codes::stored::code_input;
+use crate::codes::CodedQuery;
 use crate::distance::PreparedQuery;
 use crate::error::Result;
 use crate::graph::beam::Beam;
-use crate::graph::view::LmdbView;
+use crate::graph::view::{Codes, LmdbView};
 use crate::graph::visited::{PooledVisited, Visited};
 use crate::graph::{descend, search_layer, GraphView, Scored};
 use crate::ItemId;
@@ -57,6 +59,9 @@ pub struct SearchParams<'f> {
     pub strategy: Strategy,
     /// Stop the graph walk after visiting this many nodes; what was found is still returned.
     pub max_visited: Option<usize>,
+    /// Whether the walk scores with the index's codes where it keeps them (re-ranking what it
+    /// returns with the full vectors); false walks on the full vectors.
+    pub codes: bool,
 }
 
 impl Default for SearchParams<'_> {
@@ -66,6 +71,7 @@ impl Default for SearchParams<'_> {
             filter: None,
             strategy: Strategy::Auto,
             max_visited: None,
+            codes: true,
         }
     }
 }
@@ -152,6 +158,10 @@ enum State<'t> {
 struct Walk<'t> {
     /// Items that may be returned: the filter's live items, or every live item.
     allowed: Cow<'t, RoaringBitmap>,
+    /// The codes the walk scores with and the query prepared for them; `None`: full vectors.
+    coded: Option<(Codes<'t>, CodedQuery)>,
+    /// Items re-ranked exactly and not yet handed out by `next`.
+    reranked: VecDeque<Scored>,
     two_hop: bool,
     frontier: BinaryHeap<Reverse<Scored>>,
     /// The best items found and not yet returned; everything else found waits in `overflow`.
@@ -193,7 +203,16 @@ impl<'t> NeighborStream<'t> {
             Some((entry, top)) if !exact => {
                 let selectivity = allowed.len() as f64 / items.len().max(1) as f64;
                 let two_hop = params.filter.is_some() && selectivity < TWO_HOP_BELOW;
+                let coded = match view.codes() {
+                    Some(codes) if params.codes => {
+                        let input = code_input(view.metric(), query.bytes()).unwrap_or_default();
+                        Some((codes, codes.quantizer.prepare(&input)?))
+                    }
+                    _ => None,
+                };
                 let mut walk = Walk {
+                    coded,
+                    reranked: VecDeque::new(),
                     two_hop,
                     allowed,
                     frontier: BinaryHeap::new(),
@@ -342,6 +361,14 @@ impl Walk<'_> {
     }
 
     fn next(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<Option<Scored>> {
+        // Estimates are ordered exactly only a window at a time.
+        if self.coded.is_some() {
+            if self.reranked.is_empty() {
+                let window = self.next_window(view, query)?;
+                self.reranked.extend(window);
+            }
+            return Ok(self.reranked.pop_front());
+        }
         if !self.walk_until_ready(view, query)? {
             return Ok(None);
         }
@@ -353,12 +380,18 @@ impl Walk<'_> {
 
     /// The whole window once it is ready, ascending; empty at the end.
     fn next_window(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<Vec<Scored>> {
+        if !self.reranked.is_empty() {
+            return Ok(self.reranked.drain(..).collect());
+        }
         if !self.walk_until_ready(view, query)? {
             return Ok(Vec::new());
         }
-        let window = std::iter::from_fn(|| self.window.pop_first()).collect::<Vec<_>>();
+        let mut window = std::iter::from_fn(|| self.window.pop_first()).collect::<Vec<_>>();
         self.refill(view)?;
         self.returned += window.len();
+        if self.coded.is_some() {
+            rerank(view, query, &mut window)?;
+        }
         Ok(window)
     }
 
@@ -421,7 +454,7 @@ impl Walk<'_> {
         // The vectors about to be scored come from all over the map: start every load now
         // instead of waiting on each in turn (the walk's time is mostly those waits).
         for &n in links.iter().filter(|&&n| !self.visited.contains(n)) {
-            view.prefetch(n);
+            self.prefetch(view, n);
         }
         for &n in &links {
             if !self.visited.insert(n) {
@@ -457,7 +490,7 @@ impl Walk<'_> {
             if self.allowed.contains(n) {
                 self.visited.insert(n);
                 found.push(n);
-                view.prefetch(n);
+                self.prefetch(view, n);
             } else {
                 through.push(n);
                 view.prefetch_links(n);
@@ -476,7 +509,7 @@ impl Walk<'_> {
             for &n2 in &second {
                 if self.allowed.contains(n2) && self.visited.insert(n2) {
                     found.push(n2);
-                    view.prefetch(n2);
+                    self.prefetch(view, n2);
                 }
             }
         }
@@ -497,16 +530,26 @@ impl Walk<'_> {
         id: ItemId,
         allowed: bool,
     ) -> Result<()> {
-        let s = Scored {
-            score: view.score(query, id)?,
-            id,
+        let score = match &self.coded {
+            Some((codes, coded)) => view.estimate(*codes, coded, id)?,
+            None => view.score(query, id)?,
         };
+        let s = Scored { score, id };
         self.visited_count += 1;
         self.frontier.push(Reverse(s));
         if allowed {
             self.offer(view, s)?;
         }
         Ok(())
+    }
+
+    /// Hints that `id` is about to be scored: its code or its vector.
+    #[inline]
+    fn prefetch(&self, view: &LmdbView<'_>, id: ItemId) {
+        match &self.coded {
+            Some((codes, _)) => view.prefetch_code(*codes, id),
+            None => view.prefetch(id),
+        }
     }
 
     /// Scores the allowed items the walk never reached (cut off by the filter, or by deletes).
@@ -531,4 +574,17 @@ impl Walk<'_> {
         self.allowed = allowed;
         Ok(())
     }
+}
+
+/// Replaces the estimates of a window by exact scores and sorts it by them. Every vector is
+/// asked for before any is read, so their cache misses overlap.
+fn rerank(view: &LmdbView<'_>, query: &[u8], window: &mut [Scored]) -> Result<()> {
+    for s in window.iter() {
+        view.prefetch(s.id);
+    }
+    for s in window.iter_mut() {
+        s.score = view.score(query, s.id)?;
+    }
+    window.sort_unstable();
+    Ok(())
 }

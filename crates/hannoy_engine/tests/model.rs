@@ -5,7 +5,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use hannoy_engine::{never_cancel, Metric, SearchParams, Strategy as SearchStrategy, VectorRef};
+use hannoy_engine::{
+    never_cancel, Index, IndexOptions, Metric, Quantization, SearchParams,
+    Strategy as SearchStrategy, VectorRef,
+};
 use proptest::prelude::*;
 use roaring::RoaringBitmap;
 
@@ -40,10 +43,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_index_agrees_with_brute_force(ops in prop::collection::vec(op(), 1..25)) {
+    fn the_index_agrees_with_brute_force(
+        ops in prop::collection::vec(op(), 1..25),
+        // Half the indexes walk on codes of 1 to 8 bits.
+        bits in prop_oneof![Just(0u8), 1u8..=8],
+    ) {
         let metric = Metric::Euclidean;
         let dir = tempfile::tempdir().unwrap();
-        let index = create(dir.path(), metric, DIMS);
+        let options = IndexOptions {
+            quantization: Quantization::from_bits(bits),
+            ..IndexOptions::new(metric, DIMS)
+        };
+        let index = Index::create(dir.path(), &options).unwrap();
         let mut model: BTreeMap<u32, Vec<f32>> = BTreeMap::new();
         for op in ops {
             match op {
@@ -66,7 +77,7 @@ proptest! {
                     let reader = index.read().unwrap();
                     prop_assert_eq!(reader.len(), model.len() as u64);
                     // With ef at least the live count the walk must be exact.
-                    let params = SearchParams { ef_search: model.len().max(1), filter: filter.as_ref(), strategy: SearchStrategy::Graph, max_visited: None };
+                    let params = SearchParams { ef_search: model.len().max(1), filter: filter.as_ref(), strategy: SearchStrategy::Graph, max_visited: None, codes: true };
                     let found = reader.search(VectorRef::Floats(&query), k, &params).unwrap();
                     let allowed = model.iter().filter(|(id, _)| filter.as_ref().is_none_or(|f| f.contains(**id)));
                     let truth = exact(allowed.map(|(id, v)| (*id, reference_distance(metric, &query, v))), k);

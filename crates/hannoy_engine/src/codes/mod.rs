@@ -14,17 +14,74 @@
 //!   Hamming distance.
 
 mod rotation;
+pub(crate) mod stored;
 
-pub use rotation::Rotation;
+use rotation::Rotation;
+
+use crate::error::{Error, Result};
 
 /// How vectors are coded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
-    /// `bits` per coordinate (1 to 8) of the rotated residual, and four factors.
+    /// `bits` per coordinate (1 to 8) of the rotated residual, and its factors.
     Rabitq { bits: u8 },
     /// One bit per coordinate, no factors.
     Binary,
 }
+
+/// How an index codes its vectors for the graph walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quantization {
+    /// The walk reads full vectors.
+    #[default]
+    None,
+    /// The walk scores RaBitQ codes of `bits` per coordinate and re-ranks what it returns
+    /// with the full vectors.
+    Rabitq { bits: u8 },
+}
+
+impl Quantization {
+    /// Bits per coordinate, 0 for none: the form stored in metadata and change records.
+    pub fn bits(self) -> u8 {
+        match self {
+            Quantization::None => 0,
+            Quantization::Rabitq { bits } => bits,
+        }
+    }
+
+    pub fn from_bits(bits: u8) -> Quantization {
+        match bits {
+            0 => Quantization::None,
+            bits => Quantization::Rabitq { bits },
+        }
+    }
+
+    /// Whether an index of `metric` can keep such codes; see `Error::InvalidParameter`.
+    pub fn validate(self, metric: crate::Metric) -> Result<()> {
+        let Quantization::Rabitq { bits } = self else {
+            return Ok(());
+        };
+        if !(1..=MAX_CODE_BITS).contains(&bits) {
+            return Err(Error::InvalidParameter {
+                name: "bits",
+                reason: format!("{bits} is outside 1..={MAX_CODE_BITS}"),
+            });
+        }
+        if metric.is_binary() || metric.in_f32() == crate::Metric::Manhattan {
+            return Err(Error::InvalidParameter {
+                name: "quantization",
+                reason: format!(
+                    "RaBitQ codes estimate Euclidean distances, which do not order {} distances",
+                    metric.name()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The most bits per coordinate a RaBitQ code may have.
+pub const MAX_CODE_BITS: u8 = 8;
 
 /// The constant of RaBitQ's error bound: the estimate is within `EPSILON0 · sqrt((1 - f²) / f²)
 /// / sqrt(d - 1)` of the true inner product of unit residuals with a probability that grows
@@ -38,23 +95,42 @@ pub struct Quantizer {
     centroid: Vec<f32>,
     rotation: Rotation,
     scheme: Scheme,
+    /// `sqrt(d - 1)`, the bound's scale, computed once.
+    spread: f32,
 }
 
-/// One vector's code.
+/// One vector's code in the form an index stores it: for RaBitQ, `bits` bit planes of
+/// `words(d)` native-endian words, lowest first (bit i of plane k is bit k of coordinate i's
+/// level), then the factors below as native-endian f32s; for binary codes, one plane of signs.
+/// Planes let one popcount of a word pair sum 64 coordinates.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Code {
-    /// Bit planes of `words(d)` words each, lowest first: bit i of plane k is bit k of
-    /// coordinate i's level (RaBitQ) or its sign (binary). Planes let one popcount of a word
-    /// pair sum 64 coordinates.
-    pub planes: Vec<u64>,
-    /// The residual's length.
-    pub norm: f32,
-    /// The normalised grid point's inner product with the unit rotated residual (RaBitQ only).
-    pub fit: f32,
-    /// The normalised grid point is `low + level · step` per coordinate (RaBitQ only).
-    pub low: f32,
-    pub step: f32,
+pub struct Code(Vec<u8>);
+
+impl Code {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
+
+/// The factors after a RaBitQ code's planes, in this order.
+mod factor {
+    /// The residual's length.
+    pub const NORM: usize = 0;
+    /// The normalised grid point's inner product with the unit rotated residual.
+    pub const FIT: usize = 1;
+    /// The normalised grid point is `LOW + level · STEP` per coordinate.
+    pub const LOW: usize = 2;
+    pub const STEP: usize = 3;
+    /// The coded vector's own squared length, for inner products.
+    pub const SQUARE: usize = 4;
+    /// Σ of the levels, so an estimate does not count them.
+    pub const LEVELS: usize = 5;
+    pub const COUNT: usize = 6;
+}
+
+/// Bytes of the factors: six f32s, a multiple of 8 so that planes of consecutive codes stay
+/// aligned to words.
+const FACTOR_BYTES: usize = factor::COUNT * 4;
 
 /// Bits per coordinate of a query's rotated residual: RaBitQ's choice, which costs the estimate
 /// almost nothing and turns its inner product into popcounts.
@@ -70,6 +146,15 @@ pub struct CodedQuery {
     /// Σ of those dequantized coordinates.
     sum: f32,
     norm: f32,
+    /// The query's own squared length.
+    square: f32,
+}
+
+impl CodedQuery {
+    /// The query's squared length, for turning an estimated distance into an inner product.
+    pub fn square(&self) -> f32 {
+        self.square
+    }
 }
 
 /// An estimated squared Euclidean distance, or a Hamming distance for binary codes.
@@ -79,21 +164,36 @@ pub struct Estimate {
     /// How far the true squared distance may lie from `distance` (zero when the scheme gives
     /// no bound).
     pub bound: f32,
+    /// The coded vector's squared length (zero for binary codes).
+    pub square: f32,
 }
 
 impl Quantizer {
-    pub fn new(scheme: Scheme, centroid: Vec<f32>, seed: u64) -> Quantizer {
+    pub fn new(scheme: Scheme, centroid: Vec<f32>, seed: u64) -> Result<Quantizer> {
         if let Scheme::Rabitq { bits } = scheme {
-            assert!((1..=8).contains(&bits), "1 to 8 bits per coordinate");
+            if !(1..=MAX_CODE_BITS).contains(&bits) {
+                return Err(Error::InvalidParameter {
+                    name: "bits",
+                    reason: format!("{bits} is outside 1..={MAX_CODE_BITS}"),
+                });
+            }
         }
-        Quantizer {
+        if centroid.is_empty() {
+            return Err(Error::EmptyVector);
+        }
+        if let Some((index, &value)) = centroid.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::NonFinite { index, value });
+        }
+        Ok(Quantizer {
             rotation: Rotation::new(centroid.len(), seed),
+            spread: (centroid.len().max(2) as f32 - 1.0).sqrt(),
             centroid,
             scheme,
-        }
+        })
     }
 
-    /// The mean of `vectors`: the centroid RaBitQ codes residuals from.
+    /// The mean of `vectors`, summed in order in f64 so that the same vectors give the same bits
+    /// wherever it runs: the centroid RaBitQ codes residuals from.
     pub fn mean<'v>(dims: usize, vectors: impl Iterator<Item = &'v [f32]>) -> Vec<f32> {
         let mut sum = vec![0.0f64; dims];
         let mut count = 0usize;
@@ -110,25 +210,47 @@ impl Quantizer {
         self.centroid.len()
     }
 
-    /// Bytes of one code as an index would store it.
-    pub fn code_bytes(&self) -> usize {
-        match self.scheme {
-            Scheme::Rabitq { bits } => words(self.dims()) * 8 * bits as usize + 16,
-            Scheme::Binary => words(self.dims()) * 8,
-        }
+    pub fn centroid(&self) -> &[f32] {
+        &self.centroid
     }
 
-    pub fn encode(&self, vector: &[f32]) -> Code {
-        match self.scheme {
-            Scheme::Binary => Code {
-                planes: planes_of(&signs(vector), 1),
-                norm: 0.0,
-                fit: 0.0,
-                low: 0.0,
-                step: 0.0,
-            },
-            Scheme::Rabitq { bits } => self.encode_rabitq(vector, bits),
+    /// Bytes of one code as an index stores it.
+    pub fn code_bytes(&self) -> usize {
+        code_bytes(self.scheme, self.dims())
+    }
+
+    fn check_length(&self, vector: &[f32]) -> Result<()> {
+        if vector.len() != self.dims() {
+            return Err(Error::DimensionMismatch {
+                expected: self.dims(),
+                got: vector.len(),
+            });
         }
+        Ok(())
+    }
+
+    pub fn encode(&self, vector: &[f32]) -> Result<Code> {
+        let mut out = vec![0u8; self.code_bytes()];
+        self.encode_into(vector, &mut out)?;
+        Ok(Code(out))
+    }
+
+    /// Writes `vector`'s code into `out`, which must be `code_bytes()` long.
+    pub fn encode_into(&self, vector: &[f32], out: &mut [u8]) -> Result<()> {
+        self.check_length(vector)?;
+        if out.len() != self.code_bytes() {
+            return Err(Error::InvalidParameter {
+                name: "code",
+                reason: format!("{} bytes where a code has {}", out.len(), self.code_bytes()),
+            });
+        }
+        match self.scheme {
+            Scheme::Binary => {
+                write_planes(&signs(vector), 1, out);
+            }
+            Scheme::Rabitq { bits } => self.encode_rabitq(vector, bits, out),
+        }
+        Ok(())
     }
 
     fn unit_rotated_residual(&self, vector: &[f32]) -> (Vec<f32>, f32) {
@@ -146,7 +268,7 @@ impl Quantizer {
         (self.rotation.apply(&unit), norm)
     }
 
-    fn encode_rabitq(&self, vector: &[f32], bits: u8) -> Code {
+    fn encode_rabitq(&self, vector: &[f32], bits: u8, out: &mut [u8]) {
         let (rotated, norm) = self.unit_rotated_residual(vector);
         // A symmetric grid of 2^bits levels over the largest coordinate; at one bit the levels
         // are the signs and the normalised grid point is ±1/sqrt(d) per coordinate.
@@ -170,29 +292,36 @@ impl Quantizer {
             .sum::<f32>()
             .sqrt()
             .max(f32::MIN_POSITIVE);
-        let (low, step) = (grid_low / length, grid_step / length);
         let fit = point
             .iter()
             .zip(&rotated)
             .map(|(p, r)| p / length * r)
             .sum::<f32>();
-        Code {
-            planes: planes_of(&levels, bits as usize),
-            norm,
-            fit,
-            low,
-            step,
+        let planes = write_planes(&levels, bits as usize, out);
+        let mut factors = [0.0f32; factor::COUNT];
+        factors[factor::NORM] = norm;
+        factors[factor::FIT] = fit;
+        factors[factor::LOW] = grid_low / length;
+        factors[factor::STEP] = grid_step / length;
+        factors[factor::SQUARE] = vector.iter().map(|x| x * x).sum();
+        // Exact in an f32: at most 255 · 16,000 < 2^24.
+        factors[factor::LEVELS] = levels.iter().map(|&l| l as u64).sum::<u64>() as f32;
+        for (slot, value) in out[planes..].chunks_exact_mut(4).zip(factors) {
+            slot.copy_from_slice(&value.to_ne_bytes());
         }
     }
 
-    pub fn prepare(&self, query: &[f32]) -> CodedQuery {
-        match self.scheme {
+    pub fn prepare(&self, query: &[f32]) -> Result<CodedQuery> {
+        self.check_length(query)?;
+        let square = query.iter().map(|x| x * x).sum();
+        Ok(match self.scheme {
             Scheme::Binary => CodedQuery {
                 planes: planes_of(&signs(query), 1),
                 low: 0.0,
                 step: 0.0,
                 sum: 0.0,
                 norm: 0.0,
+                square,
             },
             Scheme::Rabitq { .. } => {
                 let (rotated, norm) = self.unit_rotated_residual(query);
@@ -211,51 +340,67 @@ impl Quantizer {
                     step,
                     sum: low * rotated.len() as f32 + step * level_sum,
                     norm,
+                    square,
+                }
+            }
+        })
+    }
+
+    /// The estimate for a code in its stored form (`Code::as_bytes`, or the bytes an index
+    /// holds), which must be `code_bytes()` long.
+    #[inline]
+    pub fn estimate(&self, query: &CodedQuery, code: &[u8]) -> Estimate {
+        let kernels = crate::distance::kernels::kernels();
+        let n = words(self.dims());
+        match self.scheme {
+            Scheme::Binary => Estimate {
+                distance: code
+                    .chunks_exact(8)
+                    .zip(&query.planes)
+                    .map(|(c, q)| {
+                        (u64::from_ne_bytes(c.try_into().expect("8 bytes")) ^ q).count_ones()
+                    })
+                    .sum::<u32>() as f32,
+                bound: 0.0,
+                square: 0.0,
+            },
+            Scheme::Rabitq { bits } => {
+                let planes = bits as usize * n * 8;
+                let factor = |i: usize| {
+                    let at = planes + 4 * i;
+                    f32::from_ne_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]])
+                };
+                // Σ level_i · q_i with q_i = low + step · u_i, plane by plane.
+                let products = (kernels.plane_products)(&code[..planes], &query.planes, n);
+                let levels = query.low * factor(factor::LEVELS) + query.step * products as f32;
+                let point_dot_query =
+                    factor(factor::LOW) * query.sum + factor(factor::STEP) * levels;
+                let fit = factor(factor::FIT);
+                let fit = if fit.abs() > 1e-6 { fit } else { 1e-6 };
+                let ip = point_dot_query / fit;
+                let norm = factor(factor::NORM);
+                let cross = 2.0 * norm * query.norm;
+                // Two independent errors: the code's (RaBitQ's bound) and the query's rounding
+                // to levels, uniform within half a step per coordinate, over a unit grid point.
+                let code_error = ((1.0 - fit * fit).max(0.0) / (fit * fit)).sqrt() / self.spread;
+                let query_error = query.step / (2.0 * 3f32.sqrt() * fit);
+                Estimate {
+                    distance: norm * norm + query.norm * query.norm - cross * ip,
+                    bound: cross
+                        * EPSILON0
+                        * (code_error * code_error + query_error * query_error).sqrt(),
+                    square: factor(factor::SQUARE),
                 }
             }
         }
     }
+}
 
-    pub fn estimate(&self, query: &CodedQuery, code: &Code) -> Estimate {
-        let kernels = crate::distance::kernels::kernels();
-        match self.scheme {
-            Scheme::Binary => Estimate {
-                distance: (kernels.hamming)(&query.planes, &code.planes) as f32,
-                bound: 0.0,
-            },
-            Scheme::Rabitq { bits } => {
-                // Σ level_i · q_i with q_i = low + step · u_i, plane by plane.
-                let n = words(self.dims());
-                let mut ones = 0u64;
-                let mut products = 0u64;
-                for k in 0..bits as usize {
-                    let plane = &code.planes[k * n..(k + 1) * n];
-                    ones += ((kernels.and_count)(plane, plane) as u64) << k;
-                    for j in 0..QUERY_BITS {
-                        let q = &query.planes[j * n..(j + 1) * n];
-                        products += ((kernels.and_count)(plane, q) as u64) << (k + j);
-                    }
-                }
-                let levels = query.low * ones as f32 + query.step * products as f32;
-                let point_dot_query = code.low * query.sum + code.step * levels;
-                let fit = if code.fit.abs() > 1e-6 {
-                    code.fit
-                } else {
-                    1e-6
-                };
-                let ip = point_dot_query / fit;
-                let cross = 2.0 * code.norm * query.norm;
-                // Two independent errors: the code's (RaBitQ's bound) and the query's rounding
-                // to levels, uniform within half a step per coordinate, over a unit grid point.
-                let d = self.dims().max(2) as f32;
-                let code_error = (1.0 - fit * fit).max(0.0) / (fit * fit) / (d - 1.0);
-                let query_error = query.step / (2.0 * 3f32.sqrt() * fit);
-                Estimate {
-                    distance: code.norm * code.norm + query.norm * query.norm - cross * ip,
-                    bound: cross * EPSILON0 * (code_error + query_error * query_error).sqrt(),
-                }
-            }
-        }
+/// Bytes of one code of `scheme` at `dims`.
+pub fn code_bytes(scheme: Scheme, dims: usize) -> usize {
+    match scheme {
+        Scheme::Rabitq { bits } => words(dims) * 8 * bits as usize + FACTOR_BYTES,
+        Scheme::Binary => words(dims) * 8,
     }
 }
 
@@ -283,6 +428,15 @@ fn planes_of(levels: &[u32], bits: usize) -> Vec<u64> {
     planes
 }
 
+/// Writes `planes_of(levels, bits)` at the start of `out` as native-endian bytes; returns how
+/// many bytes that took.
+fn write_planes(levels: &[u32], bits: usize, out: &mut [u8]) -> usize {
+    let planes = planes_of(levels, bits);
+    let bytes: &[u8] = bytemuck::cast_slice(&planes);
+    out[..bytes.len()].copy_from_slice(bytes);
+    bytes.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::rotation::SplitMix;
@@ -308,13 +462,13 @@ mod tests {
             .map(|_| random_unit(&mut rng, dims, &base))
             .collect();
         let centroid = Quantizer::mean(dims, data.iter().map(Vec::as_slice));
-        let quantizer = Quantizer::new(scheme, centroid, 5);
-        let codes: Vec<Code> = data.iter().map(|v| quantizer.encode(v)).collect();
+        let quantizer = Quantizer::new(scheme, centroid, 5).unwrap();
+        let codes: Vec<Code> = data.iter().map(|v| quantizer.encode(v).unwrap()).collect();
         let (mut error, mut within, mut pairs) = (0.0f32, 0usize, 0usize);
         for q in data.iter().take(20) {
-            let prepared = quantizer.prepare(q);
+            let prepared = quantizer.prepare(q).unwrap();
             for (v, code) in data.iter().zip(&codes) {
-                let e = quantizer.estimate(&prepared, code);
+                let e = quantizer.estimate(&prepared, code.as_bytes());
                 let truth = squared(q, v);
                 error += (e.distance - truth).abs();
                 within += ((e.distance - truth).abs() <= e.bound + 1e-5) as usize;
@@ -340,6 +494,25 @@ mod tests {
     }
 
     #[test]
+    fn codes_carry_the_squared_length_and_bad_input_is_refused() {
+        let quantizer = Quantizer::new(Scheme::Rabitq { bits: 2 }, vec![0.1; 70], 3).unwrap();
+        let v: Vec<f32> = (0..70).map(|i| i as f32 / 70.0).collect();
+        let code = quantizer.encode(&v).unwrap();
+        assert_eq!(code.as_bytes().len(), 2 * 2 * 8 + 24);
+        let q = quantizer.prepare(&v).unwrap();
+        let e = quantizer.estimate(&q, code.as_bytes());
+        let square: f32 = v.iter().map(|x| x * x).sum();
+        assert!((e.square - square).abs() < 1e-4, "{} {square}", e.square);
+        assert!(e.distance.abs() <= e.bound + 1e-4, "{e:?}");
+        assert!(quantizer.encode(&v[..69]).is_err());
+        assert!(quantizer.prepare(&[1.0; 71]).is_err());
+        for bits in [0, 9] {
+            assert!(Quantizer::new(Scheme::Rabitq { bits }, vec![0.0; 4], 1).is_err());
+        }
+        assert!(Quantizer::new(Scheme::Rabitq { bits: 1 }, vec![f32::NAN; 4], 1).is_err());
+    }
+
+    #[test]
     fn planes_hold_every_level() {
         for bits in 1..=8usize {
             let levels: Vec<u32> = (0..137).map(|i| (i * 7) % (1 << bits)).collect();
@@ -356,10 +529,14 @@ mod tests {
 
     #[test]
     fn binary_codes_count_differing_signs() {
-        let quantizer = Quantizer::new(Scheme::Binary, vec![0.0; 10], 1);
-        let a = quantizer.encode(&[1.0, -1.0, 1.0, 1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0]);
-        let q = quantizer.prepare(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
-        assert_eq!(quantizer.estimate(&q, &a).distance, 3.0);
+        let quantizer = Quantizer::new(Scheme::Binary, vec![0.0; 10], 1).unwrap();
+        let a = quantizer
+            .encode(&[1.0, -1.0, 1.0, 1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0])
+            .unwrap();
+        let q = quantizer
+            .prepare(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+            .unwrap();
+        assert_eq!(quantizer.estimate(&q, a.as_bytes()).distance, 3.0);
         assert_eq!(quantizer.code_bytes(), 8);
     }
 }

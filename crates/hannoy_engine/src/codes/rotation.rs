@@ -46,10 +46,6 @@ impl Rotation {
         }
     }
 
-    pub fn dims(&self) -> usize {
-        self.dims
-    }
-
     /// `x` rotated; `x.len()` must be `dims`.
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
         assert_eq!(x.len(), self.dims, "a vector of another dimension");

@@ -18,8 +18,30 @@ pub(crate) struct Kernels {
     pub cosine_parts_halves: fn(&[u16], &[u16]) -> [f32; 3],
     pub hamming: fn(&[u64], &[u64]) -> u32,
     /// Set bits of `a & b`: RaBitQ's inner products over bit planes.
-    pub and_count: fn(&[u64], &[u64]) -> u32,
+    /// Σ over code planes k and query planes j of popcount(code_k & query_j) << (k + j): the
+    /// inner product of a code's levels with a query's, both as bit planes of `words` words
+    /// (the code's as native-endian bytes, read unaligned from wherever it is stored).
+    pub plane_products: fn(&[u8], &[u64], usize) -> u64,
     pub name: &'static str,
+}
+
+/// The loop of `plane_products`, inlined into each kernel so that each compiles it with its own
+/// target features.
+#[inline(always)]
+fn plane_products_with(code: &[u8], query: &[u64], words: usize) -> u64 {
+    let code_planes = code.len() / (8 * words.max(1));
+    let query_planes = query.len() / words.max(1);
+    let mut total = 0u64;
+    for k in 0..code_planes {
+        for w in 0..words {
+            let at = (k * words + w) * 8;
+            let c = u64::from_ne_bytes(code[at..at + 8].try_into().expect("8 bytes"));
+            for j in 0..query_planes {
+                total += u64::from((c & query[j * words + w]).count_ones()) << (k + j);
+            }
+        }
+    }
+    total
 }
 
 pub(crate) fn kernels() -> &'static Kernels {
@@ -36,7 +58,7 @@ pub(crate) const PORTABLE: Kernels = Kernels {
     l1_halves: portable::l1_halves,
     cosine_parts_halves: portable::cosine_parts_halves,
     hamming: portable::hamming,
-    and_count: portable::and_count,
+    plane_products: portable::plane_products,
     name: "portable",
 };
 
@@ -55,10 +77,10 @@ fn detect() -> Kernels {
                 } else {
                     portable::hamming
                 },
-                and_count: if popcnt {
-                    x86::and_count
+                plane_products: if popcnt {
+                    x86::plane_products
                 } else {
-                    portable::and_count
+                    portable::plane_products
                 },
                 ..if f16c {
                     Kernels {
@@ -126,8 +148,8 @@ mod portable {
         a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
     }
 
-    pub fn and_count(a: &[u64], b: &[u64]) -> u32 {
-        a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum()
+    pub fn plane_products(code: &[u8], query: &[u64], words: usize) -> u64 {
+        super::plane_products_with(code, query, words)
     }
 
     #[inline]
@@ -302,12 +324,9 @@ mod x86 {
     }
 
     #[target_feature(enable = "popcnt")]
-    unsafe fn and_count_popcnt(a: &[u64], b: &[u64]) -> u32 {
-        let mut sum = 0u32;
-        for (x, y) in a.iter().zip(b) {
-            sum += _popcnt64((x & y) as i64) as u32;
-        }
-        sum
+    unsafe fn plane_products_popcnt(code: &[u8], query: &[u64], words: usize) -> u64 {
+        // The same loop as the portable one, compiled with POPCNT for `count_ones`.
+        super::plane_products_with(code, query, words)
     }
 
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -326,9 +345,9 @@ mod x86 {
         // SAFETY: see the module comment.
         unsafe { hamming_popcnt(a, b) }
     }
-    pub fn and_count(a: &[u64], b: &[u64]) -> u32 {
+    pub fn plane_products(code: &[u8], query: &[u64], words: usize) -> u64 {
         // SAFETY: see the module comment (`kernels()` picks this only with POPCNT).
-        unsafe { and_count_popcnt(a, b) }
+        unsafe { plane_products_popcnt(code, query, words) }
     }
     pub fn dot_halves(a: &[u16], b: &[u16]) -> f32 {
         // SAFETY: see the module comment; `kernels()` checked F16C too.
@@ -454,15 +473,17 @@ mod tests {
                     "{} hamming",
                     kernels.name
                 );
-                let both: u32 = a
-                    .iter()
-                    .zip(&b)
-                    .map(|(x, y)| (0..64).filter(|bit| ((x & y) >> bit) & 1 == 1).count() as u32)
+                // Two code planes (a and b as bytes) against a one-plane query (b).
+                let code: Vec<u8> = a.iter().chain(&b).flat_map(|w| w.to_ne_bytes()).collect();
+                let bits =
+                    |x: u64, y: u64| (0..64).filter(|bit| ((x & y) >> bit) & 1 == 1).count() as u64;
+                let expected: u64 = (0..words)
+                    .map(|w| bits(a[w], b[w]) + (bits(b[w], b[w]) << 1))
                     .sum();
                 assert_eq!(
-                    (kernels.and_count)(&a, &b),
-                    both,
-                    "{} and_count",
+                    (kernels.plane_products)(&code, &b, words),
+                    expected,
+                    "{} plane_products",
                     kernels.name
                 );
             }

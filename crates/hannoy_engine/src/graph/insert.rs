@@ -179,6 +179,7 @@ pub(crate) fn insert_batch(
         items.insert(id);
     }
     meta.live += ids.len() as u32;
+    crate::codes::stored::write_codes(wtxn, store, meta, items, &ids, batch, fresh_index)?;
     // New items are made reachable above, but pruning a stored list can take away some older
     // node's last in-link (copies of one vector dominate each other in every list, so a group
     // of them can end up linking only each other). Finding that takes a pass over layer 0's

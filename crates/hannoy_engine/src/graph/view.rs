@@ -4,6 +4,7 @@
 use heed::{RoTxn, WithoutTls};
 
 use super::GraphView;
+use crate::codes::{CodedQuery, Quantizer};
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::Result;
 use crate::storage::{ChunkTable, LinkTable, MetaRecord, Store};
@@ -17,6 +18,15 @@ pub(crate) struct LmdbView<'t> {
     /// Set only through `with_chunks`, together with the transaction the tables belong to.
     chunks: Option<&'t ChunkTable>,
     links: Option<&'t LinkTable>,
+    codes: Option<Codes<'t>>,
+}
+
+/// The index's codes as a reader sees them: the quantizer they were made with and the table of
+/// where their chunks lie.
+#[derive(Clone, Copy)]
+pub(crate) struct Codes<'t> {
+    pub quantizer: &'t Quantizer,
+    table: &'t ChunkTable,
 }
 
 impl<'t> LmdbView<'t> {
@@ -27,6 +37,7 @@ impl<'t> LmdbView<'t> {
             meta,
             chunks: None,
             links: None,
+            codes: None,
         }
     }
 
@@ -49,6 +60,48 @@ impl<'t> LmdbView<'t> {
             meta,
             chunks: Some(chunks),
             links,
+            codes: None,
+        }
+    }
+
+    /// The same view, scoring with `quantizer`'s codes where a walk asks for estimates.
+    ///
+    /// # Safety
+    /// As `with_chunks`, for `table`: used with this view's transaction only.
+    pub unsafe fn with_codes(self, quantizer: &'t Quantizer, table: &'t ChunkTable) -> Self {
+        LmdbView {
+            codes: Some(Codes { quantizer, table }),
+            ..self
+        }
+    }
+
+    pub fn codes(&self) -> Option<Codes<'t>> {
+        self.codes
+    }
+
+    /// The metric's score of `id` estimated from its code; the view must have codes.
+    #[inline]
+    pub fn estimate(&self, codes: Codes<'_>, query: &CodedQuery, id: ItemId) -> Result<f32> {
+        // SAFETY: `codes.table` was given with this view's transaction (`with_codes`), which is
+        // read-only.
+        let code = unsafe { self.store.code_via(self.txn, self.meta, codes.table, id)? };
+        let estimate = codes.quantizer.estimate(query, code);
+        Ok(crate::codes::stored::score_of_estimate(
+            self.metric(),
+            estimate.distance,
+            query.square(),
+            estimate.square,
+        ))
+    }
+
+    /// Hints that `id`'s code is about to be read, if its chunk's place is known.
+    #[inline]
+    pub fn prefetch_code(&self, codes: Codes<'_>, id: ItemId) {
+        let bytes = self.meta.code_bytes as usize;
+        let (chunk_no, range) =
+            crate::storage::chunks::locate(id, self.meta.codes_per_chunk as usize, bytes);
+        if let Some(address) = codes.table.known(chunk_no) {
+            crate::distance::prefetch((address + range.start) as *const u8, bytes);
         }
     }
 }

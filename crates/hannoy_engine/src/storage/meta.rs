@@ -9,7 +9,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
 /// Bumped whenever the on-disk layout changes; readers refuse any other version, both ways: an
 /// older writer would leave structures it does not know out of step (deleting and reusing ids
 /// without touching them), and a newer reader would miss what an older writer never wrote.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index
 /// is tied to the byte order of the machine that wrote it, as Postgres data files are.
@@ -38,6 +38,12 @@ pub(crate) struct MetaRecord {
     /// Keeps `seed` aligned without padding bytes, which `Pod` forbids.
     pub reserved: u32,
     pub seed: u64,
+    /// Bits per coordinate of the RaBitQ codes the walk scores with; 0: no codes.
+    pub code_bits: u32,
+    pub code_bytes: u32,
+    pub codes_per_chunk: u32,
+    /// How many vectors the centroid of the codes is the mean of (0: no centroid yet).
+    pub centroid_sample: u32,
 }
 
 impl MetaRecord {
@@ -68,10 +74,30 @@ impl MetaRecord {
             || meta.max_level > MAX_LEVEL as u32
             || meta.live > meta.next_id
             || meta.unverified > meta.next_id
+            || !meta.codes_consistent()
         {
             return Err(corrupt("metadata record is inconsistent"));
         }
         Ok(meta)
+    }
+
+    fn codes_consistent(&self) -> bool {
+        match self.code_scheme() {
+            None => self.code_bytes == 0 && self.codes_per_chunk == 0,
+            Some(scheme) => {
+                self.code_bits <= crate::codes::MAX_CODE_BITS as u32
+                    && self.code_bytes as usize
+                        == crate::codes::code_bytes(scheme, self.dimensions as usize)
+                    && self.codes_per_chunk > 0
+            }
+        }
+    }
+
+    /// The scheme of the index's codes, if it keeps any.
+    pub fn code_scheme(&self) -> Option<crate::codes::Scheme> {
+        (self.code_bits > 0).then_some(crate::codes::Scheme::Rabitq {
+            bits: self.code_bits.min(u8::MAX as u32) as u8,
+        })
     }
 
     pub fn metric(&self) -> Metric {

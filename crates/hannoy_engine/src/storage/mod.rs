@@ -2,8 +2,9 @@
 //!
 //! | database        | key                                  | value                                       |
 //! |-----------------|--------------------------------------|---------------------------------------------|
-//! | `meta`          | `"meta"`, `"items"`, `"log"`, `"stamp"` | [`MetaRecord`]; live ids (roaring); u64 log position; the caller's [`crate::Stamp`] |
+//! | `meta`          | `"meta"`, `"items"`, `"log"`, `"stamp"`, `"centroid"` | [`MetaRecord`]; live ids (roaring); u64 log position; the caller's [`crate::Stamp`]; the codes' centroid (f32s) |
 //! | `vectors`       | chunk number (u32, integer)          | `vectors_per_chunk` stored vectors          |
+//! | `codes`         | chunk number (u32, integer)          | `codes_per_chunk` codes (`crate::codes`)    |
 //! | `links`         | `layer << 32 \| id` (u64)            | neighbour ids, native-endian u32s           |
 //! | `keys`          | id (u32, integer)                    | the caller's key for the item (u64)         |
 //! | `key_ids`       | key (u64, integer)                   | the item holding that key (u32)             |
@@ -35,20 +36,35 @@ use crate::{ItemId, Stamp};
 pub(crate) use meta::MetaRecord;
 
 /// Databases the engine reserves in an environment.
-pub const ENGINE_DATABASES: u32 = 7;
+pub const ENGINE_DATABASES: u32 = 8;
 
 const META_KEY: &str = "meta";
 const ITEMS_KEY: &str = "items";
 const LOG_POSITION_KEY: &str = "log";
 const STAMP_KEY: &str = "stamp";
+const CENTROID_KEY: &str = "centroid";
+
+/// A database of items packed several to a value (see `chunks`), keyed by chunk number.
+type Chunks = Database<U32<NativeEndian>, Bytes, IntegerComparator>;
+
+/// Where one kind of slot lies: the vectors or the codes.
+#[derive(Clone, Copy)]
+struct Slots {
+    db: Chunks,
+    per_chunk: usize,
+    bytes: usize,
+    what: &'static str,
+}
 
 #[derive(Clone, Copy)]
 pub(crate) struct Store {
     meta: Database<Str, Bytes>,
-    vectors: Database<U32<NativeEndian>, Bytes, IntegerComparator>,
+    vectors: Chunks,
     links: Database<U64<NativeEndian>, Bytes, IntegerComparator>,
     keys: Database<U32<NativeEndian>, U64<NativeEndian>, IntegerComparator>,
     key_ids: Database<U64<NativeEndian>, U32<NativeEndian>, IntegerComparator>,
+    /// `None` only in an environment older than the codes; refused by version like `filters`.
+    codes: Option<Chunks>,
     /// `None` only in an environment older than the filter databases, which the format
     /// version check refuses before anything reads or writes through the store.
     filters: Option<FilterStore>,
@@ -107,6 +123,9 @@ impl Store {
             key_ids: integer_keyed::<U64<NativeEndian>, U32<NativeEndian>>(env, "hannoy.key_ids")
                 .create(wtxn)?,
             filters: Some(FilterStore::create(env, wtxn)?),
+            codes: Some(
+                integer_keyed::<U32<NativeEndian>, Bytes>(env, "hannoy.codes").create(wtxn)?,
+            ),
         })
     }
 
@@ -123,6 +142,7 @@ impl Store {
         let key_ids = integer_keyed::<U64<NativeEndian>, U32<NativeEndian>>(env, "hannoy.key_ids")
             .open(rtxn)?;
         let filters = FilterStore::open(env, rtxn)?;
+        let codes = integer_keyed::<U32<NativeEndian>, Bytes>(env, "hannoy.codes").open(rtxn)?;
         Ok(match (meta, vectors, links, keys, key_ids) {
             (Some(meta), Some(vectors), Some(links), Some(keys), Some(key_ids)) => Some(Store {
                 meta,
@@ -131,6 +151,7 @@ impl Store {
                 keys,
                 key_ids,
                 filters,
+                codes,
             }),
             _ => None,
         })
@@ -206,15 +227,45 @@ impl Store {
         Ok(self.meta.put(wtxn, ITEMS_KEY, &bytes)?)
     }
 
+    fn vector_slots(&self, meta: &MetaRecord) -> Slots {
+        Slots {
+            db: self.vectors,
+            per_chunk: meta.vectors_per_chunk as usize,
+            bytes: meta.vector_bytes as usize,
+            what: "vector",
+        }
+    }
+
+    /// The codes' slots, if the index keeps codes.
+    fn code_slots(&self, meta: &MetaRecord) -> Result<Option<Slots>> {
+        if meta.code_bits == 0 {
+            return Ok(None);
+        }
+        let db = self
+            .codes
+            .ok_or_else(|| corrupt("the index keeps codes and has no codes database"))?;
+        Ok(Some(Slots {
+            db,
+            per_chunk: meta.codes_per_chunk as usize,
+            bytes: meta.code_bytes as usize,
+            what: "code",
+        }))
+    }
+
+    fn require_code_slots(&self, meta: &MetaRecord) -> Result<Slots> {
+        self.code_slots(meta)?
+            .ok_or_else(|| corrupt("a code was asked of an index without codes"))
+    }
+
     /// The stored vector of `id`, borrowed from the memory map.
     #[inline]
     pub fn vector<'t>(&self, txn: &'t RoTxn, meta: &MetaRecord, id: ItemId) -> Result<&'t [u8]> {
-        let (chunk_no, range) = chunks::locate(
-            id,
-            meta.vectors_per_chunk as usize,
-            meta.vector_bytes as usize,
-        );
-        slot(self.chunk(txn, chunk_no, id)?, chunk_no, range)
+        self.vector_slots(meta).get(txn, id)
+    }
+
+    /// The stored code of `id`.
+    pub fn code<'t>(&self, txn: &'t RoTxn, meta: &MetaRecord, id: ItemId) -> Result<&'t [u8]> {
+        self.require_code_slots(meta)?.get(txn, id)
     }
 
     /// As `vector`, remembering in `table` where the chunk lies so that the next read of any
@@ -231,34 +282,24 @@ impl Store {
         table: &ChunkTable,
         id: ItemId,
     ) -> Result<&'t [u8]> {
-        let vector_bytes = meta.vector_bytes as usize;
-        let chunk_bytes = meta.vectors_per_chunk as usize * vector_bytes;
-        let (chunk_no, range) = chunks::locate(id, meta.vectors_per_chunk as usize, vector_bytes);
-        let chunk = match table.addresses.get(chunk_no as usize) {
-            // SAFETY: a non-zero address is that of chunk `chunk_no` as `txn` returned it,
-            // `chunk_bytes` long (checked when it was stored); by the caller's contract the
-            // page is still there, unchanged, for as long as `txn` lives.
-            Some(cell) if cell.get() != 0 => unsafe {
-                std::slice::from_raw_parts(cell.get() as *const u8, chunk_bytes)
-            },
-            Some(cell) => {
-                let chunk = self.chunk(txn, chunk_no, id)?;
-                if chunk.len() == chunk_bytes {
-                    cell.set(chunk.as_ptr() as usize);
-                }
-                chunk
-            }
-            None => self.chunk(txn, chunk_no, id)?,
-        };
-        slot(chunk, chunk_no, range)
+        // SAFETY: forwarded from the caller.
+        unsafe { self.vector_slots(meta).get_via(txn, table, id) }
     }
 
-    /// The stored chunk `chunk_no`, which holds `id`'s vector.
+    /// As `code`, through `table` as `vector_via` reads vectors (with the same contract).
+    ///
+    /// # Safety
+    /// As `vector_via`, with a table of code chunks.
     #[inline]
-    fn chunk<'t>(&self, txn: &'t RoTxn, chunk_no: u32, id: ItemId) -> Result<&'t [u8]> {
-        self.vectors
-            .get(txn, &chunk_no)?
-            .ok_or_else(|| corrupt(format!("no vector chunk for item {id}")))
+    pub unsafe fn code_via<'t>(
+        &self,
+        txn: &'t RoTxn,
+        meta: &MetaRecord,
+        table: &ChunkTable,
+        id: ItemId,
+    ) -> Result<&'t [u8]> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.require_code_slots(meta)?.get_via(txn, table, id) }
     }
 
     /// Calls `f` with the stored vector of each id (ascending), reading each chunk once: an
@@ -268,24 +309,9 @@ impl Store {
         txn: &'t RoTxn,
         meta: &MetaRecord,
         ids: impl Iterator<Item = ItemId>,
-        mut f: impl FnMut(ItemId, &'t [u8]) -> Result<()>,
+        f: impl FnMut(ItemId, &'t [u8]) -> Result<()>,
     ) -> Result<()> {
-        let (per_chunk, vector_bytes) =
-            (meta.vectors_per_chunk as usize, meta.vector_bytes as usize);
-        let mut current: Option<(u32, &'t [u8])> = None;
-        for id in ids {
-            let (chunk_no, range) = chunks::locate(id, per_chunk, vector_bytes);
-            let chunk = match current {
-                Some((no, bytes)) if no == chunk_no => bytes,
-                _ => {
-                    let bytes = self.chunk(txn, chunk_no, id)?;
-                    current = Some((chunk_no, bytes));
-                    bytes
-                }
-            };
-            f(id, slot(chunk, chunk_no, range)?)?;
-        }
-        Ok(())
+        self.vector_slots(meta).for_each(txn, ids, f)
     }
 
     /// Writes stored vectors for `ids` (ascending), rewriting each touched chunk once.
@@ -293,39 +319,26 @@ impl Store {
         &self,
         wtxn: &mut RwTxn,
         meta: &MetaRecord,
-        mut items: impl Iterator<Item = (ItemId, &'v [u8])>,
+        items: impl Iterator<Item = (ItemId, &'v [u8])>,
         append: bool,
     ) -> Result<()> {
-        let per_chunk = meta.vectors_per_chunk as usize;
-        let vector_bytes = meta.vector_bytes as usize;
-        let mut pending = items.next();
-        while let Some((first, _)) = pending {
-            let chunk_no = first / per_chunk as u32;
-            let mut chunk: Vec<u8> = match self.vectors.get(wtxn, &chunk_no)? {
-                Some(existing) => existing.to_vec(),
-                None => vec![0; per_chunk * vector_bytes],
-            };
-            while let Some((id, vector)) = pending {
-                let (c, range) = chunks::locate(id, per_chunk, vector_bytes);
-                if c != chunk_no {
-                    break;
-                }
-                chunk[range].copy_from_slice(vector);
-                pending = items.next();
-            }
-            let flags = if append {
-                PutFlags::APPEND
-            } else {
-                PutFlags::empty()
-            };
-            self.vectors
-                .put_with_flags(wtxn, flags, &chunk_no, &chunk)?;
-        }
-        Ok(())
+        self.vector_slots(meta).put(wtxn, items, append)
     }
 
-    /// Deletes the chunks that held some of `freed` and hold no item of `live` any more, so
-    /// their pages return to the free list instead of being copied on the next write.
+    /// Writes codes for `ids` (ascending), as `put_vectors`.
+    pub fn put_codes<'v>(
+        &self,
+        wtxn: &mut RwTxn,
+        meta: &MetaRecord,
+        items: impl Iterator<Item = (ItemId, &'v [u8])>,
+        append: bool,
+    ) -> Result<()> {
+        self.require_code_slots(meta)?.put(wtxn, items, append)
+    }
+
+    /// Deletes the vector and code chunks that held some of `freed` and hold no item of `live`
+    /// any more, so their pages return to the free list instead of being copied on the next
+    /// write.
     pub fn delete_empty_chunks(
         &self,
         wtxn: &mut RwTxn,
@@ -333,21 +346,26 @@ impl Store {
         freed: &RoaringBitmap,
         live: &RoaringBitmap,
     ) -> Result<()> {
-        let per_chunk = meta.vectors_per_chunk;
-        let mut last = None;
-        for id in freed {
-            let chunk_no = id / per_chunk;
-            if last == Some(chunk_no) {
-                continue;
-            }
-            last = Some(chunk_no);
-            let first = chunk_no as u64 * per_chunk as u64;
-            let end = (first + per_chunk as u64).min(1 << 32);
-            if live.range_cardinality(first as u32..=(end - 1) as u32) == 0 {
-                self.vectors.delete(wtxn, &chunk_no)?;
-            }
+        self.vector_slots(meta).delete_empty(wtxn, freed, live)?;
+        if let Some(codes) = self.code_slots(meta)? {
+            codes.delete_empty(wtxn, freed, live)?;
         }
         Ok(())
+    }
+
+    /// The centroid the index's codes are made from, if it has one yet.
+    pub fn read_centroid(&self, txn: &RoTxn) -> Result<Option<Vec<f32>>> {
+        match self.meta.get(txn, CENTROID_KEY)? {
+            None => Ok(None),
+            Some(bytes) if bytes.len() % 4 == 0 => Ok(Some(bytemuck::pod_collect_to_vec(bytes))),
+            Some(bytes) => Err(corrupt(format!("centroid has {} bytes", bytes.len()))),
+        }
+    }
+
+    pub fn write_centroid(&self, wtxn: &mut RwTxn, centroid: &[f32]) -> Result<()> {
+        Ok(self
+            .meta
+            .put(wtxn, CENTROID_KEY, bytemuck::cast_slice(centroid))?)
     }
 
     #[inline]
@@ -418,6 +436,9 @@ impl Store {
             filters.clear(wtxn)?;
         }
         self.vectors.clear(wtxn)?;
+        if let Some(codes) = self.codes {
+            codes.clear(wtxn)?;
+        }
         self.links.clear(wtxn)?;
         self.keys.clear(wtxn)?;
         Ok(self.key_ids.clear(wtxn)?)
@@ -495,11 +516,15 @@ impl Store {
     }
 
     pub fn stats(&self, txn: &RoTxn) -> Result<StoreStats> {
+        let pages =
+            |s: &heed::DatabaseStat| (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
         let v = self.vectors.stat(txn)?;
         let l = self.links.stat(txn)?;
         let m = self.meta.stat(txn)?;
-        let pages =
-            |s: &heed::DatabaseStat| (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
+        let code_pages = match self.codes {
+            Some(codes) => pages(&codes.stat(txn)?),
+            None => 0,
+        };
         let filter_pages = match self.filters {
             Some(filters) => filters.pages(txn)?,
             None => 0,
@@ -509,8 +534,144 @@ impl Store {
             link_pages: pages(&l),
             meta_pages: pages(&m),
             filter_pages,
+            code_pages,
             link_entries: l.entries as u64,
         })
+    }
+}
+
+impl Slots {
+    #[inline]
+    fn get<'t>(&self, txn: &'t RoTxn, id: ItemId) -> Result<&'t [u8]> {
+        let (chunk_no, range) = chunks::locate(id, self.per_chunk, self.bytes);
+        self.slot(self.chunk(txn, chunk_no, id)?, chunk_no, range)
+    }
+
+    /// # Safety
+    /// As `Store::vector_via`.
+    #[inline]
+    unsafe fn get_via<'t>(
+        &self,
+        txn: &'t RoTxn,
+        table: &ChunkTable,
+        id: ItemId,
+    ) -> Result<&'t [u8]> {
+        let chunk_bytes = self.per_chunk * self.bytes;
+        let (chunk_no, range) = chunks::locate(id, self.per_chunk, self.bytes);
+        let chunk = match table.addresses.get(chunk_no as usize) {
+            // SAFETY: a non-zero address is that of chunk `chunk_no` as `txn` returned it,
+            // `chunk_bytes` long (checked when it was stored); by the caller's contract the
+            // page is still there, unchanged, for as long as `txn` lives.
+            Some(cell) if cell.get() != 0 => unsafe {
+                std::slice::from_raw_parts(cell.get() as *const u8, chunk_bytes)
+            },
+            Some(cell) => {
+                let chunk = self.chunk(txn, chunk_no, id)?;
+                if chunk.len() == chunk_bytes {
+                    cell.set(chunk.as_ptr() as usize);
+                }
+                chunk
+            }
+            None => self.chunk(txn, chunk_no, id)?,
+        };
+        self.slot(chunk, chunk_no, range)
+    }
+
+    /// The stored chunk `chunk_no`, which holds `id`'s slot.
+    #[inline]
+    fn chunk<'t>(&self, txn: &'t RoTxn, chunk_no: u32, id: ItemId) -> Result<&'t [u8]> {
+        self.db
+            .get(txn, &chunk_no)?
+            .ok_or_else(|| corrupt(format!("no {} chunk for item {id}", self.what)))
+    }
+
+    /// One slot's bytes inside its chunk.
+    #[inline]
+    fn slot<'c>(
+        &self,
+        chunk: &'c [u8],
+        chunk_no: u32,
+        range: std::ops::Range<usize>,
+    ) -> Result<&'c [u8]> {
+        chunk
+            .get(range)
+            .ok_or_else(|| corrupt(format!("{} chunk {chunk_no} is truncated", self.what)))
+    }
+
+    fn for_each<'t>(
+        &self,
+        txn: &'t RoTxn,
+        ids: impl Iterator<Item = ItemId>,
+        mut f: impl FnMut(ItemId, &'t [u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut current: Option<(u32, &'t [u8])> = None;
+        for id in ids {
+            let (chunk_no, range) = chunks::locate(id, self.per_chunk, self.bytes);
+            let chunk = match current {
+                Some((no, bytes)) if no == chunk_no => bytes,
+                _ => {
+                    let bytes = self.chunk(txn, chunk_no, id)?;
+                    current = Some((chunk_no, bytes));
+                    bytes
+                }
+            };
+            f(id, self.slot(chunk, chunk_no, range)?)?;
+        }
+        Ok(())
+    }
+
+    fn put<'v>(
+        &self,
+        wtxn: &mut RwTxn,
+        mut items: impl Iterator<Item = (ItemId, &'v [u8])>,
+        append: bool,
+    ) -> Result<()> {
+        let mut pending = items.next();
+        while let Some((first, _)) = pending {
+            let chunk_no = first / self.per_chunk as u32;
+            let mut chunk: Vec<u8> = match self.db.get(wtxn, &chunk_no)? {
+                Some(existing) => existing.to_vec(),
+                None => vec![0; self.per_chunk * self.bytes],
+            };
+            while let Some((id, bytes)) = pending {
+                let (c, range) = chunks::locate(id, self.per_chunk, self.bytes);
+                if c != chunk_no {
+                    break;
+                }
+                chunk[range].copy_from_slice(bytes);
+                pending = items.next();
+            }
+            let flags = if append {
+                PutFlags::APPEND
+            } else {
+                PutFlags::empty()
+            };
+            self.db.put_with_flags(wtxn, flags, &chunk_no, &chunk)?;
+        }
+        Ok(())
+    }
+
+    fn delete_empty(
+        &self,
+        wtxn: &mut RwTxn,
+        freed: &RoaringBitmap,
+        live: &RoaringBitmap,
+    ) -> Result<()> {
+        let per_chunk = self.per_chunk as u32;
+        let mut last = None;
+        for id in freed {
+            let chunk_no = id / per_chunk;
+            if last == Some(chunk_no) {
+                continue;
+            }
+            last = Some(chunk_no);
+            let first = chunk_no as u64 * per_chunk as u64;
+            let end = (first + per_chunk as u64).min(1 << 32);
+            if live.range_cardinality(first as u32..=(end - 1) as u32) == 0 {
+                self.db.delete(wtxn, &chunk_no)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -525,7 +686,19 @@ pub(crate) struct ChunkTable {
 impl ChunkTable {
     /// A table for the chunks of the ids below `meta.next_id`; later ones are looked up as usual.
     pub fn new(meta: &MetaRecord) -> ChunkTable {
-        let chunks = (meta.next_id as usize).div_ceil(meta.vectors_per_chunk.max(1) as usize);
+        Self::sized(meta.next_id, meta.vectors_per_chunk)
+    }
+
+    /// As `new`, for the chunks of the codes (none for an index without codes).
+    pub fn for_codes(meta: &MetaRecord) -> ChunkTable {
+        match meta.code_bits {
+            0 => ChunkTable::default(),
+            _ => Self::sized(meta.next_id, meta.codes_per_chunk),
+        }
+    }
+
+    fn sized(items: u32, per_chunk: u32) -> ChunkTable {
+        let chunks = (items as usize).div_ceil(per_chunk.max(1) as usize);
         ChunkTable {
             addresses: zeroed_cells(chunks),
         }
@@ -577,14 +750,6 @@ fn zeroed_cells<T: Copy + bytemuck::Zeroable>(len: usize) -> Box<[Cell<T>]> {
     unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [Cell<T>]) }
 }
 
-/// One vector's bytes inside its chunk.
-#[inline]
-fn slot(chunk: &[u8], chunk_no: u32, range: std::ops::Range<usize>) -> Result<&[u8]> {
-    chunk
-        .get(range)
-        .ok_or_else(|| corrupt(format!("vector chunk {chunk_no} is truncated")))
-}
-
 /// Page counts per database, to report where the disk goes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StoreStats {
@@ -593,5 +758,6 @@ pub struct StoreStats {
     pub meta_pages: u64,
     /// Both filter databases.
     pub filter_pages: u64,
+    pub code_pages: u64,
     pub link_entries: u64,
 }

@@ -1,0 +1,234 @@
+//! Indexes whose walk scores RaBitQ codes: recall after the exact re-ranking, exact distances,
+//! and codes kept right through every kind of write.
+
+mod common;
+
+use common::*;
+use hannoy_engine::{
+    never_cancel, Error, Index, IndexOptions, ItemId, Metric, Quantization, SearchParams, VectorRef,
+};
+
+const K: usize = 10;
+
+fn quantized(metric: Metric, dims: usize, bits: u8) -> IndexOptions {
+    IndexOptions {
+        quantization: Quantization::Rabitq { bits },
+        ..IndexOptions::new(metric, dims)
+    }
+}
+
+/// Returned distances are the exact ones, and each batch comes in ascending order.
+fn assert_exact_distances(index: &Index, metric: Metric, data: &[Vec<f32>], q: &[f32]) {
+    let reader = index.read().unwrap();
+    let found = reader
+        .search(VectorRef::Floats(q), K, &SearchParams::default())
+        .unwrap();
+    assert_eq!(found.len(), K);
+    for pair in found.windows(2) {
+        assert!(pair[0].distance <= pair[1].distance, "{found:?}");
+    }
+    for n in &found {
+        let exact = reference_distance(metric, q, &data[n.id as usize]);
+        let tolerance = 1e-4 * exact.abs().max(1.0);
+        assert!(
+            (n.distance as f64 - exact).abs() <= tolerance,
+            "{metric}: item {} at {} where the exact distance is {exact}",
+            n.id,
+            n.distance
+        );
+    }
+}
+
+#[test]
+fn codes_keep_recall_at_10_above_095_at_768_and_3072_dimensions() {
+    for (dims, queries_count) in [(768, 60), (3072, 30)] {
+        let data = embedding_like(20_000, dims, 41);
+        let queries = queries(&data, queries_count, 42);
+        let scaled_data = scaled(&data, 43);
+        for metric in [Metric::Cosine, Metric::Euclidean, Metric::InnerProduct] {
+            let data = if metric == Metric::Cosine {
+                &data
+            } else {
+                &scaled_data
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let index = Index::create(dir.path(), &quantized(metric, dims, 1)).unwrap();
+            insert_floats(&index, data);
+            let reader = index.read().unwrap();
+            // Lengths spread over 0.5-1.5 make Euclidean and inner-product neighbours a thin
+            // shell of the right lengths, which the graph itself needs more than the default
+            // ef_search for at 3,072 dimensions (codes or not).
+            let on_codes = SearchParams {
+                ef_search: 200,
+                ..Default::default()
+            };
+            let (recall, fewest) = mean_recall(
+                &reader,
+                metric,
+                data,
+                &queries,
+                K,
+                &on_codes,
+                reader.items(),
+            );
+            let on_vectors = SearchParams {
+                codes: false,
+                ..on_codes.clone()
+            };
+            let (full, _) = mean_recall(
+                &reader,
+                metric,
+                data,
+                &queries,
+                K,
+                &on_vectors,
+                reader.items(),
+            );
+            println!("{dims} dims, {metric}: recall@10 {recall:.4} on codes, {full:.4} on vectors");
+            assert_eq!(fewest, K);
+            assert!(
+                recall >= 0.95,
+                "{dims} dims, {metric}: recall@10 {recall:.4}"
+            );
+            // A filter keeping a third of the rows walks on codes too.
+            let allowed = reader.items().iter().filter(|id| id % 3 == 0).collect();
+            let filtered = SearchParams {
+                filter: Some(&allowed),
+                ..on_codes.clone()
+            };
+            let (recall, _) = mean_recall(&reader, metric, data, &queries, K, &filtered, &allowed);
+            assert!(
+                recall >= 0.95,
+                "{dims} dims, {metric}, filtered: {recall:.4}"
+            );
+            drop(reader);
+            for q in queries.iter().take(5) {
+                assert_exact_distances(&index, metric, data, q);
+            }
+        }
+    }
+}
+
+/// Deletes `ids` in one write.
+fn delete(index: &Index, ids: impl IntoIterator<Item = ItemId>) {
+    let doomed = bitmap(ids);
+    index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
+}
+
+fn assert_sound(index: &Index, when: &str) {
+    let report = index.read().unwrap().check().unwrap();
+    assert!(report.is_sound(), "{when}: {report:?}");
+    assert_eq!(report.mismatched_codes, 0, "{when}");
+}
+
+#[test]
+fn every_write_keeps_each_code_the_code_of_its_vector() {
+    let (dims, metric) = (48, Metric::Euclidean);
+    let data = scaled(&clustered(4_000, dims, 7), 8);
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::create(dir.path(), &quantized(metric, dims, 2)).unwrap();
+    // A first write of one row, then writes that double the index, which take the centroid
+    // anew and code every item again, then larger ones that only code what they add.
+    let mut next = 0;
+    for size in [1, 2, 30, 200, 1_500, 1_000] {
+        insert_floats(&index, &data[next..next + size]);
+        next += size;
+        assert_sound(&index, &format!("after inserting up to {next}"));
+    }
+    delete(&index, (0..next as u32).filter(|id| id % 7 == 3));
+    assert_sound(&index, "after deletes with repair");
+    // Freed ids are reused: their codes must be the new vectors'.
+    insert_floats(&index, &data[next..next + 500]);
+    assert_sound(&index, "after inserts into freed ids");
+    let live = index.read().unwrap().items().clone();
+    let path = dir.path().to_path_buf();
+    drop(index);
+    let index = Index::open(&path).unwrap();
+    assert_sound(&index, "after reopening");
+
+    // The same rows in a full-precision index: at an ef_search that covers the whole index
+    // both give the exact top 10.
+    let other = tempfile::tempdir().unwrap();
+    let full = Index::create(other.path(), &IndexOptions::new(metric, dims)).unwrap();
+    let rows: Vec<Vec<f32>> = live
+        .iter()
+        .map(|id| {
+            let reader = index.read().unwrap();
+            reader.vector(id).unwrap().expect("live")
+        })
+        .collect();
+    insert_floats(&full, &rows);
+    let params = SearchParams {
+        ef_search: 5_000,
+        ..Default::default()
+    };
+    let (quantized_reader, full_reader) = (index.read().unwrap(), full.read().unwrap());
+    for q in queries(&data, 20, 9) {
+        let ids = |reader: &hannoy_engine::Reader, map: &dyn Fn(ItemId) -> ItemId| {
+            reader
+                .search(VectorRef::Floats(&q), K, &params)
+                .unwrap()
+                .iter()
+                .map(|n| map(n.id))
+                .collect::<Vec<_>>()
+        };
+        let positions: Vec<ItemId> = live.iter().collect();
+        let from_quantized = ids(&quantized_reader, &|id| id);
+        let from_full = ids(&full_reader, &|local| positions[local as usize]);
+        assert_eq!(from_quantized, from_full);
+    }
+}
+
+#[test]
+fn a_drained_stream_on_codes_returns_every_item_once_with_its_exact_distance() {
+    let (dims, metric) = (32, Metric::Cosine);
+    let data = embedding_like(3_000, dims, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::create(dir.path(), &quantized(metric, dims, 1)).unwrap();
+    insert_floats(&index, &data);
+    let reader = index.read().unwrap();
+    let q = &queries(&data, 1, 12)[0];
+    let params = SearchParams {
+        ef_search: 40,
+        ..Default::default()
+    };
+    let mut seen = roaring::RoaringBitmap::new();
+    for found in reader.stream(VectorRef::Floats(q), &params).unwrap() {
+        let n = found.unwrap();
+        assert!(seen.insert(n.id), "item {} returned twice", n.id);
+        let exact = reference_distance(metric, q, &data[n.id as usize]);
+        assert!(
+            (n.distance as f64 - exact).abs() < 1e-4,
+            "{n:?} against {exact}"
+        );
+    }
+    assert_eq!(seen.len(), data.len() as u64);
+}
+
+#[test]
+fn codes_are_refused_where_they_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    for (metric, bits) in [
+        (Metric::Euclidean, 0),
+        (Metric::Euclidean, 9),
+        (Metric::Manhattan, 1),
+        (Metric::HalfManhattan, 1),
+        (Metric::Hamming, 1),
+    ] {
+        let options = IndexOptions {
+            quantization: Quantization::Rabitq { bits },
+            ..IndexOptions::new(metric, 64)
+        };
+        let err = Index::create(dir.path(), &options).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidParameter { .. }),
+            "{metric} at {bits} bits: {err}"
+        );
+    }
+    // Nothing was created by the refusals.
+    let index = Index::create(dir.path(), &quantized(Metric::HalfCosine, 64, 8)).unwrap();
+    assert_eq!(
+        index.info().unwrap().options.quantization,
+        Quantization::Rabitq { bits: 8 }
+    );
+}
