@@ -323,6 +323,7 @@ fn nearest_rows(
     let params = SearchParams {
         ef_search: guc::ef_search(),
         filter: allowed,
+        rerank: guc::rerank(),
         ..SearchParams::default()
     };
     let stream = match reader {

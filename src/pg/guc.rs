@@ -9,6 +9,9 @@ pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static MAX_SCAN_TUPLES: GucSetting<i32> = GucSetting::<i32>::new(20_000);
 /// Size in kB the pending list of inserted rows reaches before it is merged into the graph.
 pub static PENDING_LIST_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1024);
+/// On an index with codes, how many candidates each batch of a scan re-ranks with the full
+/// vectors (0: the whole candidate list).
+pub static RERANK: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// Whether a backend shows the step of hannoy's work it is in (see `crate::pg::phase`).
 pub static TRACE_PHASES: GucSetting<bool> = GucSetting::<bool>::new(false);
 
@@ -20,6 +23,19 @@ pub fn register() {
           returning rows past this many, in distance order, for as long as they are fetched.",
         &EF_SEARCH,
         1,
+        1000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"hannoy.rerank",
+        c"Candidates a hannoy scan on codes re-ranks exactly per batch (0: all of ef_search).",
+        c"An index built WITH (quantization = 'rabitq') walks its graph on compact codes and \
+          re-ranks the best candidates with the full vectors before returning them, in exact \
+          distance order. Fewer re-ranks read fewer vectors; a LIMIT above this many still \
+          gets its rows, a batch at a time.",
+        &RERANK,
+        0,
         1000,
         GucContext::Userset,
         GucFlags::default(),
@@ -63,6 +79,14 @@ pub fn register() {
 
 pub fn ef_search() -> usize {
     EF_SEARCH.get().max(1) as usize
+}
+
+/// `None`: the whole window.
+pub fn rerank() -> Option<usize> {
+    match RERANK.get() {
+        r if r <= 0 => None,
+        r => Some(r as usize),
+    }
 }
 
 pub fn max_scan_tuples() -> usize {

@@ -10,8 +10,10 @@ fn settings_have_the_documented_defaults_and_bounds() {
     assert_eq!(show("hannoy.ef_search"), "100");
     assert_eq!(show("hannoy.max_scan_tuples"), "20000");
     assert_eq!(show("hannoy.pending_list_limit"), "1MB");
+    assert_eq!(show("hannoy.rerank"), "0");
     for (setting, refused, accepted) in [
         ("hannoy.ef_search", ["0", "1001"], ["1", "1000"]),
+        ("hannoy.rerank", ["-1", "1001"], ["0", "1000"]),
         ("hannoy.max_scan_tuples", ["0", "-1"], ["1", "2147483647"]),
         ("hannoy.pending_list_limit", ["'63kB'", "0"], ["'64kB'", "'1GB'"]),
     ] {

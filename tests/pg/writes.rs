@@ -113,6 +113,34 @@ mod committed_writes {
     }
 
     #[test]
+    fn a_quantized_index_keeps_its_codes_and_recall_through_inserts_deletes_and_vacuum() {
+        let mut client = session_in_own_database("hannoy_codes");
+        load(&mut client, 6_000);
+        client
+            .batch_execute(
+                "CREATE INDEX w_idx ON w USING hannoy (embedding) WITH (quantization = 'rabitq');
+                 INSERT INTO w SELECT id + 6000, embedding FROM w WHERE id % 3 = 0;",
+            )
+            .unwrap();
+        client.batch_execute("DELETE FROM w WHERE id % 4 <> 0").unwrap();
+        client.batch_execute("VACUUM w").unwrap();
+        // Deleted rows' ids are reused by these: their codes must be the new rows'.
+        client
+            .batch_execute("INSERT INTO w SELECT id + 20000, embedding FROM w WHERE id % 8 = 0")
+            .unwrap();
+        let live: i64 = client
+            .query_one("SELECT count(*) FROM w", &[])
+            .unwrap()
+            .get(0);
+        // `sound` includes every live row's code being its vector's.
+        assert_eq!(check(&mut client), (true, live, Some(0)));
+        let queries: Vec<i32> = (1..=60).map(|i| i * 4 * 23).collect();
+        let recall = recall(&mut client, &queries);
+        assert!(recall >= 0.95, "recall@10 walking on codes = {recall}");
+        finish(client, "hannoy_codes");
+    }
+
+    #[test]
     fn deleting_everything_and_inserting_it_again_grows_the_folder_by_at_most_2_percent() {
         let mut client = session_in_own_database("hannoy_regrow");
         // pgvector's bar is set on 10,000 rows; LMDB's bookkeeping costs a few pages at any size.

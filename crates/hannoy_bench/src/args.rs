@@ -112,6 +112,10 @@ struct IndexFlags {
     /// Engines to measure; pgvector is skipped with a message when CREATE EXTENSION vector fails
     #[arg(long, value_name = "LIST", default_value = "hannoy,pgvector", value_parser = engine_list)]
     engines: std::vec::Vec<EngineName>,
+    /// hannoy walks on RaBitQ codes of B bits per coordinate (`quantization = 'rabitq'`); 0 keeps
+    /// none
+    #[arg(long, value_name = "B", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
+    bits: u8,
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +233,8 @@ pub struct Settings {
     pub seconds: f64,
     pub selectivities_percent: Vec<f64>,
     pub filter_ef_search: u32,
+    /// Bits of hannoy's RaBitQ codes, 0 for none.
+    pub bits: u8,
     /// Rows of the timed batch insert, before the cap at a tenth of the table.
     pub insert_rows: usize,
     pub engines: Vec<EngineName>,
@@ -411,6 +417,7 @@ impl Flags {
             seconds: index.seconds,
             selectivities_percent: index.selectivities,
             filter_ef_search: index.filter_ef,
+            bits: index.bits,
             insert_rows: index.insert_rows,
             engines: index.engines,
             out: output.out,

@@ -251,6 +251,13 @@ impl EngineSql {
             "WITH (m = {}, ef_construction = {})",
             settings.m, settings.ef_construction
         );
+        let hannoy_with = match settings.bits {
+            0 => with.clone(),
+            bits => format!(
+                "WITH (m = {}, ef_construction = {}, quantization = 'rabitq', bits = {bits})",
+                settings.m, settings.ef_construction
+            ),
+        };
         let pgvector_schema = quote_ident(database.pgvector_schema.as_deref().unwrap_or("public"));
         // The column's SQL type, operator class and the cast of the query (a binary float4[]
         // parameter, as for every engine).
@@ -292,7 +299,7 @@ impl EngineSql {
                 create_table: format!("CREATE TABLE items ({columns})"),
                 create_staging: format!("CREATE TABLE items_new ({columns})"),
                 create_index: format!(
-                    "CREATE INDEX items_hannoy_idx ON items USING hannoy (embedding {opclass}{}) {with}",
+                    "CREATE INDEX items_hannoy_idx ON items USING hannoy (embedding {opclass}{}) {hannoy_with}",
                     if filtered { ", category" } else { "" }
                 ),
                 distance: format!("embedding {operator} {query}"),

@@ -239,6 +239,13 @@ fn write_settings(md: &mut String, settings: &Settings) {
         ("m", settings.m.to_string()),
         ("ef_construction", settings.ef_construction.to_string()),
         (
+            "hannoy quantization",
+            match settings.bits {
+                0 => "none".to_string(),
+                bits => format!("rabitq, {bits} bit(s) per coordinate"),
+            },
+        ),
+        (
             "ef_search sweep",
             list(settings.ef_search.iter().map(u32::to_string).collect()),
         ),

@@ -32,6 +32,8 @@ struct Args {
     ef_construction: usize,
     /// Bits per coordinate of the index's RaBitQ codes (`--bits`); 0: none.
     bits: u8,
+    /// Estimates re-ranked per batch on codes (`--rerank`); `None`: the whole window.
+    rerank: Option<usize>,
 }
 
 /// Makes `n` vectors of `dims` from a seed.
@@ -61,6 +63,7 @@ fn parse() -> Args {
         batch: 0,
         ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
         bits: 0,
+        rerank: None,
     };
     let list = |s: &str| {
         s.split(',')
@@ -96,6 +99,7 @@ fn parse() -> Args {
             "--batch" => args.batch = it.next().unwrap().parse().unwrap(),
             "--ef-construction" => args.ef_construction = it.next().unwrap().parse().unwrap(),
             "--bits" => args.bits = it.next().unwrap().parse().unwrap(),
+            "--rerank" => args.rerank = Some(it.next().unwrap().parse().unwrap()),
             "--data" => {
                 args.data = match it.next().as_deref() {
                     Some("embeddings") => DataKind::Embeddings,
@@ -109,7 +113,7 @@ fn parse() -> Args {
             }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B]\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B] [--rerank R]\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -362,6 +366,7 @@ fn sweep(built: Built<'_>, rows: &mut Rows) {
                 ef_search: ef,
                 strategy: Strategy::Graph,
                 codes,
+                rerank: args.rerank,
                 ..Default::default()
             };
             let r = run_queries(index, metric, data, queries, &truth, &params);

@@ -579,7 +579,8 @@ impl<'i> Reader<'i> {
         NeighborStream::new(self.view(), &self.items, query, params)
     }
 
-    /// The `k` nearest neighbours, ascending by (distance, id); `ef_search` is raised to `k`.
+    /// The `k` nearest neighbours, ascending by (distance, id); `ef_search` and `rerank` are
+    /// raised to `k`.
     pub fn search(
         &self,
         query: VectorRef<'_>,
@@ -588,6 +589,7 @@ impl<'i> Reader<'i> {
     ) -> Result<Vec<Neighbor>> {
         let params = SearchParams {
             ef_search: params.ef_search.max(k),
+            rerank: params.rerank.map(|r| r.max(k)),
             ..params.clone()
         };
         let mut stream = self.stream(query, &params)?;

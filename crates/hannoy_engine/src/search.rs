@@ -20,7 +20,7 @@ use crate::codes::CodedQuery;
 use crate::distance::PreparedQuery;
 use crate::error::Result;
 use crate::graph::beam::Beam;
-use crate::graph::view::{Codes, LmdbView};
+use crate::graph::view::{Coded, Codes, LmdbView};
 use crate::graph::visited::{PooledVisited, Visited};
 use crate::graph::{descend, search_layer, GraphView, Scored};
 use crate::ItemId;
@@ -62,6 +62,9 @@ pub struct SearchParams<'f> {
     /// Whether the walk scores with the index's codes where it keeps them (re-ranking what it
     /// returns with the full vectors); false walks on the full vectors.
     pub codes: bool,
+    /// On codes, how many of the window's best estimates each batch re-ranks exactly and hands
+    /// out (the rest wait for the next batch); `None`: the whole window.
+    pub rerank: Option<usize>,
 }
 
 impl Default for SearchParams<'_> {
@@ -72,6 +75,7 @@ impl Default for SearchParams<'_> {
             strategy: Strategy::Auto,
             max_visited: None,
             codes: true,
+            rerank: None,
         }
     }
 }
@@ -162,6 +166,8 @@ struct Walk<'t> {
     coded: Option<(Codes<'t>, CodedQuery)>,
     /// Items re-ranked exactly and not yet handed out by `next`.
     reranked: VecDeque<Scored>,
+    /// Estimates re-ranked per batch on codes.
+    rerank: usize,
     two_hop: bool,
     frontier: BinaryHeap<Reverse<Scored>>,
     /// The best items found and not yet returned; everything else found waits in `overflow`.
@@ -213,6 +219,7 @@ impl<'t> NeighborStream<'t> {
                 let mut walk = Walk {
                     coded,
                     reranked: VecDeque::new(),
+                    rerank: params.rerank.unwrap_or(usize::MAX).max(1),
                     two_hop,
                     allowed,
                     frontier: BinaryHeap::new(),
@@ -228,14 +235,16 @@ impl<'t> NeighborStream<'t> {
                     second_hop: Vec::with_capacity(64),
                     returned: 0,
                 };
-                let start = if top >= 1 {
-                    let above = descend(&view, query.bytes(), entry, top, 1, &mut walk.visited)?;
-                    let mut seeds =
-                        search_layer(&view, query.bytes(), &above, ef, 1, &mut walk.visited)?;
-                    seeds.truncate(SEEDS);
-                    seeds
-                } else {
-                    descend(&view, query.bytes(), entry, top, 0, &mut walk.visited)?
+                let start = match &walk.coded {
+                    Some((codes, coded)) => {
+                        let coded = Coded {
+                            view: &view,
+                            codes: *codes,
+                            query: coded,
+                        };
+                        seeds(&coded, query.bytes(), entry, top, ef, &mut walk.visited)?
+                    }
+                    None => seeds(&view, query.bytes(), entry, top, ef, &mut walk.visited)?,
                 };
                 walk.visited.clear();
                 // The seeds were scored on the way down; each is scored once in all.
@@ -386,7 +395,14 @@ impl Walk<'_> {
         if !self.walk_until_ready(view, query)? {
             return Ok(Vec::new());
         }
-        let mut window = std::iter::from_fn(|| self.window.pop_first()).collect::<Vec<_>>();
+        let take = if self.coded.is_some() {
+            self.rerank
+        } else {
+            usize::MAX
+        };
+        let mut window = std::iter::from_fn(|| self.window.pop_first())
+            .take(take)
+            .collect::<Vec<_>>();
         self.refill(view)?;
         self.returned += window.len();
         if self.coded.is_some() {
@@ -576,14 +592,40 @@ impl Walk<'_> {
     }
 }
 
-/// Replaces the estimates of a window by exact scores and sorts it by them. Every vector is
-/// asked for before any is read, so their cache misses overlap.
-fn rerank(view: &LmdbView<'_>, query: &[u8], window: &mut [Scored]) -> Result<()> {
-    for s in window.iter() {
-        view.prefetch(s.id);
+/// Where layer 0's walk starts: the `SEEDS` best of a beam of `ef` on layer 1, reached by the
+/// greedy descent from the entry point (`entry` on `top`).
+fn seeds<G: GraphView>(
+    graph: &G,
+    query: &[u8],
+    entry: ItemId,
+    top: usize,
+    ef: usize,
+    visited: &mut PooledVisited,
+) -> Result<Vec<Scored>> {
+    if top == 0 {
+        return descend(graph, query, entry, top, 0, visited);
     }
-    for s in window.iter_mut() {
-        s.score = view.score(query, s.id)?;
+    let above = descend(graph, query, entry, top, 1, visited)?;
+    let mut seeds = search_layer(graph, query, &above, ef, 1, visited)?;
+    seeds.truncate(SEEDS);
+    Ok(seeds)
+}
+
+/// Replaces the estimates of a window by exact scores and sorts it by them. Every vector is
+/// found and asked for before any is read, so their cache misses overlap: in a walk on codes
+/// none of them has been read yet.
+fn rerank(view: &LmdbView<'_>, query: &[u8], window: &mut [Scored]) -> Result<()> {
+    let vectors = window
+        .iter()
+        .map(|s| {
+            let v = view.vector(s.id)?;
+            crate::distance::prefetch(v.as_ptr(), v.len());
+            Ok(v)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metric = view.metric();
+    for (s, v) in window.iter_mut().zip(vectors) {
+        s.score = metric.score(query, v);
     }
     window.sort_unstable();
     Ok(())

@@ -179,6 +179,41 @@ impl GraphView for LmdbView<'_> {
     }
 }
 
+/// A view that scores with the codes: for the descent to the walk's seeds, so that the whole
+/// search up to the exact re-ranking reads codes only. `score` ignores the query bytes it is
+/// given and estimates for `query`.
+pub(crate) struct Coded<'v, 't> {
+    pub view: &'v LmdbView<'t>,
+    pub codes: Codes<'t>,
+    pub query: &'v CodedQuery,
+}
+
+impl GraphView for Coded<'_, '_> {
+    fn metric(&self) -> Metric {
+        self.view.metric()
+    }
+
+    #[inline]
+    fn vector(&self, id: ItemId) -> Result<&[u8]> {
+        self.view.vector(id)
+    }
+
+    #[inline]
+    fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
+        self.view.neighbours(id, layer, out)
+    }
+
+    #[inline]
+    fn prefetch(&self, id: ItemId) {
+        self.view.prefetch_code(self.codes, id)
+    }
+
+    #[inline]
+    fn score(&self, _query: &[u8], id: ItemId) -> Result<f32> {
+        self.view.estimate(self.codes, self.query, id)
+    }
+}
+
 impl LmdbView<'_> {
     /// Hints that `id`'s layer-0 list is about to be read, if its place is known already.
     #[inline]
