@@ -67,8 +67,12 @@ fn a_quantized_index_returns_the_exact_order_and_codes_its_inserted_rows() {
         );
         // Rows through the pending list: every code stays its vector's (the check re-codes each
         // live vector). VACUUM's deletes are in `writes`.
-        run("INSERT INTO codes_t SELECT id + 100000, embedding FROM codes_t WHERE id % 10 = 0;
-             INSERT INTO codes_t SELECT id + 200000, embedding FROM codes_t WHERE id % 10 = 2 AND id < 100000;");
+        // Moved a little off their originals, so that no two rows tie.
+        let moved = "(SELECT array_agg(x + 0.01::real ORDER BY o) FROM unnest(embedding) WITH ORDINALITY u(x, o))";
+        run(&format!(
+            "INSERT INTO codes_t SELECT id + 100000, {moved} FROM codes_t WHERE id % 10 = 0;
+             INSERT INTO codes_t SELECT id + 200000, {moved} FROM codes_t WHERE id % 10 = 2 AND id < 100000;"
+        ));
         assert_eq!(
             one_i64("SELECT (sound AND heap_rows_missing = 0)::int::int8 FROM hannoy_index_check('codes_t_idx')"),
             1,
@@ -103,7 +107,8 @@ fn a_quantized_index_returns_the_exact_order_and_codes_its_inserted_rows() {
         let d = distances(&query);
         assert_eq!(d.len(), 100, "{opclass}");
         assert!(d[..20].windows(2).all(|w| w[0] <= w[1]), "{opclass}: {d:?}");
-        run("RESET hannoy.ef_search; RESET hannoy.rerank; DROP INDEX codes_t_idx");
+        run("RESET hannoy.ef_search; RESET hannoy.rerank; DROP INDEX codes_t_idx;
+             DELETE FROM codes_t WHERE id >= 100000");
     }
 }
 
