@@ -34,6 +34,8 @@ struct Args {
     bits: u8,
     /// Estimates re-ranked per batch on codes (`--rerank`); `None`: the whole window.
     rerank: Option<usize>,
+    /// Queries measured from a cold page cache (`--cold N`); 0 skips the step.
+    cold: usize,
 }
 
 /// Makes `n` vectors of `dims` from a seed.
@@ -64,6 +66,7 @@ fn parse() -> Args {
         ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
         bits: 0,
         rerank: None,
+        cold: 0,
     };
     let list = |s: &str| {
         s.split(',')
@@ -100,6 +103,7 @@ fn parse() -> Args {
             "--ef-construction" => args.ef_construction = it.next().unwrap().parse().unwrap(),
             "--bits" => args.bits = it.next().unwrap().parse().unwrap(),
             "--rerank" => args.rerank = Some(it.next().unwrap().parse().unwrap()),
+            "--cold" => args.cold = it.next().unwrap().parse().unwrap(),
             "--data" => {
                 args.data = match it.next().as_deref() {
                     Some("embeddings") => DataKind::Embeddings,
@@ -113,7 +117,7 @@ fn parse() -> Args {
             }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B] [--rerank R]\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B] [--rerank R] [--cold N]\n  --cold N: N queries each from a cold start (index closed, its file dropped from the page cache), with the pages each brings in\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -248,7 +252,7 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
     };
     eprintln!("generated data in {:.1}s", t.elapsed().as_secs_f64());
     let mut rows: Vec<(String, String)> = Vec::new();
-    let (_dir, index) = build(args, &data, dims, &mut rows);
+    let (_dir, mut index) = build(args, &data, dims, &mut rows);
     let live: RoaringBitmap = (0..data.len() as u32).collect();
     let built = Built {
         args,
@@ -261,6 +265,16 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
     if args.filters {
         filtered(built, &mut rows);
     }
+    if args.cold > 0 {
+        index = cold(args, index, &data, &queries, &live, &mut rows);
+    }
+    let built = Built {
+        args,
+        index: &index,
+        data: &data,
+        queries: &queries,
+        live: &live,
+    };
     if !args.quick {
         // New rows for the writes: generated, or the file's rows after the first n.
         let (one_percent, merged) = if args.data == DataKind::Files {
@@ -281,6 +295,116 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
 }
 
 type Rows = Vec<(String, String)>;
+
+/// Queries from a cold start, each walk kind in turn: before each query the index is closed (so
+/// no mapping holds its pages) and its data file dropped from the page cache, so every page the
+/// query needs comes from disk; after it, `mincore` counts the file's pages in memory: the
+/// pages the query touched (with the B-tree's root and branch pages on the way). Returns the
+/// index open again.
+fn cold(
+    args: &Args,
+    mut index: Index,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    live: &RoaringBitmap,
+    rows: &mut Rows,
+) -> Index {
+    let path = index.path().to_path_buf();
+    let file = path.join("data.mdb");
+    let queries = &queries[..args.cold.min(queries.len())];
+    let truth = ground_truth(args.metric, data, live, queries, None);
+    let walks: &[(bool, &str)] = if args.bits > 0 {
+        &[(true, "codes"), (false, "vectors")]
+    } else {
+        &[(false, "vectors")]
+    };
+    for &ef in &args.efs {
+        for &(codes, walk) in walks {
+            let params = SearchParams {
+                ef_search: ef,
+                strategy: Strategy::Graph,
+                codes,
+                rerank: args.rerank,
+                ..Default::default()
+            };
+            let (mut latencies, mut pages, mut total_recall) = (Vec::new(), 0usize, 0.0);
+            for (q, t) in queries.iter().zip(&truth) {
+                drop(index);
+                page_cache::evict(&file);
+                let start = Instant::now();
+                index = Index::open(&path).unwrap();
+                let found = index
+                    .read()
+                    .unwrap()
+                    .search(VectorRef::Floats(q), 10, &params)
+                    .unwrap();
+                latencies.push(start.elapsed().as_secs_f64());
+                pages += page_cache::resident(&file);
+                let ids: Vec<u32> = found.iter().map(|n| n.id).collect();
+                total_recall += recall(&ids, t, |id| {
+                    reference_distance(args.metric, q, &data[id as usize])
+                });
+            }
+            latencies.sort_by(f64::total_cmp);
+            let at = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+            rows.push((
+                format!("cold, ef_search {ef}, {walk}"),
+                format!(
+                    "recall@10 {:.3}, p50 {:.2} ms, p99 {:.2} ms, {:.0} pages touched per query ({} queries)",
+                    total_recall / queries.len() as f64,
+                    at(50) * 1e3,
+                    at(99) * 1e3,
+                    pages as f64 / queries.len() as f64,
+                    queries.len()
+                ),
+            ));
+        }
+    }
+    index
+}
+
+/// The page cache's view of a file, through the kernel's own calls.
+mod page_cache {
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+
+    /// Drops the file's clean pages from the page cache. Pages some process maps stay: the
+    /// caller closes the index first.
+    pub fn evict(path: &Path) {
+        let file = std::fs::File::open(path).unwrap();
+        // SAFETY: a valid descriptor; the advice only drops cached copies of the file.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0, "posix_fadvise");
+    }
+
+    /// How many of the file's pages are in the page cache.
+    pub fn resident(path: &Path) -> usize {
+        let file = std::fs::File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        if len == 0 {
+            return 0;
+        }
+        let page = 4096;
+        // SAFETY: a read-only shared mapping of a file we hold open, unmapped below; mincore
+        // writes one byte per page into a vector of exactly that many bytes.
+        unsafe {
+            let address = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(address, libc::MAP_FAILED, "mmap");
+            let mut pages = vec![0u8; len.div_ceil(page)];
+            let rc = libc::mincore(address, len, pages.as_mut_ptr());
+            libc::munmap(address, len);
+            assert_eq!(rc, 0, "mincore");
+            pages.iter().filter(|&&p| p & 1 == 1).count()
+        }
+    }
+}
 
 /// What the measuring steps share: the built index, its rows (all live) and the queries.
 #[derive(Clone, Copy)]
