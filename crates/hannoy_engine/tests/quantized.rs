@@ -232,3 +232,38 @@ fn codes_are_refused_where_they_cannot_serve() {
         Quantization::Rabitq { bits: 8 }
     );
 }
+
+/// Half-float vectors are coded from their values as floats (normalised for cosine, which stores
+/// them as given): their codes must serve the walk as well as those of the same f32 values.
+#[test]
+fn codes_of_half_float_vectors_serve_as_well_as_those_of_f32_vectors() {
+    let dims = 96;
+    let data = embedding_like(8_000, dims, 21);
+    let scaled_data = as_halves(&scaled(&data, 22));
+    let queries = as_halves(&queries(&data, 100, 23));
+    let recall_on_codes = |metric: Metric, data: &[Vec<f32>]| {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::create(dir.path(), &quantized(metric, dims, 2)).unwrap();
+        insert_floats(&index, data);
+        let reader = index.read().unwrap();
+        assert!(reader.check().unwrap().is_sound());
+        let params = SearchParams::default();
+        mean_recall(&reader, metric, data, &queries, K, &params, reader.items()).0
+    };
+    for metric in [Metric::Cosine, Metric::Euclidean, Metric::InnerProduct] {
+        let data = if metric == Metric::Cosine {
+            &data
+        } else {
+            &scaled_data
+        };
+        let half = metric.in_half_floats().unwrap();
+        let (f32_recall, half_recall) =
+            (recall_on_codes(metric, data), recall_on_codes(half, data));
+        println!("{metric}: recall@10 on codes {f32_recall:.4}, {half}: {half_recall:.4}");
+        assert!(half_recall >= 0.92, "{half}: {half_recall:.4}");
+        assert!(
+            (half_recall - f32_recall).abs() <= 0.03,
+            "{half}: {half_recall:.4} against {f32_recall:.4} for {metric}"
+        );
+    }
+}
