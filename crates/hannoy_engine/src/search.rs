@@ -240,7 +240,8 @@ impl<'t> NeighborStream<'t> {
                         let coded = Coded {
                             view: &view,
                             codes: *codes,
-                            query: coded,
+                            query: query.bytes(),
+                            coded,
                         };
                         seeds(&coded, query.bytes(), entry, top, ef, &mut walk.visited)?
                     }

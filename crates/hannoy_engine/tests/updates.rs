@@ -499,7 +499,21 @@ fn many_copies_of_each_vector_stay_reachable_and_searchable() {
         assert!(report.is_sound(), "after a batch of copies: {report:?}");
     }
 
-    for (name, index) in [("bulk", &bulk), ("batches of 100", &small)] {
+    // The same bulk build walked on codes: the seeds' beam on codes must still count copies
+    // as one place.
+    let coded_dir = tempfile::tempdir().unwrap();
+    let options = hannoy_engine::IndexOptions {
+        quantization: hannoy_engine::Quantization::Rabitq { bits: 4 },
+        ..hannoy_engine::IndexOptions::new(Metric::Cosine, dims)
+    };
+    let coded = hannoy_engine::Index::create(coded_dir.path(), &options).unwrap();
+    insert_floats(&coded, &all);
+
+    for (name, index) in [
+        ("bulk", &bulk),
+        ("batches of 100", &small),
+        ("bulk, on codes", &coded),
+    ] {
         let reader = index.read().unwrap();
         let report = reader.check().unwrap();
         assert_eq!(report.reachable, 9_300, "{name}: {report:?}");

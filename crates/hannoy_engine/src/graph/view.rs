@@ -179,13 +179,14 @@ impl GraphView for LmdbView<'_> {
     }
 }
 
-/// A view that scores with the codes: for the descent to the walk's seeds, so that the whole
-/// search up to the exact re-ranking reads codes only. `score` ignores the query bytes it is
-/// given and estimates for `query`.
+/// A view that scores the query with the codes: for the descent to the walk's seeds, so that
+/// the whole search up to the exact re-ranking reads codes only.
 pub(crate) struct Coded<'v, 't> {
     pub view: &'v LmdbView<'t>,
     pub codes: Codes<'t>,
-    pub query: &'v CodedQuery,
+    /// The query in stored form, as the search passes it to `score`, and prepared for codes.
+    pub query: &'v [u8],
+    pub coded: &'v CodedQuery,
 }
 
 impl GraphView for Coded<'_, '_> {
@@ -208,9 +209,16 @@ impl GraphView for Coded<'_, '_> {
         self.view.prefetch_code(self.codes, id)
     }
 
+    /// An estimate for the query; an exact score for anything else a search scores against
+    /// (a beam's test of whether two items are copies scores one item's vector against
+    /// another), which only the query's own bytes, by address, tell apart.
     #[inline]
-    fn score(&self, _query: &[u8], id: ItemId) -> Result<f32> {
-        self.view.estimate(self.codes, self.query, id)
+    fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
+        if std::ptr::eq(query, self.query) {
+            self.view.estimate(self.codes, self.coded, id)
+        } else {
+            self.view.score(query, id)
+        }
     }
 }
 
