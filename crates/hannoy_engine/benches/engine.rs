@@ -296,6 +296,27 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
 
 type Rows = Vec<(String, String)>;
 
+/// The walks a sweep measures, with their names: with codes, the same graph walked on the codes
+/// and on the full vectors; without, the one walk, unnamed.
+fn walks(args: &Args) -> &'static [(bool, &'static str)] {
+    if args.bits > 0 {
+        &[(true, "codes"), (false, "vectors")]
+    } else {
+        &[(false, "")]
+    }
+}
+
+/// A graph walk at `ef`, on codes or not.
+fn walk_params(args: &Args, ef: usize, codes: bool) -> SearchParams<'static> {
+    SearchParams {
+        ef_search: ef,
+        strategy: Strategy::Graph,
+        codes,
+        rerank: args.rerank,
+        ..Default::default()
+    }
+}
+
 /// Queries from a cold start, each walk kind in turn: before each query the index is closed (so
 /// no mapping holds its pages) and its data file dropped from the page cache, so every page the
 /// query needs comes from disk; after it, `mincore` counts the file's pages in memory: the
@@ -313,20 +334,10 @@ fn cold(
     let file = path.join("data.mdb");
     let queries = &queries[..args.cold.min(queries.len())];
     let truth = ground_truth(args.metric, data, live, queries, None);
-    let walks: &[(bool, &str)] = if args.bits > 0 {
-        &[(true, "codes"), (false, "vectors")]
-    } else {
-        &[(false, "vectors")]
-    };
     for &ef in &args.efs {
-        for &(codes, walk) in walks {
-            let params = SearchParams {
-                ef_search: ef,
-                strategy: Strategy::Graph,
-                codes,
-                rerank: args.rerank,
-                ..Default::default()
-            };
+        for &(codes, walk) in walks(args) {
+            let params = walk_params(args, ef, codes);
+            let walk = if walk.is_empty() { "vectors" } else { walk };
             let (mut latencies, mut pages, mut total_recall) = (Vec::new(), 0usize, 0.0);
             for (q, t) in queries.iter().zip(&truth) {
                 drop(index);
@@ -478,20 +489,13 @@ fn sweep(built: Built<'_>, rows: &mut Rows) {
     } = built;
     let metric = args.metric;
     let truth = ground_truth(metric, data, live, queries, None);
-    // With codes, the same graph walked on the codes and on the full vectors.
-    let walks: &[(bool, &str)] = if args.bits > 0 {
-        &[(true, ", codes"), (false, ", vectors")]
-    } else {
-        &[(false, "")]
-    };
     for &ef in &args.efs {
-        for &(codes, walk) in walks {
-            let params = SearchParams {
-                ef_search: ef,
-                strategy: Strategy::Graph,
-                codes,
-                rerank: args.rerank,
-                ..Default::default()
+        for &(codes, walk) in walks(args) {
+            let params = walk_params(args, ef, codes);
+            let walk = if walk.is_empty() {
+                String::new()
+            } else {
+                format!(", {walk}")
             };
             let r = run_queries(index, metric, data, queries, &truth, &params);
             rows.push((

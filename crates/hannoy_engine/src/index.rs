@@ -612,14 +612,7 @@ impl<'i> Reader<'i> {
             return Ok(None);
         }
         let bytes = self.store.vector(&self.txn, &self.meta, id)?;
-        Ok(Some(if metric.is_half() {
-            bytemuck::pod_collect_to_vec::<u8, u16>(bytes)
-                .into_iter()
-                .map(|bits| half::f16::from_bits(bits).to_f32())
-                .collect()
-        } else {
-            bytemuck::pod_collect_to_vec(bytes)
-        }))
+        Ok(crate::distance::stored_floats(metric, bytes))
     }
 
     /// The caller's key of a live item (see [`Writer::insert_keyed`]).

@@ -29,17 +29,7 @@ const ROTATION_SEED_MIX: u64 = 0x0c0d_e5c0_de5c_0de5;
 /// distances in: as stored, except cosine over half floats, stored as given, is normalised
 /// (f32 cosine vectors are stored normalised already). `None` for bit vectors.
 pub(crate) fn code_input(metric: Metric, stored: &[u8]) -> Option<Vec<f32>> {
-    if metric.is_binary() {
-        return None;
-    }
-    let mut floats: Vec<f32> = if metric.is_half() {
-        bytemuck::pod_collect_to_vec::<u8, u16>(stored)
-            .into_iter()
-            .map(|bits| half::f16::from_bits(bits).to_f32())
-            .collect()
-    } else {
-        bytemuck::pod_collect_to_vec(stored)
-    };
+    let mut floats = crate::distance::stored_floats(metric, stored)?;
     if metric == Metric::HalfCosine {
         let norm = floats.iter().map(|x| x * x).sum::<f32>().sqrt();
         if norm > 0.0 {

@@ -606,6 +606,21 @@ impl PreparedQuery {
     }
 }
 
+/// A stored vector as floats (half floats widened); `None` for bit vectors.
+pub(crate) fn stored_floats(metric: Metric, stored: &[u8]) -> Option<Vec<f32>> {
+    if metric.is_binary() {
+        return None;
+    }
+    Some(if metric.is_half() {
+        bytemuck::pod_collect_to_vec::<u8, u16>(stored)
+            .into_iter()
+            .map(|bits| half::f16::from_bits(bits).to_f32())
+            .collect()
+    } else {
+        bytemuck::pod_collect_to_vec(stored)
+    })
+}
+
 /// Asks the CPU to start loading up to 1 KiB from `address` into cache, `len` bytes at most.
 /// Only a hint: a prefetch never faults, whatever the address, so any address is safe to pass.
 #[inline]
