@@ -20,6 +20,29 @@ fn operators_compute_pgvector_distances_without_an_index() {
     assert!(value("SELECT '{0,0}'::real[] <=> '{1,2}'").is_nan());
 }
 
+/// The index scan of `table_idx` (with seq scans off) returns the same 50 rows nearest to row
+/// `q` as a sequential scan does, in distance order: the executor does not re-sort an index
+/// scan, so the order is the index's own.
+fn assert_top_50_is_exact(table: &str, opclass: &str, op: &str, q: i32) {
+    let target = format!("(SELECT embedding FROM {table} WHERE id = {q})");
+    let query = format!(
+        "SELECT id, embedding {op} {target} FROM {table} ORDER BY embedding {op} {target} LIMIT 50"
+    );
+    assert!(
+        explain(&query).contains(&format!("Index Scan using {table}_idx")),
+        "{opclass}"
+    );
+    let (index_ids, index_distances) = (ids(&query), distances(&query));
+    run("SET enable_indexscan = off; SET enable_seqscan = on");
+    let exact_ids = ids(&query);
+    run("SET enable_indexscan = on; SET enable_seqscan = off");
+    assert_eq!(index_ids, exact_ids, "{opclass} query {q}");
+    assert!(
+        index_distances.windows(2).all(|w| w[0] <= w[1]),
+        "{opclass} query {q}: {index_distances:?}"
+    );
+}
+
 #[pg_test]
 fn with_a_large_ef_search_every_operator_class_returns_the_exact_order() {
     clustered_table("exact_t", 2_000, 16, 20, 0.4, 0.11);
@@ -29,21 +52,7 @@ fn with_a_large_ef_search_every_operator_class_returns_the_exact_order() {
             "CREATE INDEX exact_t_idx ON exact_t USING hannoy (embedding {opclass})"
         ));
         for q in [7, 500, 1999] {
-            let query = format!(
-                "SELECT id, embedding {op} (SELECT embedding FROM exact_t WHERE id = {q}) \
-                 FROM exact_t ORDER BY embedding {op} (SELECT embedding FROM exact_t WHERE id = {q}) LIMIT 50"
-            );
-            assert!(explain(&query).contains("Index Scan using exact_t_idx"), "{opclass}");
-            let (index_ids, index_distances) = (ids(&query), distances(&query));
-            run("SET enable_indexscan = off; SET enable_seqscan = on");
-            let exact_ids = ids(&query);
-            run("SET enable_indexscan = on; SET enable_seqscan = off");
-            assert_eq!(index_ids, exact_ids, "{opclass} query {q}");
-            // The rows come in distance order (the executor does not re-sort an index scan).
-            assert!(
-                index_distances.windows(2).all(|w| w[0] <= w[1]),
-                "{opclass} query {q}: {index_distances:?}"
-            );
+            assert_top_50_is_exact("exact_t", opclass, op, q);
         }
         run("DROP INDEX exact_t_idx");
     }
@@ -80,22 +89,7 @@ fn a_quantized_index_returns_the_exact_order_and_codes_its_inserted_rows() {
         );
         run("SET hannoy.ef_search = 1000");
         for q in [7, 1500, 2999] {
-            let target = format!("(SELECT embedding FROM codes_t WHERE id = {q})");
-            let query = format!(
-                "SELECT id, embedding {op} {target} FROM codes_t ORDER BY embedding {op} {target} LIMIT 50"
-            );
-            assert!(explain(&query).contains("Index Scan using codes_t_idx"), "{opclass}");
-            let (index_ids, index_distances) = (ids(&query), distances(&query));
-            run("SET enable_indexscan = off; SET enable_seqscan = on");
-            let exact_ids = ids(&query);
-            run("SET enable_indexscan = on; SET enable_seqscan = off");
-            assert_eq!(index_ids, exact_ids, "{opclass} query {q}");
-            // The executor does not re-sort an index scan: the order is the index's own,
-            // re-ranked on exact distances.
-            assert!(
-                index_distances.windows(2).all(|w| w[0] <= w[1]),
-                "{opclass} query {q}: {index_distances:?}"
-            );
+            assert_top_50_is_exact("codes_t", opclass, op, q);
         }
         // Re-ranking 20 per batch: a LIMIT past it still gets its rows, the first batch (merged
         // with the pending list's rows, also in order) in exact order.
