@@ -141,6 +141,8 @@ struct QueryRun {
     /// Distances the layer-0 walk computed per query (`NeighborStream::visited`; the descent
     /// through the upper layers adds a few dozen).
     scored: f64,
+    /// Share of the queries whose walk found pages out of memory and asked for them ahead.
+    advised: f64,
 }
 
 fn run_queries(
@@ -156,6 +158,7 @@ fn run_queries(
     let mut total_recall = 0.0;
     let mut rows = 0usize;
     let mut scored = 0usize;
+    let mut advised = 0usize;
     // What `Reader::search` does, through the stream so that its work can be counted.
     let params = SearchParams {
         ef_search: params.ef_search.max(10),
@@ -175,6 +178,7 @@ fn run_queries(
         }
         found.truncate(10);
         scored += stream.distances();
+        advised += stream.advised() as usize;
         latencies.push(s.elapsed().as_secs_f64());
         rows += found.len();
         total_recall += recall(&found, t, |id| {
@@ -189,6 +193,7 @@ fn run_queries(
         p99_ms: latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)] * 1e3,
         rows: rows as f64 / queries.len() as f64,
         scored: scored as f64 / queries.len() as f64,
+        advised: advised as f64 / queries.len() as f64,
     }
 }
 
@@ -374,46 +379,12 @@ fn cold(
     index
 }
 
-/// The page cache's view of a file, through the kernel's own calls.
-mod page_cache {
-    use std::os::fd::AsRawFd;
-    use std::path::Path;
-
-    /// Drops the file's clean pages from the page cache. Pages some process maps stay: the
-    /// caller closes the index first.
-    pub fn evict(path: &Path) {
-        let file = std::fs::File::open(path).unwrap();
-        // SAFETY: a valid descriptor; the advice only drops cached copies of the file.
-        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(rc, 0, "posix_fadvise");
-    }
-
-    /// How many of the file's pages are in the page cache.
-    pub fn resident(path: &Path) -> usize {
-        let file = std::fs::File::open(path).unwrap();
-        let len = file.metadata().unwrap().len() as usize;
-        if len == 0 {
-            return 0;
-        }
-        let page = 4096;
-        // SAFETY: a read-only shared mapping of a file we hold open, unmapped below; mincore
-        // writes one byte per page into a vector of exactly that many bytes.
-        unsafe {
-            let address = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            );
-            assert_ne!(address, libc::MAP_FAILED, "mmap");
-            let mut pages = vec![0u8; len.div_ceil(page)];
-            let rc = libc::mincore(address, len, pages.as_mut_ptr());
-            libc::munmap(address, len);
-            assert_eq!(rc, 0, "mincore");
-            pages.iter().filter(|&&p| p & 1 == 1).count()
-        }
+/// Says how many walks asked for pages ahead (none should, with every page in memory).
+fn advised_note(share: f64) -> String {
+    if share > 0.0 {
+        format!(", {:.1}% of walks asked for pages ahead", share * 100.0)
+    } else {
+        String::new()
     }
 }
 
@@ -501,8 +472,12 @@ fn sweep(built: Built<'_>, rows: &mut Rows) {
             rows.push((
                 format!("ef_search {ef}{walk}"),
                 format!(
-                    "recall@10 {:.3}, {:.0} q/s, p99 {:.2} ms, {:.0} distances",
-                    r.recall, r.qps, r.p99_ms, r.scored
+                    "recall@10 {:.3}, {:.0} q/s, p99 {:.2} ms, {:.0} distances{}",
+                    r.recall,
+                    r.qps,
+                    r.p99_ms,
+                    r.scored,
+                    advised_note(r.advised)
                 ),
             ));
         }

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
 
 use roaring::RoaringBitmap;
 
@@ -23,6 +24,7 @@ use crate::graph::beam::Beam;
 use crate::graph::view::{Coded, Codes, LmdbView};
 use crate::graph::visited::{PooledVisited, Visited};
 use crate::graph::{descend, search_layer, GraphView, Scored};
+use crate::storage::advice;
 use crate::ItemId;
 
 /// Default candidate-list size: large enough for recall@10 of 0.95 on real sentence embeddings
@@ -120,6 +122,13 @@ pub fn estimated_distances(allowed: u64, live: u64, ef: usize, m0: usize) -> f64
 /// single greedy entry can land in the wrong one of two nearby clusters and stay there.
 const SEEDS: usize = 8;
 
+/// A step of the walk this slow has waited on pages read from disk (one read takes 50 µs to
+/// several ms, a step in memory a few µs, up to about 200 µs for 32 full vectors of 16,000
+/// dimensions): from then on the walk asks the kernel for each step's pages before reading
+/// them, so that they are read together instead of one after another. A step made slow by
+/// anything else only costs the rest of its query those requests.
+const COLD_STEP: Duration = Duration::from_micros(250);
+
 /// Below this selectivity the walk scores only allowed nodes and looks through disallowed
 /// neighbours to theirs (ACORN-style); above it, disallowed nodes are scored and walked through.
 /// Where they cross was measured with the engine benchmark (see docs/benchmarks.md).
@@ -178,6 +187,10 @@ struct Walk<'t> {
     max_visited: usize,
     /// Set once the unreached allowed items have been scored: nothing is left to find.
     finished: bool,
+    /// Whether the walk asks the kernel for the pages it is about to read: from the start if
+    /// the entry point's page was not in memory, else from the first step as slow as a page
+    /// read (see `COLD_STEP`).
+    advise: bool,
     /// Buffers of `expand`, kept so that a walk allocates once.
     links: Vec<ItemId>,
     found: Vec<ItemId>,
@@ -205,6 +218,11 @@ impl<'t> NeighborStream<'t> {
             Strategy::Graph => allowed.is_empty(),
             Strategy::Auto => prefer_exact(allowed.len(), items.len(), ef, view.meta.m0 as usize),
         };
+        let cold = match view.meta.entry() {
+            Some((entry, _)) if !exact => view.is_cold(entry, params.codes),
+            _ => false,
+        };
+        let view = view.advising(cold);
         let state = match view.meta.entry() {
             Some((entry, top)) if !exact => {
                 let selectivity = allowed.len() as f64 / items.len().max(1) as f64;
@@ -229,6 +247,7 @@ impl<'t> NeighborStream<'t> {
                     visited_count: 0,
                     max_visited: params.max_visited.unwrap_or(usize::MAX),
                     finished: false,
+                    advise: cold,
                     links: Vec::with_capacity(64),
                     found: Vec::with_capacity(64),
                     through: Vec::with_capacity(64),
@@ -289,6 +308,12 @@ impl<'t> NeighborStream<'t> {
     /// Whether this stream scans exactly instead of walking the graph.
     pub fn is_exact(&self) -> bool {
         matches!(self.state, State::Exact(_))
+    }
+
+    /// Whether the walk has asked the kernel for pages ahead of reading them: it found some of
+    /// the index's pages out of memory.
+    pub fn advised(&self) -> bool {
+        matches!(&self.state, State::Walk(w) if w.advise)
     }
 
     /// Nodes the walk has scored so far (zero for an exact scan).
@@ -407,7 +432,7 @@ impl Walk<'_> {
         self.refill(view)?;
         self.returned += window.len();
         if self.coded.is_some() {
-            rerank(view, query, &mut window)?;
+            rerank(view, query, &mut window, self.advise)?;
         }
         Ok(window)
     }
@@ -430,7 +455,9 @@ impl Walk<'_> {
                 return Ok(true);
             }
             if let Some(Reverse(current)) = self.frontier.pop() {
+                let started = (!self.advise).then(Instant::now);
                 self.expand(view, query, current.id)?;
+                self.advise |= started.is_some_and(|t| t.elapsed() > COLD_STEP);
                 if self.visited_count >= self.max_visited {
                     // Out of budget: return what was found, nothing more.
                     self.frontier.clear();
@@ -564,8 +591,8 @@ impl Walk<'_> {
     #[inline]
     fn prefetch(&self, view: &LmdbView<'_>, id: ItemId) {
         match &self.coded {
-            Some((codes, _)) => view.prefetch_code(*codes, id),
-            None => view.prefetch(id),
+            Some((codes, _)) => view.prefetch_code(*codes, id, self.advise),
+            None => view.prefetch_vector(id, self.advise),
         }
     }
 
@@ -615,11 +642,14 @@ fn seeds<G: GraphView>(
 /// Replaces the estimates of a window by exact scores and sorts it by them. Every vector is
 /// found and asked for before any is read, so their cache misses overlap: in a walk on codes
 /// none of them has been read yet.
-fn rerank(view: &LmdbView<'_>, query: &[u8], window: &mut [Scored]) -> Result<()> {
+fn rerank(view: &LmdbView<'_>, query: &[u8], window: &mut [Scored], advise: bool) -> Result<()> {
     let vectors = window
         .iter()
         .map(|s| {
             let v = view.vector(s.id)?;
+            if advise {
+                advice::will_need(v);
+            }
             crate::distance::prefetch(v.as_ptr(), v.len());
             Ok(v)
         })

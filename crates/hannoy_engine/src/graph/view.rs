@@ -7,7 +7,7 @@ use super::GraphView;
 use crate::codes::{CodedQuery, Quantizer};
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::Result;
-use crate::storage::{ChunkTable, LinkTable, MetaRecord, Store};
+use crate::storage::{advice, ChunkTable, LinkTable, MetaRecord, Store};
 use crate::ItemId;
 
 #[derive(Clone, Copy)]
@@ -19,6 +19,9 @@ pub(crate) struct LmdbView<'t> {
     chunks: Option<&'t ChunkTable>,
     links: Option<&'t LinkTable>,
     codes: Option<Codes<'t>>,
+    /// Whether `prefetch` asks the kernel for pages (`storage::advice`) besides the CPU for
+    /// cache lines: for walks over pages that are not in memory.
+    advise: bool,
 }
 
 /// The index's codes as a reader sees them: the quantizer they were made with and the table of
@@ -38,6 +41,7 @@ impl<'t> LmdbView<'t> {
             chunks: None,
             links: None,
             codes: None,
+            advise: false,
         }
     }
 
@@ -61,6 +65,7 @@ impl<'t> LmdbView<'t> {
             chunks: Some(chunks),
             links,
             codes: None,
+            advise: false,
         }
     }
 
@@ -79,6 +84,24 @@ impl<'t> LmdbView<'t> {
         self.codes
     }
 
+    /// The same view, its `prefetch` asking the kernel for pages if `advise`.
+    pub fn advising(self, advise: bool) -> Self {
+        LmdbView { advise, ..self }
+    }
+
+    /// Whether the page that `id`'s code (with `codes`) or vector starts on is not in memory:
+    /// asked of the item every walk starts from, it tells a cold index from a warm one.
+    pub fn is_cold(&self, id: ItemId, codes: bool) -> bool {
+        let bytes = match self.codes {
+            // SAFETY: as in `estimate`.
+            Some(table) if codes => unsafe {
+                self.store.code_via(self.txn, self.meta, table.table, id)
+            },
+            _ => self.vector(id),
+        };
+        bytes.is_ok_and(|b| !advice::resident(b))
+    }
+
     /// The metric's score of `id` estimated from its code; the view must have codes.
     #[inline]
     pub fn estimate(&self, codes: Codes<'_>, query: &CodedQuery, id: ItemId) -> Result<f32> {
@@ -94,9 +117,17 @@ impl<'t> LmdbView<'t> {
         ))
     }
 
-    /// Hints that `id`'s code is about to be read, if its chunk's place is known.
+    /// Hints that `id`'s code is about to be read, if its chunk's place is known; when advising,
+    /// finds the chunk and asks the kernel for the code's page.
     #[inline]
-    pub fn prefetch_code(&self, codes: Codes<'_>, id: ItemId) {
+    pub fn prefetch_code(&self, codes: Codes<'_>, id: ItemId, advise: bool) {
+        if advise {
+            // SAFETY: as in `estimate`.
+            if let Ok(code) = unsafe { self.store.code_via(self.txn, self.meta, codes.table, id) } {
+                advice::will_need(code);
+            }
+            return;
+        }
         let bytes = self.meta.code_bytes as usize;
         let (chunk_no, range) =
             crate::storage::chunks::locate(id, self.meta.codes_per_chunk as usize, bytes);
@@ -161,10 +192,25 @@ impl GraphView for LmdbView<'_> {
         Ok(())
     }
 
-    /// Only vectors whose chunk has been looked up already: finding one would cost the
-    /// B-tree descent that the read itself pays anyway.
     #[inline]
     fn prefetch(&self, id: ItemId) {
+        self.prefetch_vector(id, self.advise)
+    }
+}
+
+impl LmdbView<'_> {
+    /// Hints that `id`'s vector is about to be read. Without `advise`, only vectors whose chunk
+    /// has been looked up already: finding one would cost the B-tree descent that the read
+    /// itself pays anyway. With it, a page that is not in memory costs far more than the
+    /// descent: the chunk is found and its page asked for.
+    #[inline]
+    pub fn prefetch_vector(&self, id: ItemId, advise: bool) {
+        if advise {
+            if let Ok(vector) = self.vector(id) {
+                advice::will_need(vector);
+            }
+            return;
+        }
         if let Some(table) = self.chunks {
             let vector_bytes = self.meta.vector_bytes as usize;
             let (chunk_no, range) = crate::storage::chunks::locate(
@@ -206,7 +252,7 @@ impl GraphView for Coded<'_, '_> {
 
     #[inline]
     fn prefetch(&self, id: ItemId) {
-        self.view.prefetch_code(self.codes, id)
+        self.view.prefetch_code(self.codes, id, self.view.advise)
     }
 
     /// An estimate for the query; an exact score for anything else a search scores against

@@ -18,6 +18,7 @@
 //! Filter values are optional too; `crate::filter` describes their keys.
 //! Other named databases in the same environment belong to the caller (the access method).
 
+pub(crate) mod advice;
 pub(crate) mod chunks;
 pub(crate) mod meta;
 

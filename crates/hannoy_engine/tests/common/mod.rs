@@ -335,3 +335,51 @@ pub fn read_npy<T: NpyElement>(
         .map(bytemuck::pod_collect_to_vec)
         .collect()
 }
+
+/// The page cache's view of a file, through the kernel's own calls.
+pub mod page_cache {
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+
+    /// Drops the file's clean pages from the page cache. Pages some process maps stay: the
+    /// caller closes the index first.
+    pub fn evict(path: &Path) {
+        let file = std::fs::File::open(path).unwrap();
+        // SAFETY: a valid descriptor; the advice only drops cached copies of the file.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0, "posix_fadvise");
+    }
+
+    /// Reads the whole file, so that its pages are in the page cache.
+    pub fn read_all(path: &Path) {
+        std::fs::read(path).unwrap();
+    }
+
+    /// How many of the file's pages are in the page cache.
+    pub fn resident(path: &Path) -> usize {
+        let file = std::fs::File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        if len == 0 {
+            return 0;
+        }
+        let page = 4096;
+        // SAFETY: a read-only shared mapping of a file we hold open, unmapped below; mincore
+        // writes one byte per page into a vector of exactly that many bytes.
+        unsafe {
+            let address = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(address, libc::MAP_FAILED, "mmap");
+            let mut pages = vec![0u8; len.div_ceil(page)];
+            let rc = libc::mincore(address, len, pages.as_mut_ptr());
+            libc::munmap(address, len);
+            assert_eq!(rc, 0, "mincore");
+            pages.iter().filter(|&&p| p & 1 == 1).count()
+        }
+    }
+}
