@@ -122,11 +122,11 @@ pub fn estimated_distances(allowed: u64, live: u64, ef: usize, m0: usize) -> f64
 /// single greedy entry can land in the wrong one of two nearby clusters and stay there.
 const SEEDS: usize = 8;
 
-/// A step of the walk this slow has waited on pages read from disk (one read takes 50 µs to
-/// several ms, a step in memory a few µs, up to about 200 µs for 32 full vectors of 16,000
-/// dimensions): from then on the walk asks the kernel for each step's pages before reading
-/// them, so that they are read together instead of one after another. A step made slow by
-/// anything else only costs the rest of its query those requests.
+/// A step of the walk this slow may have waited on pages read from disk (one read takes 50 µs
+/// to several ms, a step in memory a few µs, up to about 200 µs for 32 full vectors of 16,000
+/// dimensions); if the thread's major page faults say it did, the walk from then on asks the
+/// kernel for each step's pages before reading them, so that they are read together instead of
+/// one after another. A step slowed by the scheduler alone (a busy machine) changes nothing.
 const COLD_STEP: Duration = Duration::from_micros(250);
 
 /// Below this selectivity the walk scores only allowed nodes and looks through disallowed
@@ -189,8 +189,10 @@ struct Walk<'t> {
     finished: bool,
     /// Whether the walk asks the kernel for the pages it is about to read: from the start if
     /// the entry point's page was not in memory, else from the first step as slow as a page
-    /// read (see `COLD_STEP`).
+    /// read that did wait on the disk (see `COLD_STEP`).
     advise: bool,
+    /// The thread's major page faults when the walk began.
+    faults_before: u64,
     /// Buffers of `expand`, kept so that a walk allocates once.
     links: Vec<ItemId>,
     found: Vec<ItemId>,
@@ -248,6 +250,7 @@ impl<'t> NeighborStream<'t> {
                     max_visited: params.max_visited.unwrap_or(usize::MAX),
                     finished: false,
                     advise: cold,
+                    faults_before: if cold { 0 } else { advice::major_faults() },
                     links: Vec::with_capacity(64),
                     found: Vec::with_capacity(64),
                     through: Vec::with_capacity(64),
@@ -457,7 +460,8 @@ impl Walk<'_> {
             if let Some(Reverse(current)) = self.frontier.pop() {
                 let started = (!self.advise).then(Instant::now);
                 self.expand(view, query, current.id)?;
-                self.advise |= started.is_some_and(|t| t.elapsed() > COLD_STEP);
+                self.advise |= started.is_some_and(|t| t.elapsed() > COLD_STEP)
+                    && advice::major_faults() > self.faults_before;
                 if self.visited_count >= self.max_visited {
                     // Out of budget: return what was found, nothing more.
                     self.frontier.clear();

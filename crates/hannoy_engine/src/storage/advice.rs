@@ -39,6 +39,16 @@ pub(crate) fn resident(bytes: &[u8]) -> bool {
     rc != 0 || state[0] & 1 == 1
 }
 
+/// Page faults of the calling thread so far that had to wait for a read from disk.
+pub(crate) fn major_faults() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; on failure it is left zeroed.
+    unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr());
+        usage.assume_init().ru_majflt as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
