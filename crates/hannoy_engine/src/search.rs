@@ -161,6 +161,8 @@ pub struct NeighborStream<'t> {
     batch: usize,
     /// Distances an exact scan computed: one per allowed item.
     scored_exactly: usize,
+    /// Whether the exact scan found its vectors out of memory and asked for them first.
+    scanned_cold: bool,
 }
 
 enum State<'t> {
@@ -225,6 +227,7 @@ impl<'t> NeighborStream<'t> {
             _ => false,
         };
         let view = view.advising(cold);
+        let mut scanned_cold = false;
         let state = match view.meta.entry() {
             Some((entry, top)) if !exact => {
                 let selectivity = allowed.len() as f64 / items.len().max(1) as f64;
@@ -282,6 +285,20 @@ impl<'t> NeighborStream<'t> {
                 State::Walk(Box::new(walk))
             }
             _ => {
+                // A scan reads chunk after chunk, each page waiting for the one before it when
+                // the index is out of memory: ask for them all first.
+                // Three probes, as the pages the open itself read may hold the first.
+                let len = allowed.len() as u32;
+                let probes = [0, len / 2, len.saturating_sub(1)];
+                if probes
+                    .iter()
+                    .filter_map(|&n| allowed.select(n))
+                    .any(|id| view.is_cold(id, false))
+                {
+                    scanned_cold = true;
+                    view.store
+                        .advise_vectors(view.txn, view.meta, allowed.iter())?;
+                }
                 let mut scored = Vec::with_capacity(allowed.len() as usize);
                 let metric = view.metric();
                 view.store
@@ -305,6 +322,7 @@ impl<'t> NeighborStream<'t> {
             state,
             batch: ef,
             scored_exactly,
+            scanned_cold,
         })
     }
 
@@ -313,10 +331,13 @@ impl<'t> NeighborStream<'t> {
         matches!(self.state, State::Exact(_))
     }
 
-    /// Whether the walk has asked the kernel for pages ahead of reading them: it found some of
-    /// the index's pages out of memory.
+    /// Whether the walk or scan has asked the kernel for pages ahead of reading them: it found
+    /// some of the index's pages out of memory.
     pub fn advised(&self) -> bool {
-        matches!(&self.state, State::Walk(w) if w.advise)
+        match &self.state {
+            State::Walk(w) => w.advise,
+            State::Exact(_) => self.scanned_cold,
+        }
     }
 
     /// Nodes the walk has scored so far (zero for an exact scan).
@@ -608,6 +629,10 @@ impl Walk<'_> {
             .filter(|&id| self.visited.insert(id))
             .collect::<Vec<_>>();
         self.visited_count += unreached.len();
+        if self.advise {
+            view.store
+                .advise_vectors(view.txn, view.meta, unreached.iter().copied())?;
+        }
         let metric = view.metric();
         view.store
             .for_each_vector(view.txn, view.meta, unreached.into_iter(), |id, v| {

@@ -1,23 +1,26 @@
-//! Walks over an index whose file is out of the page cache: they ask the kernel for each step's
-//! pages ahead of reading them, and answer exactly what a walk over the same pages in memory does.
+//! Searches of an index whose file is out of the page cache: walks ask the kernel for each
+//! step's pages ahead of reading them, exact scans for all their vectors first, and both answer
+//! exactly what they answer with every page in memory.
 
 mod common;
 
 use common::*;
-use hannoy_engine::{Index, IndexOptions, Metric, Neighbor, Quantization, SearchParams, VectorRef};
+use hannoy_engine::{
+    Index, IndexOptions, Metric, Neighbor, Quantization, SearchParams, Strategy, VectorRef,
+};
 
-/// What a stream returns in its first two batches, and whether its walk asked for pages ahead.
+/// What a stream returns in its first two batches, and whether it asked for pages ahead.
 fn walk(index: &Index, q: &[f32], params: &SearchParams<'_>) -> (Vec<Neighbor>, bool) {
     let reader = index.read().unwrap();
     let mut stream = reader.stream(VectorRef::Floats(q), params).unwrap();
-    assert!(!stream.is_exact());
+    assert_eq!(stream.is_exact(), params.strategy == Strategy::Exact);
     let mut found = stream.next_batch().unwrap();
     found.extend(stream.next_batch().unwrap());
     (found, stream.advised())
 }
 
 #[test]
-fn a_walk_over_an_evicted_index_asks_for_its_pages_and_answers_as_a_warm_one() {
+fn a_search_of_an_evicted_index_asks_for_its_pages_and_answers_as_a_warm_one() {
     let dims = 256;
     let data = embedding_like(6_000, dims, 71);
     let queries = queries(&data, 12, 72);
@@ -32,10 +35,15 @@ fn a_walk_over_an_evicted_index_asks_for_its_pages_and_answers_as_a_warm_one() {
         let mut index = Index::create(dir.path(), &options).unwrap();
         insert_floats(&index, &data);
         let file = dir.path().join("data.mdb");
-        for codes in [false, true] {
+        for (codes, strategy) in [
+            (false, Strategy::Graph),
+            (true, Strategy::Graph),
+            (false, Strategy::Exact),
+        ] {
             let params = SearchParams {
                 ef_search: 40,
                 codes,
+                strategy,
                 ..SearchParams::default()
             };
             // Every page is in memory after the build: no walk asks for any.
@@ -66,7 +74,7 @@ fn a_walk_over_an_evicted_index_asks_for_its_pages_and_answers_as_a_warm_one() {
                     advised,
                     "{quantization:?}: a cold walk did not ask for pages"
                 );
-                assert_eq!(&cold, warm, "{quantization:?}, codes {codes}");
+                assert_eq!(&cold, warm, "{quantization:?}, codes {codes}, {strategy:?}");
                 assert!(
                     page_cache::resident(&file) < pages,
                     "a walk read the whole file"

@@ -303,6 +303,18 @@ impl Store {
         unsafe { self.require_code_slots(meta)?.get_via(txn, table, id) }
     }
 
+    /// Asks the kernel for the pages holding the vectors of `ids` (ascending) without waiting
+    /// for them: before a scan of vectors that are out of memory, so that their pages are read
+    /// together (`advice`). One request per chunk, from its first asked-for vector to its last.
+    pub fn advise_vectors(
+        &self,
+        txn: &RoTxn,
+        meta: &MetaRecord,
+        ids: impl Iterator<Item = ItemId>,
+    ) -> Result<()> {
+        self.vector_slots(meta).advise(txn, ids)
+    }
+
     /// Calls `f` with the stored vector of each id (ascending), reading each chunk once: an
     /// exact scan would otherwise pay a B-tree lookup per item, more than the distance itself.
     pub fn for_each_vector<'t>(
@@ -542,6 +554,27 @@ impl Store {
 }
 
 impl Slots {
+    fn advise(&self, txn: &RoTxn, ids: impl Iterator<Item = ItemId>) -> Result<()> {
+        // (chunk, its bytes, the span of asked-for slots in it)
+        let mut current: Option<(u32, &[u8], std::ops::Range<usize>)> = None;
+        for id in ids {
+            let (chunk_no, range) = chunks::locate(id, self.per_chunk, self.bytes);
+            match &mut current {
+                Some((no, _, span)) if *no == chunk_no => span.end = range.end,
+                _ => {
+                    if let Some((_, chunk, span)) = current.take() {
+                        advice::will_need(chunk.get(span).unwrap_or(chunk));
+                    }
+                    current = Some((chunk_no, self.chunk(txn, chunk_no, id)?, range));
+                }
+            }
+        }
+        if let Some((_, chunk, span)) = current {
+            advice::will_need(chunk.get(span).unwrap_or(chunk));
+        }
+        Ok(())
+    }
+
     #[inline]
     fn get<'t>(&self, txn: &'t RoTxn, id: ItemId) -> Result<&'t [u8]> {
         let (chunk_no, range) = chunks::locate(id, self.per_chunk, self.bytes);
