@@ -90,7 +90,8 @@ impl<'t> LmdbView<'t> {
     }
 
     /// Whether the page that `id`'s code (with `codes`) or vector starts on is not in memory:
-    /// asked of the item every walk starts from, it tells a cold index from a warm one.
+    /// asked of the item every walk starts from (or of a few a scan reads), it tells a cold
+    /// index from a warm one.
     pub fn is_cold(&self, id: ItemId, codes: bool) -> bool {
         let bytes = match self.codes {
             // SAFETY: as in `estimate`.
