@@ -273,9 +273,8 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
         queries: &queries,
         live: &live,
     };
-    // The build leaves its pages to the kernel, which here did not keep all of a 1.7 GB index
-    // in memory: the first queries at a million rows then waited on the disk. Warm sweeps
-    // start from a file read whole; the cold step measures the other case.
+    // Warm sweeps start from the file read into the page cache (the build's writes need not
+    // have stayed there); the cold step measures the other case.
     page_cache::read_all(&index.path().join("data.mdb"));
     sweep(built, &mut rows);
     if args.filters {
