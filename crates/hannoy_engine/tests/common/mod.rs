@@ -105,13 +105,12 @@ pub fn embedding_like(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Rows drawn from a model of text embeddings calibrated on the WordNet/MiniLM set (116,659 ×
-/// 384): at that size its HNSW recall@10 at ef_search 40 / 100 / 320 came within 0.006 of the
-/// real set's (docs/benchmarks.md, "Synthetic data as hard as the real set"). A Gaussian whose
-/// variances fall off over the coordinates like `i^-0.5 · exp(-(i / 0.65·d)²)` (the real set's
-/// principal components: the first 100 of 384 carry two thirds of the variance, the last 150
-/// almost none), offset by a direction all rows share (real embeddings' mean has length 0.25),
-/// around 1,000 topics whose centres are drawn from the same Gaussian at half its variance, times
+/// Rows drawn from a model of text embeddings calibrated on the WordNet/MiniLM set, so that a
+/// graph index finds them as hard as the real rows (the fit and its figures: docs/benchmarks.md,
+/// "Synthetic data as hard as the real set"). A Gaussian whose variances fall off over the
+/// coordinates like `i^-0.5 · exp(-(i / 0.65·d)²)`, as the real set's principal components do,
+/// offset by a direction all rows share (real embeddings have a common mean direction), around
+/// 1,000 topics whose centres are drawn from the same Gaussian at half its variance, times
 /// a log-normal factor per topic so that some topics are tight and others diffuse; normalised.
 /// The model depends on `dims` only and `seed` picks the draws, so rows of one seed and queries
 /// of another are held-out samples of one distribution, as the real set's queries are.
