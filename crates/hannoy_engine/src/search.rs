@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::graph::beam::Beam;
 use crate::graph::view::{Coded, Codes, LmdbView};
 use crate::graph::visited::{PooledVisited, Visited};
-use crate::graph::{descend, search_layer, GraphView, Scored};
+use crate::graph::{start, GraphView, Scored};
 use crate::storage::advice;
 use crate::ItemId;
 
@@ -117,10 +117,6 @@ pub fn estimated_distances(allowed: u64, live: u64, ef: usize, m0: usize) -> f64
         walk_cost(allowed as f64 / live.max(1) as f64, ef, m0)
     }
 }
-
-/// Layer 0 starts from this many of the best layer-1 nodes, found with a beam of `ef` there: a
-/// single greedy entry can land in the wrong one of two nearby clusters and stay there.
-const SEEDS: usize = 8;
 
 /// A step of the walk this slow may have waited on pages read from disk (one read takes 50 µs
 /// to several ms, a step in memory a few µs, up to about 200 µs for 32 full vectors of 16,000
@@ -268,9 +264,9 @@ impl<'t> NeighborStream<'t> {
                             query: query.bytes(),
                             coded,
                         };
-                        seeds(&coded, query.bytes(), entry, top, ef, &mut walk.visited)?
+                        start(&coded, query.bytes(), entry, top, 0, ef, &mut walk.visited)?
                     }
-                    None => seeds(&view, query.bytes(), entry, top, ef, &mut walk.visited)?,
+                    None => start(&view, query.bytes(), entry, top, 0, ef, &mut walk.visited)?,
                 };
                 walk.visited.clear();
                 // The seeds were scored on the way down; each is scored once in all.
@@ -647,25 +643,6 @@ impl Walk<'_> {
         self.allowed = allowed;
         Ok(())
     }
-}
-
-/// Where layer 0's walk starts: the `SEEDS` best of a beam of `ef` on layer 1, reached by the
-/// greedy descent from the entry point (`entry` on `top`).
-fn seeds<G: GraphView>(
-    graph: &G,
-    query: &[u8],
-    entry: ItemId,
-    top: usize,
-    ef: usize,
-    visited: &mut PooledVisited,
-) -> Result<Vec<Scored>> {
-    if top == 0 {
-        return descend(graph, query, entry, top, 0, visited);
-    }
-    let above = descend(graph, query, entry, top, 1, visited)?;
-    let mut seeds = search_layer(graph, query, &above, ef, 1, visited)?;
-    seeds.truncate(SEEDS);
-    Ok(seeds)
 }
 
 /// Replaces the estimates of a window by exact scores and sorts it by them. Every vector is

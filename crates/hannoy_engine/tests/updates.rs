@@ -4,9 +4,11 @@ mod common;
 
 use common::*;
 use hannoy_engine::{
-    never_cancel, Index, IndexOptions, Metric, Pass, SearchParams, Strategy, VectorRef, Watch,
+    never_cancel, Index, IndexOptions, ItemId, Metric, Pass, SearchParams, Strategy, VectorRef,
+    Watch,
 };
 use roaring::RoaringBitmap;
+use std::collections::BTreeMap;
 
 const K: usize = 10;
 
@@ -608,4 +610,87 @@ fn readers_after_writes_never_read_an_earlier_snapshot_through_its_addresses() {
             assert!(reader.check().unwrap().is_sound(), "round {round}");
         }
     }
+}
+
+/// Rows like the standby test's: points spread over a thin, wavy set where a greedy descent
+/// often stops in a pocket of the layer above, far from the region it was looking for.
+fn wavy(id: i64) -> Vec<f32> {
+    (1..=16)
+        .map(|d| (id as f64 * 0.37 + d as f64 * 1.3 + ((id * d) as f64).cos()).sin() as f32)
+        .collect()
+}
+
+#[test]
+fn an_inserted_row_finds_its_neighbours_where_a_greedy_descent_stalls() {
+    // A new item that looked for its neighbours from where the greedy descent stopped got the
+    // neighbours of a far region, and only links back from there: a query next to it missed it
+    // even at ef_search 1000. Batches of 200 rows, deletes and re-inserts as a busy table has
+    // them; then every inserted row must be found by a query next to it when it is among that
+    // query's exact top 10.
+    let dir = tempfile::tempdir().unwrap();
+    let index = create(dir.path(), Metric::Euclidean, 16);
+    // Row number -> item id.
+    let mut live: BTreeMap<i64, ItemId> = BTreeMap::new();
+    let insert = |live: &mut BTreeMap<i64, ItemId>, rows: &[i64]| {
+        for chunk in rows.chunks(200) {
+            let vectors: Vec<Vec<f32>> = chunk.iter().map(|&r| wavy(r)).collect();
+            for (&row, id) in chunk.iter().zip(insert_floats(&index, &vectors)) {
+                live.insert(row, id);
+            }
+        }
+    };
+    insert(&mut live, &(1..=4_000).collect::<Vec<_>>());
+    let built: Vec<i64> = live.keys().copied().collect();
+    for round in 0..30i64 {
+        insert(
+            &mut live,
+            &(30_001 + 200 * round..30_201 + 200 * round).collect::<Vec<_>>(),
+        );
+        insert(
+            &mut live,
+            &(90_001 + 200 * round..90_201 + 200 * round).collect::<Vec<_>>(),
+        );
+        let updated: Vec<i64> = live
+            .keys()
+            .copied()
+            .filter(|r| r % 19 == round % 19)
+            .take(100)
+            .collect();
+        let doomed: RoaringBitmap = updated.iter().map(|r| live.remove(r).unwrap()).collect();
+        index.write(|w| w.delete(&doomed, &never_cancel)).unwrap();
+        insert(&mut live, &updated);
+    }
+    let reader = index.read().unwrap();
+    let rows: Vec<(i64, ItemId, Vec<f32>)> =
+        live.iter().map(|(&r, &id)| (r, id, wavy(r))).collect();
+    let params = SearchParams {
+        ef_search: 200,
+        strategy: Strategy::Graph,
+        ..Default::default()
+    };
+    let mut missed = Vec::new();
+    for (row, id, vector) in rows
+        .iter()
+        .filter(|(r, _, _)| built.binary_search(r).is_err())
+    {
+        let query: Vec<f32> = vector.iter().map(|x| x + 0.05).collect();
+        let own = reference_distance(Metric::Euclidean, &query, vector);
+        let closer = rows
+            .iter()
+            .filter(|(_, _, v)| reference_distance(Metric::Euclidean, &query, v) < own)
+            .count();
+        if closer >= K {
+            continue;
+        }
+        let found = reader
+            .search(VectorRef::Floats(&query), K, &params)
+            .unwrap();
+        if !found.iter().any(|n| n.id == *id) {
+            missed.push(*row);
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "rows missed next to themselves: {missed:?}"
+    );
 }

@@ -19,7 +19,7 @@ use super::memory::{BuildParams, MemGraph};
 use super::select::{replace_in_full_list, select, Link, Owner, ScoredList};
 use super::view::{CachedTxn, WithBatch};
 use super::visited::Visited;
-use super::{descend, level_for, search_layer, GraphView, Scored};
+use super::{level_for, search_layer, start, GraphView, Scored, INSERT_START_BEAM};
 use crate::distance::PreparedVectors;
 use crate::error::{Error, Result};
 use crate::storage::{link_key, link_owner_layer, MetaRecord, Store};
@@ -295,7 +295,16 @@ impl StoredLinking<'_, '_> {
         let level = self.graph.level(local as ItemId);
         let (entry, top) = self.entry;
         let ef = meta.ef_construction as usize;
-        let mut eps = descend(&view.stored, query, entry, top, level.min(top), visited)?;
+        let beam = ef.min(INSERT_START_BEAM);
+        let mut eps = start(
+            &view.stored,
+            query,
+            entry,
+            top,
+            level.min(top),
+            beam,
+            visited,
+        )?;
         let mut layers = vec![Vec::new(); level + 1];
         let mut backlinks = Vec::new();
         for layer in (0..=level).rev() {

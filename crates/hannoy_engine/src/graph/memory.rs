@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::select::{add_link, select, Link, Owner};
 use super::visited::Visited;
-use super::{descend, search_layer, GraphView, Scored};
+use super::{search_layer, start, GraphView, Scored, INSERT_START_BEAM};
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::Result;
 use crate::ItemId;
@@ -121,7 +121,15 @@ impl<'v> MemGraph<'v> {
             .unwrap_or_else(|e| e.into_inner())
             .expect("set before the parallel phase");
         let query = self.vectors.get(q as usize);
-        let mut eps = descend(self, query, entry, top, level.min(top), visited)?;
+        let mut eps = start(
+            self,
+            query,
+            entry,
+            top,
+            level.min(top),
+            self.params.ef_construction.min(INSERT_START_BEAM),
+            visited,
+        )?;
         for layer in (0..=level.min(top)).rev() {
             let found = search_layer(
                 self,

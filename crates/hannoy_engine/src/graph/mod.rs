@@ -126,6 +126,36 @@ pub(crate) fn descend<G: GraphView + ?Sized>(
     Ok(eps)
 }
 
+/// Where a search of layer `bottom` starts: the `SEEDS` best of a beam of `ef` on the layer
+/// above, reached by the greedy descent from `entry` (on `top`); the entry itself when `bottom`
+/// is the top. A greedy descent alone can end in a pocket of the layer above whose nodes are all
+/// farther than a region it never reached, and a beam on `bottom` started there may not get out.
+pub(crate) fn start<G: GraphView + ?Sized>(
+    graph: &G,
+    query: &[u8],
+    entry: ItemId,
+    top: usize,
+    bottom: usize,
+    ef: usize,
+    visited: &mut Visited,
+) -> Result<Vec<Scored>> {
+    if bottom >= top {
+        return descend(graph, query, entry, top, bottom, visited);
+    }
+    let above = descend(graph, query, entry, top, bottom + 1, visited)?;
+    let mut seeds = search_layer(graph, query, &above, ef, bottom + 1, visited)?;
+    seeds.truncate(SEEDS);
+    Ok(seeds)
+}
+
+/// How many of the best nodes of the beam on the layer above a search starts from.
+pub(crate) const SEEDS: usize = 8;
+
+/// The beam an insertion's search starts from on the layer above its own (see [`start`]): wide
+/// enough to leave a pocket, narrower than `ef_construction`, which would cost build time and
+/// find no better seeds (docs/benchmarks.md, "Where an insertion starts").
+pub(crate) const INSERT_START_BEAM: usize = 16;
+
 /// The layer count of an item: geometric with ratio 1/m, as in the HNSW paper (mL = 1/ln m).
 /// A hash of the id and the index's seed, so builds are reproducible whatever the thread count.
 pub(crate) fn level_for(seed: u64, id: ItemId, m: usize) -> usize {
