@@ -102,6 +102,10 @@ struct IndexFlags {
     /// Rows of the timed `INSERT ... SELECT` after the queries, at most a tenth of the table
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = at_least_one)]
     insert_rows: usize,
+    /// Skip the writes after the queries (the INSERT, DELETE and VACUUM): at a million rows
+    /// pgvector's VACUUM alone takes longer than its build
+    #[arg(long)]
+    no_writes: bool,
     /// Filter selectivities in percent, each in (0, 100], resolution 0.01%; 'none' for no
     /// filtered runs
     #[arg(long, value_name = "LIST", default_value = "10,1,0.1", value_parser = selectivity_list)]
@@ -237,6 +241,8 @@ pub struct Settings {
     pub bits: u8,
     /// Rows of the timed batch insert, before the cap at a tenth of the table.
     pub insert_rows: usize,
+    /// Whether the writes run after the queries.
+    pub writes: bool,
     pub engines: Vec<EngineName>,
     #[serde(skip)]
     pub out: Option<PathBuf>,
@@ -419,6 +425,7 @@ impl Flags {
             filter_ef_search: index.filter_ef,
             bits: index.bits,
             insert_rows: index.insert_rows,
+            writes: !index.no_writes,
             engines: index.engines,
             out: output.out,
             seed: data.seed,

@@ -96,7 +96,8 @@ pub struct EngineResult {
     pub index_definition: String,
     pub sweep: Vec<SweepPoint>,
     pub filtered: Vec<FilteredPoint>,
-    pub writes: Writes,
+    /// `None` under `--no-writes`.
+    pub writes: Option<Writes>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -551,7 +552,11 @@ fn run_engine(
     } else {
         None
     };
-    let writes = writes(context, sql, &mut client)?;
+    let writes = if context.settings.writes {
+        Some(writes(context, sql, &mut client)?)
+    } else {
+        None
+    };
 
     let version = match name {
         EngineName::Hannoy => context.database.hannoy_version.clone(),

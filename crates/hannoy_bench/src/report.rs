@@ -389,12 +389,17 @@ fn write_filtered(md: &mut String, settings: &Settings, results: &Results) {
 }
 
 fn write_writes(md: &mut String, results: &Results) {
+    if results.engines.iter().all(|e| e.writes.is_none()) {
+        return;
+    }
     let _ = writeln!(
         md,
         "\n## Writes\n\n| engine | INSERT ... SELECT rows | INSERT s | pending list linked s | rows/s (both) | DELETE rows | DELETE s | VACUUM s |\n|---|---|---|---|---|---|---|---|"
     );
     for engine in &results.engines {
-        let writes = &engine.writes;
+        let Some(writes) = &engine.writes else {
+            continue;
+        };
         let _ = writeln!(
             md,
             "| {} | {} | {:.2} | {} | {:.0} | {} | {:.2} | {:.2} |",
