@@ -118,6 +118,12 @@ pub fn estimated_distances(allowed: u64, live: u64, ef: usize, m0: usize) -> f64
     }
 }
 
+/// The widest beam on layer 1 that finds a walk's seeds. On topic-clustered rows a beam
+/// narrower than about 32 leaves walks in the wrong cluster; one as wide as a large
+/// `ef_search` finds no better seeds and costs up to a fifth of the walk (docs/benchmarks.md,
+/// "Where a walk starts").
+const QUERY_START_BEAM: usize = 64;
+
 /// A step of the walk this slow may have waited on pages read from disk (one read takes 50 µs
 /// to several ms, a step in memory a few µs, up to about 200 µs for 32 full vectors of 16,000
 /// dimensions); if the thread's major page faults say it did, the walk from then on asks the
@@ -256,6 +262,7 @@ impl<'t> NeighborStream<'t> {
                     second_hop: Vec::with_capacity(64),
                     returned: 0,
                 };
+                let beam = ef.min(QUERY_START_BEAM);
                 let start = match &walk.coded {
                     Some((codes, coded)) => {
                         let coded = Coded {
@@ -264,9 +271,17 @@ impl<'t> NeighborStream<'t> {
                             query: query.bytes(),
                             coded,
                         };
-                        start(&coded, query.bytes(), entry, top, 0, ef, &mut walk.visited)?
+                        start(
+                            &coded,
+                            query.bytes(),
+                            entry,
+                            top,
+                            0,
+                            beam,
+                            &mut walk.visited,
+                        )?
                     }
-                    None => start(&view, query.bytes(), entry, top, 0, ef, &mut walk.visited)?,
+                    None => start(&view, query.bytes(), entry, top, 0, beam, &mut walk.visited)?,
                 };
                 walk.visited.clear();
                 // The seeds were scored on the way down; each is scored once in all.
