@@ -613,7 +613,7 @@ fn readers_after_writes_never_read_an_earlier_snapshot_through_its_addresses() {
 }
 
 /// Rows like the standby test's: points spread over a thin, wavy set where a greedy descent
-/// often stops in a pocket of the layer above, far from the region it was looking for.
+/// now and then stops in a pocket of the layer above, far from the region it was looking for.
 fn wavy(id: i64) -> Vec<f32> {
     (1..=16)
         .map(|d| (id as f64 * 0.37 + d as f64 * 1.3 + ((id * d) as f64).cos()).sin() as f32)
