@@ -621,12 +621,19 @@ pub(crate) fn stored_floats(metric: Metric, stored: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
-/// Asks the CPU to start loading up to 1 KiB from `address` into cache, `len` bytes at most.
-/// Only a hint: a prefetch never faults, whatever the address, so any address is safe to pass.
+/// How much of one vector a prefetch asks for: all of a 384-d vector (1,536 bytes), whose last
+/// third the kernel would otherwise wait for (docs/benchmarks.md, "Prefetching whole vectors").
+/// Larger vectors gained nothing from more in the benchmark, and a bound keeps a list of 32
+/// neighbours of 16,000 dimensions from flooding the cache.
+const PREFETCH_BYTES: usize = 2048;
+
+/// Asks the CPU to start loading up to `PREFETCH_BYTES` from `address` into cache, `len` bytes
+/// at most. Only a hint: a prefetch never faults, whatever the address, so any address is safe
+/// to pass.
 #[inline]
 pub(crate) fn prefetch(address: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
-    for offset in (0..len.min(1024)).step_by(64) {
+    for offset in (0..len.min(PREFETCH_BYTES)).step_by(64) {
         // SAFETY: prefetching does not access memory architecturally and cannot fault; SSE is
         // part of the x86_64 baseline.
         unsafe {
