@@ -622,9 +622,8 @@ pub(crate) fn stored_floats(metric: Metric, stored: &[u8]) -> Option<Vec<f32>> {
 }
 
 /// How much of one vector a prefetch asks for: all of a 384-d vector (1,536 bytes), whose last
-/// third the kernel would otherwise wait for (docs/benchmarks.md, "Prefetching whole vectors").
-/// Larger vectors gained nothing from more in the benchmark, and a bound keeps a list of 32
-/// neighbours of 16,000 dimensions from flooding the cache.
+/// part the kernel would otherwise wait for (docs/benchmarks.md, "Prefetching whole vectors").
+/// A bound keeps a list of 32 neighbours of 16,000 dimensions from flooding the cache.
 const PREFETCH_BYTES: usize = 2048;
 
 /// Asks the CPU to start loading up to `PREFETCH_BYTES` from `address` into cache, `len` bytes
