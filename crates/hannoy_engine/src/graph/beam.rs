@@ -184,34 +184,11 @@ impl Beam<BTreeSet<Scored>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::distance::Metric;
+    use crate::graph::tests::Points;
 
     /// Items 0..=9 are copies of one vector, every other id a vector of its own.
-    struct Points(Vec<Vec<u8>>);
-
-    impl Points {
-        fn new() -> Points {
-            Points(
-                (0..40u32)
-                    .map(|id| {
-                        let x = if id < 10 { 1.0f32 } else { id as f32 };
-                        [x, 2.0].iter().flat_map(|v| v.to_ne_bytes()).collect()
-                    })
-                    .collect(),
-            )
-        }
-    }
-
-    impl GraphView for Points {
-        fn metric(&self) -> Metric {
-            Metric::Euclidean
-        }
-        fn vector(&self, id: ItemId) -> Result<&[u8]> {
-            Ok(&self.0[id as usize])
-        }
-        fn neighbours(&self, _: ItemId, _: usize, _: &mut Vec<ItemId>) -> Result<()> {
-            Ok(())
-        }
+    fn points() -> Points {
+        Points::new((0..40u32).map(|id| vec![if id < 10 { 1.0 } else { id as f32 }, 2.0]))
     }
 
     fn s(score: f32, id: u32) -> Scored {
@@ -220,7 +197,7 @@ mod tests {
 
     #[test]
     fn copies_share_a_place_and_leave_as_a_group() {
-        let points = Points::new();
+        let points = points();
         let mut beam = Beam::<BTreeSet<Scored>>::new(2);
         let mut out = Vec::new();
         for id in 0..6 {
@@ -245,7 +222,7 @@ mod tests {
 
     #[test]
     fn ties_that_are_not_copies_take_places_of_their_own() {
-        let points = Points::new();
+        let points = points();
         let mut beam = Beam::<BinaryHeap<Scored>>::new(3);
         for id in 20..30 {
             beam.offer(&points, s(4.0, id), drop).unwrap();

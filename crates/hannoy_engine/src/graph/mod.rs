@@ -170,8 +170,35 @@ pub(crate) fn level_for(seed: u64, id: ItemId, m: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Points under the Euclidean metric with no links: for tests of what a beam or a list
+    /// keeps, where only the vectors matter.
+    pub(crate) struct Points(Vec<Vec<u8>>);
+
+    impl Points {
+        pub fn new(points: impl IntoIterator<Item = Vec<f32>>) -> Points {
+            Points(
+                points
+                    .into_iter()
+                    .map(|p| p.iter().flat_map(|v| v.to_ne_bytes()).collect())
+                    .collect(),
+            )
+        }
+    }
+
+    impl GraphView for Points {
+        fn metric(&self) -> Metric {
+            Metric::Euclidean
+        }
+        fn vector(&self, id: ItemId) -> Result<&[u8]> {
+            Ok(&self.0[id as usize])
+        }
+        fn neighbours(&self, _: ItemId, _: usize, _: &mut Vec<ItemId>) -> Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn levels_are_geometric_in_one_over_m() {

@@ -406,55 +406,32 @@ pub(crate) fn replace_in_full_list<G: GraphView + ?Sized>(
 mod tests {
     use super::*;
 
-    /// Two-dimensional points: item `i` is `POINTS[i]`, the owner is item 0 at the origin.
-    struct Plane(Vec<Vec<u8>>);
+    use crate::graph::tests::Points;
 
     const POINTS: [[f32; 2]; 5] = [[0.0, 0.0], [1.0, 0.0], [1.1, 0.1], [1.2, -0.1], [0.0, -5.0]];
 
-    impl Plane {
-        fn new() -> Plane {
-            Plane(
-                POINTS
-                    .iter()
-                    .map(|p| p.iter().flat_map(|v| v.to_ne_bytes()).collect())
-                    .collect(),
-            )
-        }
-
-        fn scored(&self, id: ItemId) -> Scored {
-            Scored {
-                score: Metric::Euclidean.score(&self.0[0], &self.0[id as usize]),
-                id,
-            }
-        }
-    }
-
-    impl GraphView for Plane {
-        fn metric(&self) -> Metric {
-            Metric::Euclidean
-        }
-        fn vector(&self, id: ItemId) -> Result<&[u8]> {
-            Ok(&self.0[id as usize])
-        }
-        fn neighbours(&self, _: ItemId, _: usize, _: &mut Vec<ItemId>) -> Result<()> {
-            Ok(())
+    /// Item `id` scored from item 0, the owner, at the origin.
+    fn scored(plane: &Points, id: ItemId) -> Scored {
+        Scored {
+            score: plane.score(plane.vector(0).unwrap(), id).unwrap(),
+            id,
         }
     }
 
     #[test]
     fn a_far_diverse_link_into_a_full_list_replaces_its_farthest_filler_link() {
-        let plane = Plane::new();
+        let plane = Points::new(POINTS.iter().map(|p| p.to_vec()));
         let owner = Owner::new(&plane, 0).unwrap();
         // 1 is diverse; 2 and 3 lie next to 1, nearer to it than to the owner: filler.
-        let candidates: Vec<Scored> = (1..=3).map(|id| plane.scored(id)).collect();
+        let candidates: Vec<Scored> = (1..=3).map(|id| scored(&plane, id)).collect();
         let mut list = select(&plane, owner, &candidates, 3).unwrap();
         let ids = |list: &[Link]| list.iter().map(|l| (l.id, l.diverse)).collect::<Vec<_>>();
         assert_eq!(ids(&list), [(1, true), (2, false), (3, false)]);
         // 4 lies the other way, farther than every link, and nothing dominates it.
-        add_link(&plane, owner, &mut list, plane.scored(4), 3).unwrap();
+        add_link(&plane, owner, &mut list, scored(&plane, 4), 3).unwrap();
         assert_eq!(ids(&list), [(1, true), (2, false), (4, true)]);
         // What `select` keeps from all four.
-        let all: Vec<Scored> = (1..=4).map(|id| plane.scored(id)).collect();
+        let all: Vec<Scored> = (1..=4).map(|id| scored(&plane, id)).collect();
         assert_eq!(ids(&select(&plane, owner, &all, 3).unwrap()), ids(&list));
     }
 }
