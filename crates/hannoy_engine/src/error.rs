@@ -35,7 +35,7 @@ pub enum Error {
     IndexExists(String),
     #[error("index storage is corrupt: {0}")]
     Corrupt(String),
-    #[error("the index has no free item ids left (at most 2^32 - 1 items)")]
+    #[error("the index has no free item ids left (at most 2^31 items)")]
     IdsExhausted,
     #[error("the index's map is full and cannot grow while this process keeps read snapshots of it open")]
     ReadersBlockResize,

@@ -454,6 +454,14 @@ impl Drop for Reader<'_> {
     }
 }
 
+#[cfg(test)]
+impl Reader<'_> {
+    /// The snapshot as the graph code reads it, for tests that look at stored lists.
+    pub(crate) fn lmdb_view(&self) -> crate::graph::view::LmdbView<'_> {
+        crate::graph::view::LmdbView::new(&self.txn, self.store, &self.meta)
+    }
+}
+
 /// What a reader and a writer both read from their transaction: the metadata record and the
 /// live items as of its start, and the caller's log position and stamp.
 macro_rules! snapshot_methods {

@@ -108,16 +108,18 @@ impl Databases {
         self.meta_field(txn, 24)
     }
 
+    /// The ids of a list, without the bit that marks filler links.
     fn list(&self, txn: &RwTxn, layer: u64, id: ItemId) -> Option<Vec<u32>> {
         let bytes = self.links.get(txn, &(layer << 32 | id as u64)).unwrap()?;
         Some(
             bytes
                 .chunks(4)
-                .map(|c| u32::from_ne_bytes(c.try_into().unwrap()))
+                .map(|c| u32::from_ne_bytes(c.try_into().unwrap()) & !(1 << 31))
                 .collect(),
         )
     }
 
+    /// Writes a list whose links are all diverse.
     fn put_list(&self, txn: &mut RwTxn, layer: u64, id: ItemId, list: &[u32]) {
         let bytes: Vec<u8> = list.iter().flat_map(|n| n.to_ne_bytes()).collect();
         self.links

@@ -15,7 +15,7 @@ use roaring::RoaringBitmap;
 use super::insert::ReaderPool;
 use super::{GraphView, Scored};
 use crate::error::{Error, Result};
-use crate::storage::{link_key, link_owner_layer, MetaRecord, Store};
+use crate::storage::{link_key, link_owner_layer, MetaRecord, StatusLink, Store};
 use crate::ItemId;
 
 /// What a delete did.
@@ -89,8 +89,9 @@ fn clear_all(
 struct LinksAround {
     /// The deleted nodes' lists, through which their neighbours' new candidates are found.
     doomed: HashMap<u64, Vec<ItemId>>,
-    /// The lists of live nodes that point at a deleted node, as they are before the delete.
-    affected: Vec<(u64, Vec<ItemId>)>,
+    /// The lists of live nodes that point at a deleted node, as they are before the delete,
+    /// with each link's status.
+    affected: Vec<(u64, Vec<StatusLink>)>,
 }
 
 impl LinksAround {
@@ -109,7 +110,7 @@ impl LinksAround {
             } else if list.iter().any(|n| doomed.contains(n)) {
                 links
                     .affected
-                    .push((link_key(layer, id), list.iter().collect()));
+                    .push((link_key(layer, id), list.with_status().collect()));
             }
         }
         Ok(links)
@@ -123,7 +124,7 @@ impl LinksAround {
         meta: &MetaRecord,
         doomed: &RoaringBitmap,
         cancel: &dyn Watch,
-    ) -> Result<Vec<(u64, Vec<ItemId>)>> {
+    ) -> Result<Vec<Repaired>> {
         let cancel = CancelCheck::new(cancel);
         cancel.pass(Pass::Delete, self.affected.len());
         let pool = ReaderPool::new(wtxn, meta)?;
@@ -134,38 +135,49 @@ impl LinksAround {
                 let (owner, layer) = link_owner_layer(*key);
                 let (mut kept, extra) = gather_candidates(owner, layer, list, doomed, &self.doomed);
                 let room = meta.cap(layer).saturating_sub(kept.len());
+                // The surviving links keep their statuses; the new ones were not weighed
+                // against the list, so they count as filler.
+                let mut diverse: Vec<bool> = kept.iter().map(|l| l.1).collect();
+                let mut ids: Vec<ItemId> = kept.drain(..).map(|l| l.0).collect();
                 if extra.len() <= room {
-                    kept.extend(extra);
+                    ids.extend(extra);
                 } else {
                     let nearest = pool.with(|txn| {
                         nearest_candidates(&txn.view(store, meta), owner, &extra, room)
                     })?;
-                    kept.extend(nearest);
+                    ids.extend(nearest);
                 }
-                Ok((*key, kept))
+                diverse.resize(ids.len(), false);
+                Ok(Repaired {
+                    key: *key,
+                    ids,
+                    diverse,
+                })
             })
             .collect()
     }
 
     /// Drops the deleted nodes' lists and stores the repaired ones.
-    fn write(
-        self,
-        wtxn: &mut RwTxn,
-        store: Store,
-        repaired: Vec<(u64, Vec<ItemId>)>,
-    ) -> Result<()> {
+    fn write(self, wtxn: &mut RwTxn, store: Store, repaired: Vec<Repaired>) -> Result<()> {
         let mut removed_keys: Vec<u64> = self.doomed.into_keys().collect();
         removed_keys.sort_unstable();
         for key in removed_keys {
             let (owner, layer) = link_owner_layer(key);
             store.delete_links(wtxn, owner, layer)?;
         }
-        for (key, list) in &repaired {
-            let (owner, layer) = link_owner_layer(*key);
-            store.put_links(wtxn, owner, layer, list, false)?;
+        for r in &repaired {
+            let (owner, layer) = link_owner_layer(r.key);
+            store.put_links(wtxn, owner, layer, &r.ids, &r.diverse, false)?;
         }
         Ok(())
     }
+}
+
+/// A list a delete rewrote, with which of its links are diverse.
+struct Repaired {
+    key: u64,
+    ids: Vec<ItemId>,
+    diverse: Vec<bool>,
 }
 
 /// The `room` candidates nearest to `owner`. The surviving links were chosen by the heuristic
@@ -218,17 +230,18 @@ fn forget_items(
     Ok(())
 }
 
-/// The surviving neighbours of `owner`, and the new candidates found by walking through its
-/// deleted neighbours (and their deleted neighbours, up to a bound).
+/// The surviving neighbours of `owner` with their statuses, and the new candidates found by
+/// walking through its deleted neighbours (and their deleted neighbours, up to a bound).
 fn gather_candidates(
     owner: ItemId,
     layer: usize,
-    list: &[ItemId],
+    list: &[StatusLink],
     doomed: &RoaringBitmap,
     doomed_links: &HashMap<u64, Vec<ItemId>>,
-) -> (Vec<ItemId>, Vec<ItemId>) {
-    let (kept, mut queue): (Vec<ItemId>, Vec<ItemId>) =
-        list.iter().partition(|id| !doomed.contains(**id));
+) -> (Vec<StatusLink>, Vec<ItemId>) {
+    let (kept, gone): (Vec<StatusLink>, Vec<StatusLink>) =
+        list.iter().partition(|l| !doomed.contains(l.0));
+    let mut queue: Vec<ItemId> = gone.into_iter().map(|l| l.0).collect();
     let mut seen_doomed = queue.clone();
     let mut extra = Vec::new();
     let direct = queue.len();
@@ -254,7 +267,7 @@ fn gather_candidates(
             }
         }
     }
-    let mut sorted_kept = kept.clone();
+    let mut sorted_kept: Vec<ItemId> = kept.iter().map(|l| l.0).collect();
     sorted_kept.sort_unstable();
     extra.sort_unstable();
     extra.dedup();

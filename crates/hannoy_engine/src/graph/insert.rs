@@ -16,17 +16,17 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::memory::{BuildParams, MemGraph};
-use super::select::{replace_in_full_list, select, Link, Owner, ScoredList};
+use super::select::{add_link, select, Link, Owner, ScoredList};
 use super::view::{CachedTxn, WithBatch};
 use super::visited::Visited;
 use super::{level_for, search_layer, start, GraphView, Scored, INSERT_START_BEAM};
 use crate::distance::PreparedVectors;
 use crate::error::{Error, Result};
-use crate::storage::{link_key, link_owner_layer, MetaRecord, Store};
+use crate::storage::{link_key, link_owner_layer, MetaRecord, Store, ID_LIMIT};
 use crate::ItemId;
 
 /// A stored list that takes at most this many new links from one batch takes them one by one
-/// (`replace_in_full_list`); more, and it is re-selected whole, which weighs them all together.
+/// (`add_link`); more, and it is re-selected whole, which weighs them all together.
 const INCREMENTAL_ADDS: usize = 4;
 
 pub(crate) fn params(meta: &MetaRecord) -> BuildParams {
@@ -54,8 +54,8 @@ pub(crate) fn allocate_ids(
     }
     let fresh = n - ids.len();
     let end = meta.next_id as u64 + fresh as u64;
-    // u32::MAX stays unused so that `next_id` itself always fits.
-    if end > u32::MAX as u64 {
+    // Link lists keep a status bit above the ids.
+    if end > ID_LIMIT {
         return Err(Error::IdsExhausted);
     }
     ids.extend(meta.next_id..end as u32);
@@ -93,6 +93,10 @@ struct Linked {
     new_links: Vec<Vec<Vec<ItemId>>>,
     /// Stored nodes whose lists change: key -> new list.
     changed: Vec<(u64, Vec<ItemId>)>,
+    /// Which links of the lists above are diverse, by list key and position. Links added past
+    /// the end afterwards, to keep a node reachable, count as diverse: no prune takes them
+    /// first.
+    diverse: HashMap<u64, Vec<bool>>,
 }
 
 /// Inserts `batch`; returns the ids given to its vectors, in batch order.
@@ -118,22 +122,26 @@ pub(crate) fn insert_batch(
 
     let stored_entry = meta.entry();
     let mut linked = match stored_entry {
-        None => Linked {
-            new_links: (0..batch.len() as ItemId)
+        None => {
+            let mut diverse = HashMap::new();
+            let new_links = (0..batch.len() as ItemId)
                 .map(|i| {
                     (0..=graph.level(i))
                         .map(|l| {
-                            graph
-                                .links(i, l)
-                                .iter()
-                                .map(|k| ids[k.id as usize])
-                                .collect()
+                            let links = graph.links(i, l);
+                            let key = link_key(l, ids[i as usize]);
+                            diverse.insert(key, links.iter().map(|k| k.diverse).collect());
+                            links.iter().map(|k| ids[k.id as usize]).collect()
                         })
                         .collect()
                 })
-                .collect(),
-            changed: Vec::new(),
-        },
+                .collect();
+            Linked {
+                new_links,
+                changed: Vec::new(),
+                diverse,
+            }
+        }
         Some(entry) => {
             let new = NewItems {
                 graph: &graph,
@@ -166,7 +174,8 @@ pub(crate) fn insert_batch(
     for (key, list) in writes {
         // Appending is only valid into empty storage, where keys arrive in order.
         let (owner, layer) = link_owner_layer(key);
-        store.put_links(wtxn, owner, layer, list, fresh_index)?;
+        let diverse = linked.diverse.get(&key).map_or(&[][..], Vec::as_slice);
+        store.put_links(wtxn, owner, layer, list, diverse, fresh_index)?;
     }
 
     if let Some((local, level)) = graph.entry() {
@@ -210,10 +219,17 @@ struct StoredLinking<'a, 'w> {
 
 /// Links chosen by new items for stored nodes: link key -> the new items, scored.
 type Backlinks = HashMap<u64, Vec<Scored>>;
-/// A stored node's new list, and on layer 0 the links it dropped: (key, list, dropped).
-type Pruned = (u64, Vec<ItemId>, Vec<ItemId>);
-/// A new item's lists per layer, and the links to it that stored nodes must take in.
-type Chosen = (Vec<Vec<ItemId>>, Vec<(u64, Scored)>);
+/// A stored node's new list and which of its links are diverse, and on layer 0 the links it
+/// dropped.
+struct Pruned {
+    key: u64,
+    ids: Vec<ItemId>,
+    diverse: Vec<bool>,
+    dropped: Vec<ItemId>,
+}
+/// A new item's lists per layer (ids, and whether each is diverse), and the links to it that
+/// stored nodes must take in.
+type Chosen = (Vec<Vec<Link>>, Vec<(u64, Scored)>);
 
 /// The batch being inserted: its graph among itself, its vectors and the ids they were given.
 struct NewItems<'a> {
@@ -241,24 +257,34 @@ fn link_into_stored(
         entry,
         pool: ReaderPool::new(wtxn, meta)?,
     };
-    let (mut new_links, backlinks) = linking.choose_links(&cancel)?;
+    let (mut new_links, backlinks, mut diverse) = linking.choose_links(&cancel)?;
     let pruned = linking.take_in(backlinks, &cancel)?;
     let mut dropped = Vec::new();
     let mut changed = Vec::with_capacity(pruned.len());
-    for (key, list, lost) in pruned {
-        dropped.extend(lost.into_iter().map(|d| (key as ItemId, d)));
-        changed.push((key, list));
+    for p in pruned {
+        dropped.extend(p.dropped.into_iter().map(|d| (p.key as ItemId, d)));
+        diverse.insert(p.key, p.diverse);
+        changed.push((p.key, p.ids));
     }
     linking.keep_last_in_links(&mut changed, &mut new_links, &dropped, &cancel)?;
     // The readers are nested in the write transaction, which cannot be written while they
     // live: they end here, before the batch is written.
-    Ok(Linked { new_links, changed })
+    Ok(Linked {
+        new_links,
+        changed,
+        diverse,
+    })
 }
 
 impl StoredLinking<'_, '_> {
     /// Step 1: every new item chooses its links among stored and batch candidates. Returns
-    /// each new item's lists, and the links to it that stored nodes must take in.
-    fn choose_links(&self, cancel: &CancelCheck<'_>) -> Result<(Vec<Vec<Vec<ItemId>>>, Backlinks)> {
+    /// each new item's lists, the links to it that stored nodes must take in, and which links
+    /// of the new lists are diverse, by list key.
+    #[allow(clippy::type_complexity)]
+    fn choose_links(
+        &self,
+        cancel: &CancelCheck<'_>,
+    ) -> Result<(Vec<Vec<Vec<ItemId>>>, Backlinks, HashMap<u64, Vec<bool>>)> {
         cancel.pass(Pass::SearchStored, self.batch.len());
         let chosen: Vec<Chosen> = (0..self.batch.len())
             .into_par_iter()
@@ -272,13 +298,23 @@ impl StoredLinking<'_, '_> {
             .collect::<Result<_>>()?;
         let mut new_links = Vec::with_capacity(chosen.len());
         let mut backlinks = Backlinks::new();
-        for (layers, links) in chosen {
-            new_links.push(layers);
+        let mut diverse = HashMap::with_capacity(chosen.len() * 2);
+        for (local, (layers, links)) in chosen.into_iter().enumerate() {
+            for (layer, list) in layers.iter().enumerate() {
+                let key = link_key(layer, self.ids[local]);
+                diverse.insert(key, list.iter().map(|l| l.diverse).collect());
+            }
+            new_links.push(
+                layers
+                    .into_iter()
+                    .map(|list| list.into_iter().map(|l| l.id).collect())
+                    .collect(),
+            );
             for (key, s) in links {
                 backlinks.entry(key).or_default().push(s);
             }
         }
-        Ok((new_links, backlinks))
+        Ok((new_links, backlinks, diverse))
     }
 
     /// The links of the new item `local` on each of its layers, and the links to it that
@@ -341,7 +377,7 @@ impl StoredLinking<'_, '_> {
                     ));
                 }
             }
-            layers[layer] = links.into_iter().map(|l| l.id).collect();
+            layers[layer] = links;
         }
         Ok((layers, backlinks))
     }
@@ -365,39 +401,41 @@ impl StoredLinking<'_, '_> {
         let view = WithBatch::new(txn.view(self.store, self.meta), self.batch, self.ids);
         let (owner, layer) = link_owner_layer(key);
         let mut existing = Vec::new();
-        view.neighbours(owner, layer, &mut existing)?;
+        view.stored.links_with_status(owner, layer, &mut existing)?;
         let cap = self.meta.cap(layer);
         let owner_vec = view.vector(owner)?;
         let owner = Owner::with_vector(view.metric(), owner, owner_vec);
-        let mut list = ScoredList::new(owner_vec, existing.clone());
-        if existing.len() + added.len() <= cap {
+        let mut list = ScoredList::new(owner_vec, &existing);
+        let (ids, diverse) = if added.len() <= INCREMENTAL_ADDS {
             for &new in added {
-                list.add(&view, new)?;
+                add_link(&view, owner, &mut list, new, cap)?;
             }
-            return Ok((key, list.into_ids(), Vec::new()));
-        }
-        let list: Vec<ItemId> = if added.len() <= INCREMENTAL_ADDS {
-            for &new in added {
-                replace_in_full_list(&view, owner, &mut list, new, cap)?;
-            }
-            list.into_ids()
+            list.into_parts()
         } else {
             let mut scored = list.scored(&view)?;
             scored.extend_from_slice(added);
             scored.sort_unstable();
             scored.dedup_by_key(|s| s.id);
-            let kept: Vec<Link> = select(&view, owner, &scored, cap)?;
-            kept.into_iter().map(|l| l.id).collect()
+            select(&view, owner, &scored, cap)?
+                .into_iter()
+                .map(|l| (l.id, l.diverse))
+                .unzip()
         };
         let dropped = if layer == 0 {
             existing
                 .into_iter()
-                .filter(|id| !list.contains(id))
+                .map(|(id, _)| id)
+                .filter(|id| !ids.contains(id))
                 .collect()
         } else {
             Vec::new()
         };
-        Ok((key, list, dropped))
+        Ok(Pruned {
+            key,
+            ids,
+            diverse,
+            dropped,
+        })
     }
 }
 
@@ -778,5 +816,83 @@ fn keep_new_items_reachable(
         if !progressed {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::GraphView;
+    use crate::{never_cancel, Index, IndexOptions, ItemId, Metric, VectorRef};
+
+    /// Points in 8 dimensions around 12 centres, from a fixed linear congruential sequence.
+    fn points(n: usize) -> Vec<Vec<f32>> {
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let centres: Vec<Vec<f32>> = (0..12)
+            .map(|_| (0..8).map(|_| 4.0 * next()).collect())
+            .collect();
+        (0..n)
+            .map(|i| centres[i % 12].iter().map(|c| c + next()).collect())
+            .collect()
+    }
+
+    /// Lists written by a first batch, and then rewritten as stored lists take in later
+    /// batches' items, carry the heuristic's statuses: filler links exist, every filler link
+    /// has a closer link of its list nearer to it than the owner is, and stored lists that took
+    /// in later items marked some of those filler.
+    #[test]
+    fn stored_lists_mark_the_links_a_closer_link_dominates_as_filler() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = IndexOptions::new(Metric::Euclidean, 8);
+        options.m = 4;
+        let index = Index::create(dir.path(), &options).unwrap();
+        let data = points(1_400);
+        let first = 600;
+        for batch in [&data[..first], &data[first..1_000], &data[1_000..]] {
+            index
+                .write(|w| {
+                    let prepared = w.prepare(batch.iter().map(|v| VectorRef::Floats(v)))?;
+                    w.insert(&prepared, &never_cancel)
+                })
+                .unwrap();
+        }
+        let reader = index.read().unwrap();
+        let view = reader.lmdb_view();
+        let metric = view.metric();
+        let (mut fillers, mut later_fillers_in_first_lists) = (0, 0);
+        for owner in 0..data.len() as ItemId {
+            let mut links = Vec::new();
+            view.links_with_status(owner, 0, &mut links).unwrap();
+            let owner_vec = view.vector(owner).unwrap();
+            let score = |id: ItemId| metric.score(owner_vec, view.vector(id).unwrap());
+            for &(id, diverse) in &links {
+                if diverse {
+                    continue;
+                }
+                fillers += 1;
+                if (owner as usize) < first && id as usize >= first {
+                    later_fillers_in_first_lists += 1;
+                }
+                let filler_vec = view.vector(id).unwrap();
+                let dominated = links.iter().any(|&(d, _)| {
+                    score(d) < score(id)
+                        && metric.score(filler_vec, view.vector(d).unwrap()) < score(id)
+                });
+                assert!(
+                    dominated,
+                    "{owner}'s filler link {id} is not dominated: {links:?}"
+                );
+            }
+        }
+        assert!(fillers > 100, "{fillers} filler links");
+        assert!(
+            later_fillers_in_first_lists > 10,
+            "{later_fillers_in_first_lists} filler links to later items in first-batch lists"
+        );
     }
 }

@@ -152,7 +152,7 @@ impl<'v> MemGraph<'v> {
                 add_link(
                     self,
                     Owner::new(self, link.id)?,
-                    &mut list,
+                    &mut *list,
                     Scored {
                         score: link.score,
                         id: q,

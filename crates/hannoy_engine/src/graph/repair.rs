@@ -52,13 +52,15 @@ pub(crate) fn reconnect_unreachable(
                 return Err(crate::error::corrupt("no reachable item to reconnect to"));
             };
             let mut list = Vec::new();
-            view.neighbours(anchor.id, 0, &mut list)?;
+            view.links_with_status(anchor.id, 0, &mut list)?;
             (anchor.id, list)
         };
         // The list may exceed its cap by this one link until its next prune: dropping another
-        // link here could cut off whatever was reachable only through it.
-        list.push(lost);
-        store.put_links(wtxn, anchor, 0, &list, false)?;
+        // link here could cut off whatever was reachable only through it. It is diverse, so
+        // that the prune takes a filler link instead.
+        list.push((lost, true));
+        let (ids, diverse): (Vec<ItemId>, Vec<bool>) = list.into_iter().unzip();
+        store.put_links(wtxn, anchor, 0, &ids, &diverse, false)?;
         mark_reachable(&LmdbView::new(wtxn, store, meta), lost, &mut reachable)?;
         reconnected += 1;
     }

@@ -5,6 +5,7 @@
 use super::{GraphView, Scored};
 use crate::distance::Metric;
 use crate::error::Result;
+use crate::storage::StatusLink;
 use crate::ItemId;
 
 /// One link of a node, with its score from the owner and whether the heuristic kept it as
@@ -162,6 +163,74 @@ pub(crate) fn select<G: GraphView + ?Sized>(
     Ok(links)
 }
 
+/// A list of links in ascending score order, as `add_link` edits it: the in-memory build's,
+/// whose scores are known, or a stored list (`ScoredList`), whose scores are computed only when
+/// asked for.
+pub(crate) trait LinkSlots {
+    fn len(&self) -> usize;
+    fn id(&self, i: usize) -> ItemId;
+    fn diverse(&self, i: usize) -> bool;
+    fn demote(&mut self, i: usize);
+    /// The score of link `i` from the owner.
+    fn score<G: GraphView + ?Sized>(&mut self, graph: &G, i: usize) -> Result<f32>;
+    fn insert(&mut self, at: usize, link: Link);
+    fn remove(&mut self, at: usize);
+}
+
+impl LinkSlots for Vec<Link> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn id(&self, i: usize) -> ItemId {
+        self[i].id
+    }
+
+    fn diverse(&self, i: usize) -> bool {
+        self[i].diverse
+    }
+
+    fn demote(&mut self, i: usize) {
+        self[i].diverse = false;
+    }
+
+    fn score<G: GraphView + ?Sized>(&mut self, _: &G, i: usize) -> Result<f32> {
+        Ok(self[i].score)
+    }
+
+    fn insert(&mut self, at: usize, link: Link) {
+        Vec::insert(self, at, link);
+    }
+
+    fn remove(&mut self, at: usize) {
+        Vec::remove(self, at);
+    }
+}
+
+/// Where `new` goes to keep `list` ascending, by bisection: a handful of scores of a stored
+/// list instead of one per link. A list out of order (a repair appends) only makes the place
+/// approximate.
+fn place_of<G: GraphView + ?Sized, L: LinkSlots>(
+    graph: &G,
+    list: &mut L,
+    new: Scored,
+) -> Result<usize> {
+    let (mut low, mut high) = (0, list.len());
+    while low < high {
+        let mid = (low + high) / 2;
+        let at_mid = Scored {
+            score: list.score(graph, mid)?,
+            id: list.id(mid),
+        };
+        if at_mid < new {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    Ok(low)
+}
+
 /// Adds a back link to a list (ascending by score) and, if that overflows `cap`, prunes it the
 /// way `select` would: the farthest filler link goes, or the farthest link when all are diverse.
 ///
@@ -174,23 +243,30 @@ pub(crate) fn select<G: GraphView + ?Sized>(
 /// link dominates it, it replaces the farthest filler link, as `select` would keep it. The long
 /// links that make the graph navigable are the ones that come last, to lists that filled early
 /// (docs/benchmarks.md, "Far links into full lists").
-pub(crate) fn add_link<G: GraphView + ?Sized>(
+pub(crate) fn add_link<G: GraphView + ?Sized, L: LinkSlots>(
     graph: &G,
     owner: Owner,
-    list: &mut Vec<Link>,
+    list: &mut L,
     new: Scored,
     cap: usize,
 ) -> Result<()> {
-    if list.iter().any(|l| l.id == new.id) {
+    if (0..list.len()).any(|i| list.id(i) == new.id) {
         return Ok(());
     }
     if owner.is_copy(new.score) {
-        let links: Vec<(ItemId, f32)> = list.iter().map(|l| (l.id, l.score)).collect();
+        let mut links: Vec<(ItemId, f32)> = Vec::with_capacity(list.len());
+        for i in 0..list.len() {
+            links.push((list.id(i), list.score(graph, i)?));
+        }
         let Some(displaced) = owner.admit_copy(&links, new.id) else {
             return Ok(());
         };
-        list.retain(|l| !displaced.contains(&l.id));
-        let pos = list.partition_point(|l| (l.score, l.id) < (new.score, new.id));
+        for i in (0..list.len()).rev() {
+            if displaced.contains(&list.id(i)) {
+                list.remove(i);
+            }
+        }
+        let pos = place_of(graph, list, new)?;
         list.insert(
             pos,
             Link {
@@ -202,22 +278,22 @@ pub(crate) fn add_link<G: GraphView + ?Sized>(
         trim_to_cap(list, cap);
         return Ok(());
     }
-    let pos = list.partition_point(|l| (l.score, l.id) < (new.score, new.id));
+    let pos = place_of(graph, list, new)?;
     let metric = graph.metric();
     let new_vec = graph.vector(new.id)?;
     let mut new_diverse = true;
-    // A copy of the owner is as far from `new` as the owner is, give or take rounding: it
-    // dominates nothing.
-    for l in list[..pos]
-        .iter()
-        .filter(|l| l.diverse && !owner.is_copy(l.score))
-    {
-        if metric.score(new_vec, graph.vector(l.id)?) < new.score {
+    for i in 0..pos {
+        // A copy of the owner is as far from `new` as the owner is, give or take rounding: it
+        // dominates nothing. Its own score is looked at last, as a stored list computes it.
+        if list.diverse(i)
+            && metric.score(new_vec, graph.vector(list.id(i))?) < new.score
+            && !owner.is_copy(list.score(graph, i)?)
+        {
             new_diverse = false;
             break;
         }
     }
-    if !new_diverse && list.len() >= cap && list[pos..].iter().all(|l| l.diverse) {
+    if !new_diverse && list.len() >= cap && (pos..list.len()).all(|i| list.diverse(i)) {
         return Ok(()); // the only filler link, so the one to drop
     }
     list.insert(
@@ -229,9 +305,11 @@ pub(crate) fn add_link<G: GraphView + ?Sized>(
         },
     );
     if new_diverse {
-        for l in list[pos + 1..].iter_mut().filter(|l| l.diverse) {
-            if metric.score(graph.vector(l.id)?, new_vec) < l.score {
-                l.diverse = false;
+        for i in pos + 1..list.len() {
+            if list.diverse(i)
+                && metric.score(graph.vector(list.id(i))?, new_vec) < list.score(graph, i)?
+            {
+                list.demote(i);
             }
         }
     }
@@ -241,47 +319,72 @@ pub(crate) fn add_link<G: GraphView + ?Sized>(
 
 /// Drops the farthest filler link of an overflowing list, or its farthest link when all are
 /// diverse.
-fn trim_to_cap(list: &mut Vec<Link>, cap: usize) {
+fn trim_to_cap<L: LinkSlots>(list: &mut L, cap: usize) {
     if list.len() > cap {
-        let drop = list
-            .iter()
-            .rposition(|l| !l.diverse)
+        let drop = (0..list.len())
+            .rev()
+            .find(|&i| !list.diverse(i))
             .unwrap_or(list.len() - 1);
         list.remove(drop);
     }
 }
 
-/// How many of a full list's farthest links are checked for one to drop when a link comes in.
-const VICTIM_WINDOW: usize = 8;
-
-/// A stored list with its scores from the owner computed only when asked for. Every writer on
-/// the insert path keeps stored lists in ascending score order, so a new link's place is found by
-/// bisection: a handful of distances instead of one per link, which was most of the time spent
-/// taking in back links (15,000 lists touched per batch of 670 into 100,000 items). A list out
-/// of order (a repair may append) only makes the place, and so the victim window, approximate.
+/// A stored list, with its links' statuses as stored and their scores from the owner computed
+/// only when asked for: a list taking in a link scores a handful of its links, not all of them
+/// (15,000 lists take in links per batch of 670 rows into 100,000 items).
 pub(crate) struct ScoredList<'v> {
     owner_vec: &'v [u8],
     ids: Vec<ItemId>,
     /// NaN until computed.
     scores: Vec<f32>,
+    diverse: Vec<bool>,
 }
 
 impl<'v> ScoredList<'v> {
-    pub fn new(owner_vec: &'v [u8], ids: Vec<ItemId>) -> Self {
-        let scores = vec![f32::NAN; ids.len()];
+    /// A list of (id, diverse) links.
+    pub fn new(owner_vec: &'v [u8], links: &[StatusLink]) -> Self {
         ScoredList {
             owner_vec,
-            ids,
-            scores,
+            ids: links.iter().map(|l| l.0).collect(),
+            scores: vec![f32::NAN; links.len()],
+            diverse: links.iter().map(|l| l.1).collect(),
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// The ids and their statuses.
+    pub fn into_parts(self) -> (Vec<ItemId>, Vec<bool>) {
+        (self.ids, self.diverse)
+    }
+
+    /// Every link with its score, ascending.
+    pub fn scored<G: GraphView + ?Sized>(&mut self, graph: &G) -> Result<Vec<Scored>> {
+        let mut all = Vec::with_capacity(self.ids.len());
+        for i in 0..self.ids.len() {
+            all.push(Scored {
+                score: self.score(graph, i)?,
+                id: self.ids[i],
+            });
+        }
+        all.sort_unstable();
+        Ok(all)
+    }
+}
+
+impl LinkSlots for ScoredList<'_> {
+    fn len(&self) -> usize {
         self.ids.len()
     }
 
-    pub fn into_ids(self) -> Vec<ItemId> {
-        self.ids
+    fn id(&self, i: usize) -> ItemId {
+        self.ids[i]
+    }
+
+    fn diverse(&self, i: usize) -> bool {
+        self.diverse[i]
+    }
+
+    fn demote(&mut self, i: usize) {
+        self.diverse[i] = false;
     }
 
     fn score<G: GraphView + ?Sized>(&mut self, graph: &G, i: usize) -> Result<f32> {
@@ -293,113 +396,17 @@ impl<'v> ScoredList<'v> {
         Ok(self.scores[i])
     }
 
-    /// Every link with its score, ascending.
-    pub fn scored<G: GraphView + ?Sized>(&mut self, graph: &G) -> Result<Vec<Scored>> {
-        let mut all = Vec::with_capacity(self.len());
-        for i in 0..self.len() {
-            all.push(Scored {
-                score: self.score(graph, i)?,
-                id: self.ids[i],
-            });
-        }
-        all.sort_unstable();
-        Ok(all)
-    }
-
-    /// Where `new` goes to keep the list ascending.
-    fn place_of<G: GraphView + ?Sized>(&mut self, graph: &G, new: Scored) -> Result<usize> {
-        let (mut low, mut high) = (0, self.len());
-        while low < high {
-            let mid = (low + high) / 2;
-            let at_mid = Scored {
-                score: self.score(graph, mid)?,
-                id: self.ids[mid],
-            };
-            if at_mid < new {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        Ok(low)
-    }
-
-    fn insert(&mut self, at: usize, new: Scored) {
-        self.ids.insert(at, new.id);
-        self.scores.insert(at, new.score);
+    fn insert(&mut self, at: usize, link: Link) {
+        self.ids.insert(at, link.id);
+        self.scores.insert(at, link.score);
+        self.diverse.insert(at, link.diverse);
     }
 
     fn remove(&mut self, at: usize) {
         self.ids.remove(at);
         self.scores.remove(at);
+        self.diverse.remove(at);
     }
-
-    /// Adds `new` in its place, for a list with room for it.
-    pub fn add<G: GraphView + ?Sized>(&mut self, graph: &G, new: Scored) -> Result<()> {
-        if !self.ids.contains(&new.id) {
-            let at = self.place_of(graph, new)?;
-            self.insert(at, new);
-        }
-        Ok(())
-    }
-}
-
-/// Puts `new` into a stored list that is already full (distinct ids) and drops a link to keep
-/// it at `cap`: the farthest of the last few links that a closer link of the list dominates, or
-/// the farthest link when none is dominated. This is `select`'s rule (the farthest filler link
-/// goes, or the farthest when all are diverse) without re-deciding every link, which costs a
-/// distance per candidate and kept link: most of an insert's work when each new item lands in
-/// 32 lists.
-///
-/// A dropped node's reachability is looked after by `keep_last_in_links` and the periodic
-/// reconnect pass, not here.
-pub(crate) fn replace_in_full_list<G: GraphView + ?Sized>(
-    graph: &G,
-    owner: Owner,
-    list: &mut ScoredList<'_>,
-    new: Scored,
-    cap: usize,
-) -> Result<()> {
-    if list.ids.contains(&new.id) {
-        return Ok(());
-    }
-    if owner.is_copy(new.score) {
-        let links: Vec<(ItemId, f32)> = list
-            .scored(graph)?
-            .iter()
-            .map(|l| (l.id, l.score))
-            .collect();
-        // Not one of the owner's ring neighbours: the list stays as it is.
-        let Some(displaced) = owner.admit_copy(&links, new.id) else {
-            return Ok(());
-        };
-        while let Some(at) = list.ids.iter().position(|id| displaced.contains(id)) {
-            list.remove(at);
-        }
-    }
-    let pos = list.place_of(graph, new)?;
-    list.insert(pos, new);
-    if list.len() <= cap {
-        return Ok(());
-    }
-    let metric = graph.metric();
-    let lowest = list.len().saturating_sub(VICTIM_WINDOW).max(1);
-    for i in (lowest..list.len()).rev() {
-        let victim_score = list.score(graph, i)?;
-        let victim = graph.vector(list.ids[i])?;
-        for j in 0..i {
-            // A copy of the owner is as far from the victim as the owner is, give or take
-            // rounding: it dominates nothing.
-            if metric.score(victim, graph.vector(list.ids[j])?) < victim_score
-                && !owner.is_copy(list.score(graph, j)?)
-            {
-                list.remove(i);
-                return Ok(());
-            }
-        }
-    }
-    list.remove(list.len() - 1);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::GraphView;
 use crate::codes::{CodedQuery, Quantizer};
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::Result;
-use crate::storage::{advice, ChunkTable, LinkTable, MetaRecord, Store};
+use crate::storage::{advice, ChunkTable, LinkList, LinkTable, MetaRecord, StatusLink, Store};
 use crate::ItemId;
 
 #[derive(Clone, Copy)]
@@ -180,14 +180,7 @@ impl GraphView for LmdbView<'_> {
 
     #[inline]
     fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
-        let list = match self.links {
-            // SAFETY: only `with_chunks` sets `links`, under the contract it states.
-            Some(table) if layer == 0 => unsafe {
-                self.store.layer0_links_via(self.txn, table, id)?
-            },
-            _ => self.store.links(self.txn, id, layer)?,
-        };
-        if let Some(list) = list {
+        if let Some(list) = self.list(id, layer)? {
             out.extend(list.iter());
         }
         Ok(())
@@ -269,7 +262,31 @@ impl GraphView for Coded<'_, '_> {
     }
 }
 
-impl LmdbView<'_> {
+impl<'t> LmdbView<'t> {
+    #[inline]
+    fn list(&self, id: ItemId, layer: usize) -> Result<Option<LinkList<'t>>> {
+        match self.links {
+            // SAFETY: only `with_chunks` sets `links`, under the contract it states.
+            Some(table) if layer == 0 => unsafe {
+                self.store.layer0_links_via(self.txn, table, id)
+            },
+            _ => self.store.links(self.txn, id, layer),
+        }
+    }
+
+    /// `id`'s links on `layer`, each with whether it is diverse.
+    pub fn links_with_status(
+        &self,
+        id: ItemId,
+        layer: usize,
+        out: &mut Vec<StatusLink>,
+    ) -> Result<()> {
+        if let Some(list) = self.list(id, layer)? {
+            out.extend(list.with_status());
+        }
+        Ok(())
+    }
+
     /// Hints that `id`'s layer-0 list is about to be read, if its place is known already.
     #[inline]
     pub fn prefetch_links(&self, id: ItemId) {

@@ -9,7 +9,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
 /// Bumped whenever the on-disk layout changes; readers refuse any other version, both ways: an
 /// older writer would leave structures it does not know out of step (deleting and reusing ids
 /// without touching them), and a newer reader would miss what an older writer never wrote.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index
 /// is tied to the byte order of the machine that wrote it, as Postgres data files are.

@@ -5,7 +5,7 @@
 //! | `meta`          | `"meta"`, `"items"`, `"log"`, `"stamp"`, `"centroid"` | [`MetaRecord`]; live ids (roaring); u64 log position; the caller's [`crate::Stamp`]; the codes' centroid (f32s) |
 //! | `vectors`       | chunk number (u32, integer)          | `vectors_per_chunk` stored vectors          |
 //! | `codes`         | chunk number (u32, integer)          | `codes_per_chunk` codes (`crate::codes`)    |
-//! | `links`         | `layer << 32 \| id` (u64)            | neighbour ids, native-endian u32s           |
+//! | `links`         | `layer << 32 \| id` (u64)            | neighbour ids, native-endian u32s, the top bit set on filler links |
 //! | `keys`          | id (u32, integer)                    | the caller's key for the item (u64)         |
 //! | `key_ids`       | key (u64, integer)                   | the item holding that key (u32)             |
 //! | `filter_values` | column (u16 BE), tag, value (bytes)  | the items under that key (roaring)          |
@@ -84,21 +84,55 @@ pub(crate) fn link_owner_layer(key: u64) -> (ItemId, usize) {
     (key as ItemId, (key >> 32) as usize)
 }
 
+/// The top bit of a stored link marks it filler: the selection heuristic found a closer link
+/// of the list that dominates it, so it is the first to go when the list overflows. Knowing it
+/// saves a list taking in a new link from re-deciding which of its links are diverse, which
+/// costs a distance per pair. Ids stay below it (`insert::allocate_ids`).
+const FILLER: u32 = 1 << 31;
+
+/// A stored link: its id, and whether it is diverse (not filler).
+pub(crate) type StatusLink = (ItemId, bool);
+
+/// The first id that cannot be stored in a link list.
+pub(crate) const ID_LIMIT: u64 = FILLER as u64;
+
 /// A stored neighbour list, decoded as it is iterated: LMDB only guarantees 2-byte alignment for
 /// inline values, so the u32s are read from the mapped bytes without a cast or a copy.
 #[derive(Clone, Copy)]
 pub(crate) struct LinkList<'t>(&'t [u8]);
 
 impl<'t> LinkList<'t> {
-    pub fn iter(self) -> impl Iterator<Item = ItemId> + 't {
+    fn words(self) -> impl Iterator<Item = u32> + 't {
         self.0
             .chunks_exact(4)
             .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
     }
+
+    pub fn iter(self) -> impl Iterator<Item = ItemId> + 't {
+        self.words().map(|w| w & !FILLER)
+    }
+
+    /// Every link with whether it is diverse (not filler).
+    pub fn with_status(self) -> impl Iterator<Item = StatusLink> + 't {
+        self.words().map(|w| (w & !FILLER, w & FILLER == 0))
+    }
 }
 
-fn encode_links(ids: &[ItemId]) -> &[u8] {
-    bytemuck::cast_slice(ids)
+/// `ids` in stored form: `diverse[i]` says whether `ids[i]` is diverse; links past its end are
+/// (links added to keep a node reachable, which no prune should take first).
+fn encode_links(ids: &[ItemId], diverse: &[bool]) -> Vec<u8> {
+    ids.iter()
+        .enumerate()
+        .flat_map(|(i, &id)| {
+            debug_assert!((id as u64) < ID_LIMIT);
+            let word = if diverse.get(i) == Some(&false) {
+                id | FILLER
+            } else {
+                id
+            };
+            word.to_ne_bytes()
+        })
+        .collect()
 }
 
 /// Options of a database keyed by native-endian integers and sorted as integers.
@@ -424,12 +458,14 @@ impl Store {
         Ok(list)
     }
 
+    /// Writes `id`'s list on `layer`: `ids`, with `diverse` as `encode_links` reads it.
     pub fn put_links(
         &self,
         wtxn: &mut RwTxn,
         id: ItemId,
         layer: usize,
         ids: &[ItemId],
+        diverse: &[bool],
         append: bool,
     ) -> Result<()> {
         let flags = if append {
@@ -437,9 +473,12 @@ impl Store {
         } else {
             PutFlags::empty()
         };
-        Ok(self
-            .links
-            .put_with_flags(wtxn, flags, &link_key(layer, id), encode_links(ids))?)
+        Ok(self.links.put_with_flags(
+            wtxn,
+            flags,
+            &link_key(layer, id),
+            &encode_links(ids, diverse),
+        )?)
     }
 
     /// Empties the vectors, links, keys and filter values: dropping whole B-trees frees their
