@@ -6,6 +6,7 @@
 //! The cost is computed here rather than by genericcostestimate, which would charge an IN list
 //! once per element, as a btree scans it; hannoy turns the whole list into one bitmap.
 
+use hannoy_engine::Quantization;
 use pgrx::prelude::*;
 
 use crate::pg::guc;
@@ -68,7 +69,8 @@ unsafe fn scan_cost(
         let info = (*path).indexinfo;
         let index = pg_sys::index_open((*info).indexoid, pg_sys::NoLock as pg_sys::LOCKMODE);
         let layout = super::describe(index).layout;
-        let m = super::options::read(index).m;
+        let options = super::options::read(index);
+        let (m, coded) = (options.m, options.quantization != Quantization::None);
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         if asks_for_null_vectors(path, layout.vector_column) {
             return None;
@@ -94,6 +96,7 @@ unsafe fn scan_cost(
             rows as u64,
             guc::ef_search(),
             2 * m,
+            coded,
         );
         // Opening the snapshot reads a page or two, and each condition its values' bitmaps;
         // a distance costs about what an index tuple does elsewhere.

@@ -539,18 +539,15 @@ fn filtered(built: Built<'_>, rows: &mut Rows) {
                 ef_search: ef,
                 ..auto.clone()
             };
-            let picked_exact = index
+            let method = index
                 .read()
                 .unwrap()
                 .stream(VectorRef::Floats(&queries[0]), &params)
                 .unwrap()
-                .is_exact();
+                .method();
             let r = run_queries(index, metric, data, queries, &truth, &params);
             rows.push((
-                format!(
-                    "filter {label}, ef_search {ef}, auto: {}",
-                    if picked_exact { "exact" } else { "walk" }
-                ),
+                format!("filter {label}, ef_search {ef}, auto: {method}"),
                 format!(
                     "recall@10 {:.3}, {:.1} rows, {:.0} q/s, p99 {:.2} ms, {:.0} distances",
                     r.recall, r.rows, r.qps, r.p99_ms, r.scored

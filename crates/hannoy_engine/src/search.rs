@@ -87,11 +87,17 @@ impl Default for SearchParams<'_> {
 /// few percent of the index is cheap.
 const MIN_WALK_SELECTIVITY: f64 = 0.05;
 
-/// Chooses exact scan or graph walk for `allowed` items out of `live`, in units of one exact
-/// score. Calibrated with the engine benchmark (100k x 384 embedding-like data): an unfiltered
-/// walk at ef 40 costs about as much as scoring 1,800 items exactly, and a filtered walk grows
-/// slowly as the filter narrows (1.7x from 100% to 10%).
-pub(crate) fn prefer_exact(allowed: u64, live: u64, ef: usize, m0: usize) -> bool {
+/// What scoring an item by its code costs a scan, in the units of `walk_cost`: an estimate
+/// reads a code a twentieth the size of the vector (docs/benchmarks.md, "Filtered scans on
+/// codes").
+const CODE_SCAN_COST: f64 = 0.5;
+
+/// Chooses a scan or a graph walk for `allowed` items out of `live`, in units of one exact
+/// score; `coded`: the scan would score codes and re-rank a batch of `ef`. Calibrated with the
+/// engine benchmark (100k x 384 embedding-like data): an unfiltered walk at ef 40 costs about
+/// as much as scoring 1,800 items exactly, and a filtered walk grows slowly as the filter
+/// narrows (1.7x from 100% to 10%).
+pub(crate) fn prefer_scan(allowed: u64, live: u64, ef: usize, m0: usize, coded: bool) -> bool {
     if allowed <= EXACT_BELOW {
         return true;
     }
@@ -99,7 +105,22 @@ pub(crate) fn prefer_exact(allowed: u64, live: u64, ef: usize, m0: usize) -> boo
     if selectivity < MIN_WALK_SELECTIVITY {
         return true;
     }
-    (allowed as f64) <= walk_cost(selectivity, ef, m0)
+    scan_cost(allowed, ef, m0, coded) <= walk_cost(selectivity, ef, m0)
+}
+
+/// Whether a scan of `allowed` items scores them by their codes: only where scoring them
+/// exactly would cost more than an unfiltered walk. Below that, a scan answers exactly for no
+/// more than the walk costs.
+fn scans_codes(allowed: u64, ef: usize, m0: usize, coded: bool) -> bool {
+    coded && allowed as f64 > walk_cost(1.0, ef, m0)
+}
+
+fn scan_cost(allowed: u64, ef: usize, m0: usize, coded: bool) -> f64 {
+    if scans_codes(allowed, ef, m0, coded) {
+        allowed as f64 * CODE_SCAN_COST + ef as f64
+    } else {
+        allowed as f64
+    }
 }
 
 fn walk_cost(selectivity: f64, ef: usize, m0: usize) -> f64 {
@@ -107,12 +128,12 @@ fn walk_cost(selectivity: f64, ef: usize, m0: usize) -> f64 {
 }
 
 /// The distances a search for the first `ef` results computes, in the strategy it will
-/// choose, when `allowed` of `live` items pass its filter (all of them without one): for a
-/// query planner's cost estimate.
-pub fn estimated_distances(allowed: u64, live: u64, ef: usize, m0: usize) -> f64 {
+/// choose, when `allowed` of `live` items pass its filter (all of them without one), in an
+/// index that keeps codes or not: for a query planner's cost estimate.
+pub fn estimated_distances(allowed: u64, live: u64, ef: usize, m0: usize, coded: bool) -> f64 {
     let allowed = allowed.min(live);
-    if prefer_exact(allowed, live, ef, m0) {
-        allowed as f64
+    if prefer_scan(allowed, live, ef, m0, coded) {
+        scan_cost(allowed, ef, m0, coded)
     } else {
         walk_cost(allowed as f64 / live.max(1) as f64, ef, m0)
     }
@@ -169,7 +190,45 @@ pub struct NeighborStream<'t> {
 
 enum State<'t> {
     Exact(BinaryHeap<Reverse<Scored>>),
+    Codes(CodedScan),
     Walk(Box<Walk<'t>>),
+}
+
+/// Every allowed item scored by its code; the best estimates are re-ranked exactly a batch at a
+/// time and handed out in exact order within the batch, as a walk on codes hands out its
+/// windows.
+struct CodedScan {
+    estimates: BinaryHeap<Reverse<Scored>>,
+    reranked: VecDeque<Scored>,
+    /// Estimates re-ranked per batch.
+    per_batch: usize,
+    /// Items re-ranked so far.
+    rescored: usize,
+    /// Whether the vectors to re-rank were found out of memory: each batch asks for its
+    /// vectors' pages before reading them.
+    advise: bool,
+}
+
+impl CodedScan {
+    fn next_batch(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<Vec<Scored>> {
+        if !self.reranked.is_empty() {
+            return Ok(self.reranked.drain(..).collect());
+        }
+        let mut batch: Vec<Scored> = (0..self.per_batch)
+            .map_while(|_| self.estimates.pop().map(|Reverse(s)| s))
+            .collect();
+        self.rescored += batch.len();
+        rerank(view, query, &mut batch, self.advise)?;
+        Ok(batch)
+    }
+
+    fn next(&mut self, view: &LmdbView<'_>, query: &[u8]) -> Result<Option<Scored>> {
+        if self.reranked.is_empty() {
+            let batch = self.next_batch(view, query)?;
+            self.reranked.extend(batch);
+        }
+        Ok(self.reranked.pop_front())
+    }
 }
 
 struct Walk<'t> {
@@ -219,13 +278,24 @@ impl<'t> NeighborStream<'t> {
             None => Cow::Borrowed(items),
         };
         let ef = params.ef_search.max(1);
+        let codes = view.codes().filter(|_| params.codes);
         let exact = match params.strategy {
             Strategy::Exact => true,
             Strategy::Graph => allowed.is_empty(),
-            Strategy::Auto => prefer_exact(allowed.len(), items.len(), ef, view.meta.m0 as usize),
+            Strategy::Auto => prefer_scan(
+                allowed.len(),
+                items.len(),
+                ef,
+                view.meta.m0 as usize,
+                codes.is_some(),
+            ),
         };
+        // Codes serve a scan the cost model chose, never one asked for as exact.
+        let coded_scan = exact
+            && params.strategy == Strategy::Auto
+            && scans_codes(allowed.len(), ef, view.meta.m0 as usize, codes.is_some());
         let cold = match view.meta.entry() {
-            Some((entry, _)) if !exact => view.is_cold(entry, params.codes),
+            Some((entry, _)) if !exact => view.is_cold(entry, codes.is_some()),
             _ => false,
         };
         let view = view.advising(cold);
@@ -234,12 +304,12 @@ impl<'t> NeighborStream<'t> {
             Some((entry, top)) if !exact => {
                 let selectivity = allowed.len() as f64 / items.len().max(1) as f64;
                 let two_hop = params.filter.is_some() && selectivity < TWO_HOP_BELOW;
-                let coded = match view.codes() {
-                    Some(codes) if params.codes => {
+                let coded = match codes {
+                    Some(codes) => {
                         let input = code_input(view.metric(), query.bytes()).unwrap_or_default();
                         Some((codes, codes.quantizer.prepare(&input)?))
                     }
-                    _ => None,
+                    None => None,
                 };
                 let mut walk = Walk {
                     coded,
@@ -295,6 +365,25 @@ impl<'t> NeighborStream<'t> {
                 }
                 State::Walk(Box::new(walk))
             }
+            _ if coded_scan => {
+                let codes = codes.expect("a coded scan has codes");
+                let input = code_input(view.metric(), query.bytes()).unwrap_or_default();
+                let coded = codes.quantizer.prepare(&input)?;
+                let mut estimates = Vec::with_capacity(allowed.len() as usize);
+                for id in allowed.iter() {
+                    estimates.push(Reverse(Scored {
+                        score: view.estimate(codes, &coded, id)?,
+                        id,
+                    }));
+                }
+                State::Codes(CodedScan {
+                    estimates: BinaryHeap::from(estimates),
+                    reranked: VecDeque::new(),
+                    per_batch: params.rerank.unwrap_or(ef).clamp(1, ef),
+                    rescored: 0,
+                    advise: allowed.min().is_some_and(|id| view.is_cold(id, false)),
+                })
+            }
             _ => {
                 // A scan reads chunk after chunk, each page waiting for the one before it when
                 // the index is out of memory: ask for them all first.
@@ -325,6 +414,7 @@ impl<'t> NeighborStream<'t> {
         };
         let scored_exactly = match &state {
             State::Exact(heap) => heap.len(),
+            State::Codes(scan) => scan.estimates.len(),
             State::Walk(_) => 0,
         };
         Ok(NeighborStream {
@@ -342,28 +432,42 @@ impl<'t> NeighborStream<'t> {
         matches!(self.state, State::Exact(_))
     }
 
+    /// How this stream finds its results: "exact scan", "scan on codes" or "walk".
+    pub fn method(&self) -> &'static str {
+        match self.state {
+            State::Exact(_) => "exact scan",
+            State::Codes(_) => "scan on codes",
+            State::Walk(_) => "walk",
+        }
+    }
+
     /// Whether the walk or scan has asked the kernel for pages ahead of reading them: it found
     /// some of the index's pages out of memory.
     pub fn advised(&self) -> bool {
         match &self.state {
             State::Walk(w) => w.advise,
             State::Exact(_) => self.scanned_cold,
+            State::Codes(scan) => scan.advise,
         }
     }
 
-    /// Nodes the walk has scored so far (zero for an exact scan).
+    /// Nodes the walk has scored so far (zero for a scan).
     pub fn visited(&self) -> usize {
         match &self.state {
-            State::Exact(_) => 0,
+            State::Exact(_) | State::Codes(_) => 0,
             State::Walk(w) => w.visited_count,
         }
     }
 
     /// Distances computed so far: the walk's scored nodes from its seeds on, or one per allowed
-    /// item for an exact scan (the descent through the upper layers to the seeds is not
-    /// counted).
+    /// item for a scan, plus the items a scan on codes re-ranked (the descent through the upper
+    /// layers to the seeds is not counted).
     pub fn distances(&self) -> usize {
-        self.visited() + self.scored_exactly
+        let rescored = match &self.state {
+            State::Codes(scan) => scan.rescored,
+            _ => 0,
+        };
+        self.visited() + self.scored_exactly + rescored
     }
 
     /// The next results, ascending; empty once the stream is drained. The first batch is the
@@ -375,6 +479,7 @@ impl<'t> NeighborStream<'t> {
             State::Exact(heap) => (0..self.batch)
                 .map_while(|_| heap.pop().map(|Reverse(s)| s))
                 .collect(),
+            State::Codes(scan) => scan.next_batch(&self.view, self.query.bytes())?,
             State::Walk(walk) => walk.next_window(&self.view, self.query.bytes())?,
         };
         let metric = self.view.metric();
@@ -390,6 +495,7 @@ impl<'t> NeighborStream<'t> {
     fn next_scored(&mut self) -> Result<Option<Scored>> {
         match &mut self.state {
             State::Exact(heap) => Ok(heap.pop().map(|Reverse(s)| s)),
+            State::Codes(scan) => scan.next(&self.view, self.query.bytes()),
             State::Walk(walk) => walk.next(&self.view, self.query.bytes()),
         }
     }
