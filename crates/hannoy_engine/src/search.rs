@@ -164,13 +164,23 @@ const TWO_HOP_BELOW: f64 = 0.2;
 /// nodes out, far enough that its top 10 allowed items are found at about the unfiltered
 /// search's recall. A two-hop walk scores allowed nodes only, like a search of an index of
 /// those alone, and keeps `ef`.
-fn window_size(ef: usize, selectivity: f64, two_hop: bool) -> usize {
+///
+/// A walk on codes holds estimates in its window and re-ranks the window once it is ready: with
+/// a window as narrow, the estimates' errors leave more of the true top 10 outside it, so it
+/// shrinks less (`CODED_WINDOW_EXPONENT`).
+fn window_size(ef: usize, selectivity: f64, two_hop: bool, coded: bool) -> usize {
     if two_hop || selectivity >= 1.0 {
         return ef;
     }
-    let shrunk = (ef as f64 * selectivity.max(0.0).sqrt()).ceil() as usize;
+    let exponent = if coded { CODED_WINDOW_EXPONENT } else { 0.5 };
+    let shrunk = (ef as f64 * selectivity.max(0.0).powf(exponent)).ceil() as usize;
     shrunk.max(ef.min(WINDOW_FLOOR))
 }
+
+/// How a filter shrinks a walk's window on codes: `ef·s^0.375`, less than the square root of
+/// full vectors (docs/benchmarks.md, "Filtered walks on codes", has the recall and cost of
+/// each exponent).
+const CODED_WINDOW_EXPONENT: f64 = 0.375;
 
 /// The smallest window a filter shrinks a walk's to: the usual LIMIT.
 const WINDOW_FLOOR: usize = 10;
@@ -318,7 +328,7 @@ impl<'t> NeighborStream<'t> {
                     two_hop,
                     allowed,
                     frontier: BinaryHeap::new(),
-                    window: Beam::new(window_size(ef, selectivity, two_hop)),
+                    window: Beam::new(window_size(ef, selectivity, two_hop, codes.is_some())),
                     overflow: BinaryHeap::new(),
                     visited: Visited::pooled(view.meta.next_id as usize),
                     visited_count: 0,
