@@ -109,10 +109,10 @@ pub(crate) fn prefer_scan(allowed: u64, live: u64, ef: usize, m0: usize, coded: 
 }
 
 /// Whether a scan of `allowed` items scores them by their codes: only where scoring them
-/// exactly would cost more than an unfiltered walk. Below that, a scan answers exactly for no
-/// more than the walk costs.
+/// exactly would cost more than an unfiltered walk, and never below `EXACT_BELOW`. Below that,
+/// a scan answers exactly for no more than the walk costs.
 fn scans_codes(allowed: u64, ef: usize, m0: usize, coded: bool) -> bool {
-    coded && allowed as f64 > walk_cost(1.0, ef, m0)
+    coded && allowed > EXACT_BELOW && allowed as f64 > walk_cost(1.0, ef, m0)
 }
 
 fn scan_cost(allowed: u64, ef: usize, m0: usize, coded: bool) -> f64 {
@@ -192,7 +192,7 @@ pub struct NeighborStream<'t> {
     state: State<'t>,
     /// Results per `next_batch`: `ef_search`.
     batch: usize,
-    /// Distances an exact scan computed: one per allowed item.
+    /// Distances a scan computed: one per allowed item (an estimate on codes).
     scored_exactly: usize,
     /// Whether the exact scan found its vectors out of memory and asked for them first.
     scanned_cold: bool,
@@ -289,7 +289,7 @@ impl<'t> NeighborStream<'t> {
         };
         let ef = params.ef_search.max(1);
         let codes = view.codes().filter(|_| params.codes);
-        let exact = match params.strategy {
+        let scan = match params.strategy {
             Strategy::Exact => true,
             Strategy::Graph => allowed.is_empty(),
             Strategy::Auto => prefer_scan(
@@ -301,17 +301,17 @@ impl<'t> NeighborStream<'t> {
             ),
         };
         // Codes serve a scan the cost model chose, never one asked for as exact.
-        let coded_scan = exact
+        let coded_scan = scan
             && params.strategy == Strategy::Auto
             && scans_codes(allowed.len(), ef, view.meta.m0 as usize, codes.is_some());
         let cold = match view.meta.entry() {
-            Some((entry, _)) if !exact => view.is_cold(entry, codes.is_some()),
+            Some((entry, _)) if !scan => view.is_cold(entry, codes.is_some()),
             _ => false,
         };
         let view = view.advising(cold);
         let mut scanned_cold = false;
         let state = match view.meta.entry() {
-            Some((entry, top)) if !exact => {
+            Some((entry, top)) if !scan => {
                 let selectivity = allowed.len() as f64 / items.len().max(1) as f64;
                 let two_hop = params.filter.is_some() && selectivity < TWO_HOP_BELOW;
                 let coded = match codes {

@@ -269,19 +269,30 @@ fn codes_of_half_float_vectors_serve_as_well_as_those_of_f32_vectors() {
     }
 }
 
+/// 20,000 embedding-like rows of 128 dimensions under cosine in a 1-bit index, and `count`
+/// queries near them.
+fn one_bit_embeddings(
+    seed: u64,
+    count: usize,
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, tempfile::TempDir, Index) {
+    let (dims, metric) = (128, Metric::Cosine);
+    let data = embedding_like(20_000, dims, seed);
+    let queries = queries(&data, count, seed + 1);
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::create(dir.path(), &quantized(metric, dims, 1)).unwrap();
+    insert_floats(&index, &data);
+    (data, queries, dir, index)
+}
+
 /// A filter keeping too many items for an exact scan to cost less than an unfiltered walk is
 /// scanned on codes: each item estimated, the best re-ranked a batch at a time. Recall stays
 /// above 0.95, the distances are exact, and a drained stream returns every allowed item once. A
 /// narrower filter is still scanned exactly, and so is any scan asked for as exact.
 #[test]
 fn a_wide_filter_is_scanned_on_codes_and_a_narrow_one_exactly() {
-    let (dims, metric) = (128, Metric::Cosine);
-    let data = embedding_like(20_000, dims, 51);
-    let queries = queries(&data, 30, 52);
-    let dir = tempfile::tempdir().unwrap();
-    let index = Index::create(dir.path(), &quantized(metric, dims, 1)).unwrap();
-    insert_floats(&index, &data);
+    let (data, queries, _dir, index) = one_bit_embeddings(51, 30);
     let reader = index.read().unwrap();
+    let metric = Metric::Cosine;
     let wide: roaring::RoaringBitmap = (0..data.len() as ItemId).filter(|i| i % 4 == 0).collect();
     let narrow: roaring::RoaringBitmap =
         (0..data.len() as ItemId).filter(|i| i % 10 == 0).collect();
@@ -346,13 +357,9 @@ fn a_wide_filter_is_scanned_on_codes_and_a_narrow_one_exactly() {
 /// ef_search, within 0.03 of the same walk on full vectors.
 #[test]
 fn filtered_walks_on_codes_keep_recall_at_10_near_full_vectors() {
-    let (dims, metric) = (128, Metric::Cosine);
-    let data = embedding_like(20_000, dims, 61);
-    let queries = queries(&data, 60, 62);
-    let dir = tempfile::tempdir().unwrap();
-    let index = Index::create(dir.path(), &quantized(metric, dims, 1)).unwrap();
-    insert_floats(&index, &data);
+    let (data, queries, _dir, index) = one_bit_embeddings(61, 60);
     let reader = index.read().unwrap();
+    let metric = Metric::Cosine;
     for (share, keep) in [(20, 2), (30, 3)] {
         let filter: roaring::RoaringBitmap = (0..data.len() as ItemId)
             .filter(|i| (i * 7 + i / 10) % 10 < keep)

@@ -842,9 +842,12 @@ mod tests {
     }
 
     /// Lists written by a first batch, and then rewritten as stored lists take in later
-    /// batches' items, carry the heuristic's statuses: filler links exist, every filler link
-    /// has a closer link of its list nearer to it than the owner is, and stored lists that took
-    /// in later items marked some of those filler.
+    /// batches' items, carry the heuristic's statuses: filler links exist, stored lists that
+    /// took in later items marked some of those filler, the first link of every list is
+    /// diverse, and nearly every filler link has a closer link of its list nearer to it than
+    /// the owner is. Not every one: statuses are kept incrementally, so a link demoted by a
+    /// link that a later prune drops stays filler, and a list that took a link back to keep a
+    /// node reachable is no longer in order.
     #[test]
     fn stored_lists_mark_the_links_a_closer_link_dominates_as_filler() {
         let dir = tempfile::tempdir().unwrap();
@@ -864,10 +867,11 @@ mod tests {
         let reader = index.read().unwrap();
         let view = reader.lmdb_view();
         let metric = view.metric();
-        let (mut fillers, mut later_fillers_in_first_lists) = (0, 0);
+        let (mut fillers, mut dominated_fillers, mut later_fillers_in_first_lists) = (0, 0, 0);
         for owner in 0..data.len() as ItemId {
             let mut links = Vec::new();
             view.links_with_status(owner, 0, &mut links).unwrap();
+            assert!(links[0].1, "{owner}'s first link is filler: {links:?}");
             let owner_vec = view.vector(owner).unwrap();
             let score = |id: ItemId| metric.score(owner_vec, view.vector(id).unwrap());
             for &(id, diverse) in &links {
@@ -879,17 +883,17 @@ mod tests {
                     later_fillers_in_first_lists += 1;
                 }
                 let filler_vec = view.vector(id).unwrap();
-                let dominated = links.iter().any(|&(d, _)| {
+                dominated_fillers += links.iter().any(|&(d, _)| {
                     score(d) < score(id)
                         && metric.score(filler_vec, view.vector(d).unwrap()) < score(id)
-                });
-                assert!(
-                    dominated,
-                    "{owner}'s filler link {id} is not dominated: {links:?}"
-                );
+                }) as usize;
             }
         }
         assert!(fillers > 100, "{fillers} filler links");
+        assert!(
+            dominated_fillers * 100 >= fillers * 95,
+            "{dominated_fillers} of {fillers} filler links dominated"
+        );
         assert!(
             later_fillers_in_first_lists > 10,
             "{later_fillers_in_first_lists} filler links to later items in first-batch lists"
