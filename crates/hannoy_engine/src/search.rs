@@ -185,6 +185,22 @@ const CODED_WINDOW_EXPONENT: f64 = 0.375;
 /// The smallest window a filter shrinks a walk's to: the usual LIMIT.
 const WINDOW_FLOOR: usize = 10;
 
+/// The query prepared for the index's codes.
+fn coded_query(view: &LmdbView<'_>, codes: Codes<'_>, query: &PreparedQuery) -> Result<CodedQuery> {
+    let input = code_input(view.metric(), query.bytes()).unwrap_or_default();
+    codes.quantizer.prepare(&input)
+}
+
+/// Whether the vectors of `allowed` look out of memory, for a scan to ask for their pages
+/// first. Three probes, as the pages the open itself read may hold the first.
+fn vectors_cold(view: &LmdbView<'_>, allowed: &RoaringBitmap) -> bool {
+    let len = allowed.len() as u32;
+    [0, len / 2, len.saturating_sub(1)]
+        .iter()
+        .filter_map(|&n| allowed.select(n))
+        .any(|id| view.is_cold(id, false))
+}
+
 /// Neighbours in non-decreasing distance, as an iterator of results.
 pub struct NeighborStream<'t> {
     view: LmdbView<'t>,
@@ -315,10 +331,7 @@ impl<'t> NeighborStream<'t> {
                 let selectivity = allowed.len() as f64 / items.len().max(1) as f64;
                 let two_hop = params.filter.is_some() && selectivity < TWO_HOP_BELOW;
                 let coded = match codes {
-                    Some(codes) => {
-                        let input = code_input(view.metric(), query.bytes()).unwrap_or_default();
-                        Some((codes, codes.quantizer.prepare(&input)?))
-                    }
+                    Some(codes) => Some((codes, coded_query(&view, codes, &query)?)),
                     None => None,
                 };
                 let mut walk = Walk {
@@ -377,8 +390,7 @@ impl<'t> NeighborStream<'t> {
             }
             _ if coded_scan => {
                 let codes = codes.expect("a coded scan has codes");
-                let input = code_input(view.metric(), query.bytes()).unwrap_or_default();
-                let coded = codes.quantizer.prepare(&input)?;
+                let coded = coded_query(&view, codes, &query)?;
                 let mut estimates = Vec::with_capacity(allowed.len() as usize);
                 for id in allowed.iter() {
                     estimates.push(Reverse(Scored {
@@ -391,20 +403,13 @@ impl<'t> NeighborStream<'t> {
                     reranked: VecDeque::new(),
                     per_batch: params.rerank.unwrap_or(ef).clamp(1, ef),
                     rescored: 0,
-                    advise: allowed.min().is_some_and(|id| view.is_cold(id, false)),
+                    advise: vectors_cold(&view, &allowed),
                 })
             }
             _ => {
                 // A scan reads chunk after chunk, each page waiting for the one before it when
                 // the index is out of memory: ask for them all first.
-                // Three probes, as the pages the open itself read may hold the first.
-                let len = allowed.len() as u32;
-                let probes = [0, len / 2, len.saturating_sub(1)];
-                if probes
-                    .iter()
-                    .filter_map(|&n| allowed.select(n))
-                    .any(|id| view.is_cold(id, false))
-                {
+                if vectors_cold(&view, &allowed) {
                     scanned_cold = true;
                     view.store
                         .advise_vectors(view.txn, view.meta, allowed.iter())?;

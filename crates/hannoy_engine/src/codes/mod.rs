@@ -13,7 +13,7 @@
 //! - **Binary**: the sign of each coordinate as stored (pgvector's `binary_quantize`), compared by
 //!   Hamming distance.
 
-mod rotation;
+pub(crate) mod rotation;
 pub(crate) mod stored;
 
 use rotation::Rotation;

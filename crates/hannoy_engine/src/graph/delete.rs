@@ -133,12 +133,11 @@ impl LinksAround {
             .map(|(key, list)| {
                 cancel.check()?;
                 let (owner, layer) = link_owner_layer(*key);
-                let (mut kept, extra) = gather_candidates(owner, layer, list, doomed, &self.doomed);
+                let (kept, extra) = gather_candidates(owner, layer, list, doomed, &self.doomed);
                 let room = meta.cap(layer).saturating_sub(kept.len());
                 // The surviving links keep their statuses; the new ones were not weighed
                 // against the list, so they count as filler.
-                let mut diverse: Vec<bool> = kept.iter().map(|l| l.1).collect();
-                let mut ids: Vec<ItemId> = kept.drain(..).map(|l| l.0).collect();
+                let (mut ids, mut diverse): (Vec<ItemId>, Vec<bool>) = kept.into_iter().unzip();
                 if extra.len() <= room {
                     ids.extend(extra);
                 } else {

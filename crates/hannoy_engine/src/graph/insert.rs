@@ -126,14 +126,16 @@ pub(crate) fn insert_batch(
             let mut diverse = HashMap::new();
             let new_links = (0..batch.len() as ItemId)
                 .map(|i| {
-                    (0..=graph.level(i))
+                    let layers = (0..=graph.level(i))
                         .map(|l| {
-                            let links = graph.links(i, l);
-                            let key = link_key(l, ids[i as usize]);
-                            diverse.insert(key, links.iter().map(|k| k.diverse).collect());
-                            links.iter().map(|k| ids[k.id as usize]).collect()
+                            let mut links = graph.links(i, l);
+                            for k in &mut links {
+                                k.id = ids[k.id as usize];
+                            }
+                            links
                         })
-                        .collect()
+                        .collect();
+                    split_new_lists(ids[i as usize], layers, &mut diverse)
                 })
                 .collect();
             Linked {
@@ -231,6 +233,26 @@ struct Pruned {
 /// stored nodes must take in.
 type Chosen = (Vec<Vec<Link>>, Vec<(u64, Scored)>);
 
+/// The lists of the new item `id` on each layer (ids already the index's) as `Linked` keeps
+/// them: the ids, returned, and their statuses, put in `diverse` under each list's key.
+fn split_new_lists(
+    id: ItemId,
+    layers: Vec<Vec<Link>>,
+    diverse: &mut HashMap<u64, Vec<bool>>,
+) -> Vec<Vec<ItemId>> {
+    layers
+        .into_iter()
+        .enumerate()
+        .map(|(layer, list)| {
+            diverse.insert(
+                link_key(layer, id),
+                list.iter().map(|l| l.diverse).collect(),
+            );
+            list.into_iter().map(|l| l.id).collect()
+        })
+        .collect()
+}
+
 /// The batch being inserted: its graph among itself, its vectors and the ids they were given.
 struct NewItems<'a> {
     graph: &'a MemGraph<'a>,
@@ -300,16 +322,7 @@ impl StoredLinking<'_, '_> {
         let mut backlinks = Backlinks::new();
         let mut diverse = HashMap::with_capacity(chosen.len() * 2);
         for (local, (layers, links)) in chosen.into_iter().enumerate() {
-            for (layer, list) in layers.iter().enumerate() {
-                let key = link_key(layer, self.ids[local]);
-                diverse.insert(key, list.iter().map(|l| l.diverse).collect());
-            }
-            new_links.push(
-                layers
-                    .into_iter()
-                    .map(|list| list.into_iter().map(|l| l.id).collect())
-                    .collect(),
-            );
+            new_links.push(split_new_lists(self.ids[local], layers, &mut diverse));
             for (key, s) in links {
                 backlinks.entry(key).or_default().push(s);
             }
@@ -821,18 +834,14 @@ fn keep_new_items_reachable(
 
 #[cfg(test)]
 mod tests {
+    use crate::codes::rotation::SplitMix;
     use crate::graph::GraphView;
     use crate::{never_cancel, Index, IndexOptions, ItemId, Metric, VectorRef};
 
-    /// Points in 8 dimensions around 12 centres, from a fixed linear congruential sequence.
+    /// Points in 8 dimensions around 12 centres, from a fixed seed.
     fn points(n: usize) -> Vec<Vec<f32>> {
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
+        let mut rng = SplitMix(0x2545_f491_4f6c_dd1d);
+        let mut next = move || (rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
         let centres: Vec<Vec<f32>> = (0..12)
             .map(|_| (0..8).map(|_| 4.0 * next()).collect())
             .collect();
