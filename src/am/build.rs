@@ -45,23 +45,12 @@ fn phase_of(pass: Pass) -> i64 {
 /// vectors is linked with little parallelism.
 const MIN_BATCH: usize = 64;
 
-/// What one batch costs in memory per vector while the engine links it: the vector in its
-/// stored form (prepared as it is read) and its copy in LMDB's dirty pages, then its lists: the
-/// scored lists of the batch's graph (up to 2·m links of 12 bytes, in vectors that grow by
-/// doubling), the lists written for it and the stored lists it rewrites, and the per-list
-/// bookkeeping, about 64·m + 200 bytes in all. This bounds the batch; linking a batch into a
-/// stored graph takes more on top, for the stored lists it rewrites (docs/benchmarks.md,
-/// "Builds in batches").
-fn bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
-    2 * metric.vector_bytes(dimensions) + 64 * m + 200
-}
-
 /// How many vectors one batch holds within maintenance_work_mem, and within one WAL record
 /// when the server logs its changes (a vector, its key and its filter values).
 pub(super) fn batch_limit(metric: Metric, dimensions: usize, m: usize) -> usize {
     // SAFETY: a plain read of a GUC variable on the backend thread.
     let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
-    let limit = budget / bytes_per_vector(metric, dimensions, m);
+    let limit = budget / hannoy_engine::batch_bytes_per_vector(metric, dimensions, m);
     let limit = if crate::storage::wal::following() {
         limit.min(crate::storage::wal::MAX_RECORD_BYTES / (metric.vector_bytes(dimensions) + 64))
     } else {

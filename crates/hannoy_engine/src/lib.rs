@@ -44,6 +44,7 @@ pub use error::{Error, Result};
 pub use filter::{ColumnValue, FilterCondition, FilterRow, FilterValue, MAX_FILTER_VALUE_BYTES};
 pub use graph::cancel::{Pass, Watch};
 pub use graph::delete::DeleteStats;
+pub use graph::memory::batch_bytes_per_vector;
 pub use index::{never_cancel, Index, IndexInfo, IndexOptions, Reader, Writer, CALLER_DATABASES};
 pub use owned::{OwnedReader, OwnedStream};
 pub use roaring::RoaringBitmap;

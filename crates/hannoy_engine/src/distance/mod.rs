@@ -7,6 +7,7 @@
 //! and costs one kernel call; in half floats they are stored as given (normalising would round
 //! them again) and the kernel sums the two norms beside the dot product.
 
+pub(crate) mod bytes;
 pub(crate) mod kernels;
 
 use std::borrow::Cow;

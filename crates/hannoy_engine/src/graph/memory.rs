@@ -2,9 +2,16 @@
 //!
 //! Items are inserted highest level first, so the upper layers exist before the bulk of layer 0
 //! is built; after the first item every insertion runs on rayon's pool. Each (node, layer) list
-//! has its own mutex, held only to copy the list or to add one link, never across a search.
+//! has its own mutex, held only to copy the list or to add one link, never across a search;
+//! searches read layer 0's links from a lock-free copy of their ids.
+//!
+//! Searches score on a byte per element (`distance::bytes`) where the metric allows: a build
+//! waits on memory for most of its time, and a 384-d vector in bytes is a quarter of its f32
+//! form. The links are then chosen on exact scores of what the search found, so the graph and
+//! the scores it keeps are those of the vectors themselves.
 
 use crate::graph::cancel::{CancelCheck, Pass, Watch};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use rayon::prelude::*;
@@ -12,9 +19,20 @@ use rayon::prelude::*;
 use super::select::{add_link, select, Link, Owner};
 use super::visited::Visited;
 use super::{search_layer, start, GraphView, Scored, INSERT_START_BEAM};
+use crate::distance::bytes::{self, ByteVectors};
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::Result;
 use crate::ItemId;
+
+/// The memory one vector of a batch holds while the batch is built and written, for callers
+/// that size batches: the vector in its stored form and its copy in LMDB's dirty pages, its
+/// byte form for the searches, then its lists: the build's scored lists (up to 2·m + 1 links of
+/// 12 bytes each), the lists written for it and the stored lists it rewrites, and the per-list
+/// bookkeeping, about 64·m + 200 bytes in all (docs/benchmarks.md, "Builds in batches").
+/// Linking a batch into a stored graph takes more on top, for the stored lists it rewrites.
+pub fn batch_bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
+    2 * metric.vector_bytes(dimensions) + bytes::record_bytes(metric, dimensions) + 64 * m + 200
+}
 
 /// Build parameters, read from the index's metadata.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +59,90 @@ pub(crate) struct MemGraph<'v> {
     vectors: &'v PreparedVectors,
     levels: Vec<usize>,
     links: Vec<Box<[Mutex<Vec<Link>>]>>,
+    /// Every node's layer-0 link ids, copied from its list whenever the list changes.
+    layer0: Layer0Ids,
     entry: RwLock<Option<(ItemId, usize)>>,
+    /// The vectors at a byte per element, which the searches score on when the metric allows.
+    bytes: Option<ByteVectors>,
+}
+
+/// The layer-0 link ids of every node in one array, `m0` slots after a length each, which the
+/// searches read without taking the lists' locks or following their pointers: most of a
+/// search's reads are of layer-0 lists, and each cost three dependent cache misses through the
+/// locked lists. A list read while its writer copies it in may mix the old links with the new;
+/// every one of them is a node of the graph, so a search sees one more or one fewer link at
+/// worst, as it would had it read the list a moment earlier or later.
+struct Layer0Ids {
+    slots: Box<[AtomicU32]>,
+    stride: usize,
+}
+
+impl Layer0Ids {
+    fn new(nodes: usize, m0: usize) -> Layer0Ids {
+        let stride = m0 + 1;
+        Layer0Ids {
+            slots: (0..nodes * stride).map(|_| AtomicU32::new(0)).collect(),
+            stride,
+        }
+    }
+
+    fn node(&self, id: ItemId) -> &[AtomicU32] {
+        let start = id as usize * self.stride;
+        &self.slots[start..start + self.stride]
+    }
+
+    /// Copies `list` in; called with the list's lock held, so writers of one node never mix.
+    fn publish(&self, id: ItemId, list: &[Link]) {
+        let node = self.node(id);
+        for (slot, link) in node[1..].iter().zip(list) {
+            slot.store(link.id, Ordering::Relaxed);
+        }
+        node[0].store(list.len().min(self.stride - 1) as u32, Ordering::Release);
+    }
+
+    #[inline]
+    fn read(&self, id: ItemId, out: &mut Vec<ItemId>) {
+        let node = self.node(id);
+        let len = node[0].load(Ordering::Acquire) as usize;
+        out.extend(
+            node[1..=len]
+                .iter()
+                .map(|slot| slot.load(Ordering::Relaxed)),
+        );
+    }
+}
+
+/// The graph with its vectors read in byte form.
+struct ByteView<'g, 'v> {
+    graph: &'g MemGraph<'v>,
+    bytes: &'g ByteVectors,
+}
+
+impl GraphView for ByteView<'_, '_> {
+    fn metric(&self) -> Metric {
+        self.graph.params.metric
+    }
+
+    #[inline]
+    fn vector(&self, id: ItemId) -> Result<&[u8]> {
+        Ok(self.bytes.get(id as usize))
+    }
+
+    #[inline]
+    fn prefetch(&self, id: ItemId) {
+        let vector = self.bytes.get(id as usize);
+        crate::distance::prefetch(vector.as_ptr(), vector.len());
+    }
+
+    #[inline]
+    fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
+        self.graph.neighbours(id, layer, out)
+    }
+
+    #[inline]
+    fn between(&self, a: &[u8], b: &[u8]) -> f32 {
+        self.bytes.score(a, b)
+    }
 }
 
 impl GraphView for MemGraph<'_> {
@@ -62,7 +163,9 @@ impl GraphView for MemGraph<'_> {
 
     #[inline]
     fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
-        if let Some(list) = self.links[id as usize].get(layer) {
+        if layer == 0 {
+            self.layer0.read(id, out);
+        } else if let Some(list) = self.links[id as usize].get(layer) {
             out.extend(lock(list).iter().map(|l| l.id));
         }
         Ok(())
@@ -84,14 +187,27 @@ impl<'v> MemGraph<'v> {
         let n = vectors.len();
         let links = levels
             .iter()
-            .map(|&l| (0..=l).map(|_| Mutex::new(Vec::new())).collect())
+            .map(|&l| {
+                (0..=l)
+                    .map(|layer| Mutex::new(Vec::with_capacity(params.cap(layer) + 1)))
+                    .collect()
+            })
             .collect();
+        let bytes = bytes::searchable(params.metric).then(|| {
+            ByteVectors::new(
+                params.metric,
+                vectors.vector_bytes() / std::mem::size_of::<f32>(),
+                (0..n).map(|i| vectors.get(i)),
+            )
+        });
         let graph = MemGraph {
             params,
             vectors,
             levels,
             links,
+            layer0: Layer0Ids::new(n, params.m0),
             entry: RwLock::new(None),
+            bytes,
         };
         let mut order: Vec<ItemId> = (0..n as ItemId).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(graph.levels[i as usize]));
@@ -114,16 +230,36 @@ impl<'v> MemGraph<'v> {
     }
 
     fn insert(&self, q: ItemId, visited: &mut Visited) -> Result<()> {
+        match &self.bytes {
+            Some(bytes) => self.insert_with(
+                &ByteView { graph: self, bytes },
+                bytes.get(q as usize),
+                true,
+                q,
+                visited,
+            ),
+            None => self.insert_with(self, self.vectors.get(q as usize), false, q, visited),
+        }
+    }
+
+    fn insert_with<V: GraphView>(
+        &self,
+        view: &V,
+        search_query: &[u8],
+        rescore: bool,
+        q: ItemId,
+        visited: &mut Visited,
+    ) -> Result<()> {
         let level = self.levels[q as usize];
+        let query = self.vectors.get(q as usize);
         let (entry, top) = self
             .entry
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .expect("set before the parallel phase");
-        let query = self.vectors.get(q as usize);
         let mut eps = start(
-            self,
-            query,
+            view,
+            search_query,
             entry,
             top,
             level.min(top),
@@ -132,21 +268,32 @@ impl<'v> MemGraph<'v> {
         )?;
         for layer in (0..=level.min(top)).rev() {
             let found = search_layer(
-                self,
-                query,
+                view,
+                search_query,
                 &eps,
                 self.params.ef_construction,
                 layer,
                 visited,
             )?;
-            let candidates: Vec<Scored> = found.iter().copied().filter(|s| s.id != q).collect();
+            let mut candidates: Vec<Scored> = found.iter().copied().filter(|s| s.id != q).collect();
+            if rescore {
+                for c in &mut candidates {
+                    c.score = self.score(query, c.id)?;
+                }
+                candidates.sort_unstable();
+            }
             let chosen = select(
                 self,
                 Owner::new(self, q)?,
                 &candidates,
                 self.params.cap(layer),
             )?;
-            *lock(&self.links[q as usize][layer]) = chosen.clone();
+            {
+                let mut list = lock(&self.links[q as usize][layer]);
+                list.clear();
+                list.extend_from_slice(&chosen);
+                self.published(q, layer, &list);
+            }
             for link in chosen {
                 let mut list = lock(&self.links[link.id as usize][layer]);
                 add_link(
@@ -159,6 +306,7 @@ impl<'v> MemGraph<'v> {
                     },
                     self.params.cap(layer),
                 )?;
+                self.published(link.id, layer, &list);
             }
             eps = found;
         }
@@ -169,6 +317,13 @@ impl<'v> MemGraph<'v> {
             }
         }
         Ok(())
+    }
+
+    /// Copies a changed layer-0 list where searches read it; the caller holds its lock.
+    fn published(&self, id: ItemId, layer: usize, list: &[Link]) {
+        if layer == 0 {
+            self.layer0.publish(id, list);
+        }
     }
 
     pub fn entry(&self) -> Option<(ItemId, usize)> {
@@ -182,5 +337,66 @@ impl<'v> MemGraph<'v> {
     /// The links of `local` on `layer`, ascending by score.
     pub fn links(&self, local: ItemId, layer: usize) -> Vec<Link> {
         lock(&self.links[local as usize][layer]).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::rotation::SplitMix;
+    use crate::distance::VectorRef;
+    use crate::graph::level_for;
+
+    /// A batch's graph is searched on bytes, but the scores its lists keep are exact: linking a
+    /// batch into a stored graph merges them with exact scores of stored nodes, and a list's
+    /// order decides which link a prune drops. The ids searches read lock-free are the lists'.
+    #[test]
+    fn lists_keep_exact_scores_in_order_and_searches_read_the_same_links() {
+        let (count, dimensions) = (3_000, 48);
+        let mut random = SplitMix(11);
+        let rows: Vec<Vec<f32>> = (0..count)
+            .map(|_| {
+                (0..dimensions)
+                    .map(|_| (random.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+                    .collect()
+            })
+            .collect();
+        for metric in [Metric::Cosine, Metric::Euclidean, Metric::InnerProduct] {
+            let vectors = PreparedVectors::new(
+                metric,
+                dimensions,
+                rows.iter().map(|r| VectorRef::Floats(r)),
+            )
+            .unwrap();
+            let params = BuildParams {
+                metric,
+                m: 8,
+                m0: 16,
+                ef_construction: 32,
+            };
+            let levels = (0..count as ItemId).map(|id| level_for(3, id, 8)).collect();
+            let graph = MemGraph::build(params, &vectors, levels, &|| false).unwrap();
+            assert!(graph.bytes.is_some(), "{metric:?} is searched on bytes");
+            let mut links = 0;
+            for id in 0..count as ItemId {
+                for layer in 0..=graph.level(id) {
+                    let list = graph.links(id, layer);
+                    for pair in list.windows(2) {
+                        assert!(pair[0].score <= pair[1].score, "{metric:?}: {list:?}");
+                    }
+                    for link in &list {
+                        let exact =
+                            metric.score(vectors.get(id as usize), vectors.get(link.id as usize));
+                        assert_eq!(link.score, exact, "{metric:?}: link {id} -> {}", link.id);
+                    }
+                    links += list.len();
+                    let mut read = Vec::new();
+                    graph.neighbours(id, layer, &mut read).unwrap();
+                    let ids: Vec<ItemId> = list.iter().map(|l| l.id).collect();
+                    assert_eq!(read, ids, "{metric:?}: node {id}, layer {layer}");
+                }
+            }
+            assert!(links > count * 8, "{metric:?}: {links} links");
+        }
     }
 }

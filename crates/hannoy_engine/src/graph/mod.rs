@@ -59,7 +59,13 @@ pub(crate) trait GraphView {
 
     #[inline]
     fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
-        Ok(self.metric().score(query, self.vector(id)?))
+        Ok(self.between(query, self.vector(id)?))
+    }
+
+    /// The score between two vectors as `vector` returns them.
+    #[inline]
+    fn between(&self, a: &[u8], b: &[u8]) -> f32 {
+        self.metric().score(a, b)
     }
 }
 

@@ -34,7 +34,10 @@ pub(crate) struct Owner {
 
 impl Owner {
     pub fn new<G: GraphView + ?Sized>(graph: &G, id: ItemId) -> Result<Owner> {
-        Ok(Owner::with_vector(graph.metric(), id, graph.vector(id)?))
+        Ok(Owner {
+            id,
+            self_score: graph.score(graph.vector(id)?, id)?,
+        })
     }
 
     /// As `new`, for a caller that has read the owner's vector already.
@@ -96,10 +99,9 @@ fn dominated<G: GraphView + ?Sized>(
     kept: &[(Link, &[u8])],
 ) -> Result<bool> {
     let v = graph.vector(candidate.id)?;
-    let metric = graph.metric();
     Ok(kept
         .iter()
-        .any(|(_, s)| metric.score(v, s) < candidate.score))
+        .any(|(_, s)| graph.between(v, s) < candidate.score))
 }
 
 /// Chooses at most `cap` links for `owner` from `candidates` (ascending, distinct ids, scores
@@ -279,14 +281,13 @@ pub(crate) fn add_link<G: GraphView + ?Sized, L: LinkSlots>(
         return Ok(());
     }
     let pos = place_of(graph, list, new)?;
-    let metric = graph.metric();
     let new_vec = graph.vector(new.id)?;
     let mut new_diverse = true;
     for i in 0..pos {
         // A copy of the owner is as far from `new` as the owner is, give or take rounding: it
         // dominates nothing. Its own score is looked at last, as a stored list computes it.
         if list.diverse(i)
-            && metric.score(new_vec, graph.vector(list.id(i))?) < new.score
+            && graph.between(new_vec, graph.vector(list.id(i))?) < new.score
             && !owner.is_copy(list.score(graph, i)?)
         {
             new_diverse = false;
@@ -307,7 +308,7 @@ pub(crate) fn add_link<G: GraphView + ?Sized, L: LinkSlots>(
     if new_diverse {
         for i in pos + 1..list.len() {
             if list.diverse(i)
-                && metric.score(graph.vector(list.id(i))?, new_vec) < list.score(graph, i)?
+                && graph.between(graph.vector(list.id(i))?, new_vec) < list.score(graph, i)?
             {
                 list.demote(i);
             }
@@ -389,9 +390,7 @@ impl LinkSlots for ScoredList<'_> {
 
     fn score<G: GraphView + ?Sized>(&mut self, graph: &G, i: usize) -> Result<f32> {
         if self.scores[i].is_nan() {
-            self.scores[i] = graph
-                .metric()
-                .score(self.owner_vec, graph.vector(self.ids[i])?);
+            self.scores[i] = graph.between(self.owner_vec, graph.vector(self.ids[i])?);
         }
         Ok(self.scores[i])
     }
