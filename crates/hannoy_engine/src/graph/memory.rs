@@ -3,7 +3,7 @@
 //! Items are inserted highest level first, so the upper layers exist before the bulk of layer 0
 //! is built; after the first item every insertion runs on rayon's pool. Each (node, layer) list
 //! has its own mutex, held only to copy the list or to add one link, never across a search;
-//! searches read layer 0's links from a lock-free copy of their ids.
+//! searches read the links from a lock-free copy of their ids.
 //!
 //! Searches score on a byte per element (`distance::bytes`) where the metric allows: a build
 //! waits on memory for most of its time, and a 384-d vector in bytes is a quarter of its f32
@@ -59,53 +59,76 @@ pub(crate) struct MemGraph<'v> {
     vectors: &'v PreparedVectors,
     levels: Vec<usize>,
     links: Vec<Box<[Mutex<Vec<Link>>]>>,
-    /// Every node's layer-0 link ids, copied from its list whenever the list changes.
-    layer0: Layer0Ids,
+    /// Every list's link ids, copied from the list whenever it changes.
+    ids: LinkIds,
     entry: RwLock<Option<(ItemId, usize)>>,
     /// The vectors at a byte per element, which the searches score on when the metric allows.
     bytes: Option<ByteVectors>,
 }
 
-/// The layer-0 link ids of every node in one array, `m0` slots after a length each, which the
-/// searches read without taking the lists' locks or following their pointers: most of a
-/// search's reads are of layer-0 lists, and each cost three dependent cache misses through the
-/// locked lists. A list read while its writer copies it in may mix the old links with the new;
-/// every one of them is a node of the graph, so a search sees one more or one fewer link at
-/// worst, as it would had it read the list a moment earlier or later.
-struct Layer0Ids {
+/// The link ids of every list in one array, which the searches read without taking the lists'
+/// locks or following their pointers (each read through a locked list cost three dependent
+/// cache misses): `m0` slots after a length for each node's layer-0 list, then `m` slots after a
+/// length for each of its lists above, in the order of the nodes. A list read while its writer
+/// copies it in may mix the old links with the new; every one of them is a node of the graph,
+/// so a search sees one more or one fewer link at worst, as it would had it read the list a
+/// moment earlier or later.
+struct LinkIds {
     slots: Box<[AtomicU32]>,
-    stride: usize,
+    layer0_stride: usize,
+    upper_stride: usize,
+    /// Where each node's upper lists begin, counted in upper lists; one more entry at the end.
+    upper_start: Vec<u32>,
 }
 
-impl Layer0Ids {
-    fn new(nodes: usize, m0: usize) -> Layer0Ids {
-        let stride = m0 + 1;
-        Layer0Ids {
-            slots: (0..nodes * stride).map(|_| AtomicU32::new(0)).collect(),
-            stride,
+impl LinkIds {
+    fn new(levels: &[usize], m: usize, m0: usize) -> LinkIds {
+        let mut upper_start = Vec::with_capacity(levels.len() + 1);
+        let mut upper = 0;
+        for &level in levels {
+            upper_start.push(upper as u32);
+            upper += level;
+        }
+        upper_start.push(upper as u32);
+        let (layer0_stride, upper_stride) = (m0 + 1, m + 1);
+        let len = levels.len() * layer0_stride + upper * upper_stride;
+        LinkIds {
+            slots: (0..len).map(|_| AtomicU32::new(0)).collect(),
+            layer0_stride,
+            upper_stride,
+            upper_start,
         }
     }
 
-    fn node(&self, id: ItemId) -> &[AtomicU32] {
-        let start = id as usize * self.stride;
-        &self.slots[start..start + self.stride]
+    /// The slots of `id`'s list on `layer`, which must be at most the node's level.
+    fn list(&self, id: ItemId, layer: usize) -> &[AtomicU32] {
+        let id = id as usize;
+        let (start, stride) = if layer == 0 {
+            (id * self.layer0_stride, self.layer0_stride)
+        } else {
+            let upper = self.upper_start[id] as usize + layer - 1;
+            debug_assert!(upper < self.upper_start[id + 1] as usize);
+            let before = (self.upper_start.len() - 1) * self.layer0_stride;
+            (before + upper * self.upper_stride, self.upper_stride)
+        };
+        &self.slots[start..start + stride]
     }
 
-    /// Copies `list` in; called with the list's lock held, so writers of one node never mix.
-    fn publish(&self, id: ItemId, list: &[Link]) {
-        let node = self.node(id);
-        for (slot, link) in node[1..].iter().zip(list) {
+    /// Copies `links` in; called with the list's lock held, so writers of one list never mix.
+    fn publish(&self, id: ItemId, layer: usize, links: &[Link]) {
+        let list = self.list(id, layer);
+        for (slot, link) in list[1..].iter().zip(links) {
             slot.store(link.id, Ordering::Relaxed);
         }
-        node[0].store(list.len().min(self.stride - 1) as u32, Ordering::Release);
+        list[0].store(links.len().min(list.len() - 1) as u32, Ordering::Release);
     }
 
     #[inline]
-    fn read(&self, id: ItemId, out: &mut Vec<ItemId>) {
-        let node = self.node(id);
-        let len = node[0].load(Ordering::Acquire) as usize;
+    fn read(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) {
+        let list = self.list(id, layer);
+        let len = list[0].load(Ordering::Acquire) as usize;
         out.extend(
-            node[1..=len]
+            list[1..=len]
                 .iter()
                 .map(|slot| slot.load(Ordering::Relaxed)),
         );
@@ -163,10 +186,8 @@ impl GraphView for MemGraph<'_> {
 
     #[inline]
     fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
-        if layer == 0 {
-            self.layer0.read(id, out);
-        } else if let Some(list) = self.links[id as usize].get(layer) {
-            out.extend(lock(list).iter().map(|l| l.id));
+        if layer <= self.levels[id as usize] {
+            self.ids.read(id, layer, out);
         }
         Ok(())
     }
@@ -200,12 +221,13 @@ impl<'v> MemGraph<'v> {
                 (0..n).map(|i| vectors.get(i)),
             )
         });
+        let ids = LinkIds::new(&levels, params.m, params.m0);
         let graph = MemGraph {
             params,
             vectors,
             levels,
             links,
-            layer0: Layer0Ids::new(n, params.m0),
+            ids,
             entry: RwLock::new(None),
             bytes,
         };
@@ -292,7 +314,7 @@ impl<'v> MemGraph<'v> {
                 let mut list = lock(&self.links[q as usize][layer]);
                 list.clear();
                 list.extend_from_slice(&chosen);
-                self.published(q, layer, &list);
+                self.ids.publish(q, layer, &list);
             }
             for link in chosen {
                 let mut list = lock(&self.links[link.id as usize][layer]);
@@ -306,7 +328,7 @@ impl<'v> MemGraph<'v> {
                     },
                     self.params.cap(layer),
                 )?;
-                self.published(link.id, layer, &list);
+                self.ids.publish(link.id, layer, &list);
             }
             eps = found;
         }
@@ -317,13 +339,6 @@ impl<'v> MemGraph<'v> {
             }
         }
         Ok(())
-    }
-
-    /// Copies a changed layer-0 list where searches read it; the caller holds its lock.
-    fn published(&self, id: ItemId, layer: usize, list: &[Link]) {
-        if layer == 0 {
-            self.layer0.publish(id, list);
-        }
     }
 
     pub fn entry(&self) -> Option<(ItemId, usize)> {
