@@ -256,11 +256,10 @@ impl<'v> MemGraph<'v> {
             Some(bytes) => self.insert_with(
                 &ByteView { graph: self, bytes },
                 bytes.get(q as usize),
-                true,
                 q,
                 visited,
             ),
-            None => self.insert_with(self, self.vectors.get(q as usize), false, q, visited),
+            None => self.insert_with(self, self.vectors.get(q as usize), q, visited),
         }
     }
 
@@ -268,7 +267,6 @@ impl<'v> MemGraph<'v> {
         &self,
         view: &V,
         search_query: &[u8],
-        rescore: bool,
         q: ItemId,
         visited: &mut Visited,
     ) -> Result<()> {
@@ -298,7 +296,8 @@ impl<'v> MemGraph<'v> {
                 visited,
             )?;
             let mut candidates: Vec<Scored> = found.iter().copied().filter(|s| s.id != q).collect();
-            if rescore {
+            // A search on bytes ranks; links are chosen on exact scores.
+            if self.bytes.is_some() {
                 for c in &mut candidates {
                     c.score = self.score(query, c.id)?;
                 }
