@@ -1,7 +1,7 @@
-//! Distance kernels on f32 slices, IEEE half-float slices (as their `u16` bits), signed bytes and
-//! u64 bit words. Each has a portable version and, on x86_64, an AVX2+FMA version (with F16C for half
-//! floats) picked once at run time; both are checked against an f64 reference in the tests, so
-//! the fast path can never silently drift from the meaning of the metric.
+//! Distance kernels on f32 slices, IEEE half-float slices (as their `u16` bits), signed bytes
+//! and u64 bit words. Each has a portable version and, on x86_64, an AVX2+FMA version (with F16C
+//! for half floats) picked once at run time; both are checked against an f64 reference in the
+//! tests, so the fast path can never silently drift from the meaning of the metric.
 
 use std::sync::OnceLock;
 
