@@ -23,10 +23,15 @@ const HEAD: usize = 8;
 /// Bytes the byte form of one vector takes, none for metrics that are not searched on bytes.
 pub(crate) fn record_bytes(metric: Metric, dimensions: usize) -> usize {
     if searchable(metric) {
-        (HEAD + dimensions).div_ceil(8) * 8
+        stride_words(dimensions) * 8
     } else {
         0
     }
+}
+
+/// Words one record takes: its head and bytes, padded to 8.
+fn stride_words(dimensions: usize) -> usize {
+    (HEAD + dimensions).div_ceil(8)
 }
 
 /// Records of `HEAD + dimensions` bytes, padded to 8, one per vector.
@@ -45,7 +50,7 @@ impl ByteVectors {
         vectors: impl ExactSizeIterator<Item = &'a [u8]>,
     ) -> ByteVectors {
         debug_assert!(searchable(metric));
-        let stride_words = (HEAD + dimensions).div_ceil(8);
+        let stride_words = stride_words(dimensions);
         let mut records = vec![0u64; stride_words * vectors.len()];
         for (record, vector) in records.chunks_exact_mut(stride_words).zip(vectors) {
             encode(&as_floats(vector), bytemuck::cast_slice_mut(record));

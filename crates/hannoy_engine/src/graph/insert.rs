@@ -417,7 +417,7 @@ impl StoredLinking<'_, '_> {
         view.stored.links_with_status(owner, layer, &mut existing)?;
         let cap = self.meta.cap(layer);
         let owner_vec = view.vector(owner)?;
-        let owner = Owner::with_vector(view.metric(), owner, owner_vec);
+        let owner = Owner::with_vector(&view, owner, owner_vec);
         let mut list = ScoredList::new(owner_vec, &existing);
         let (ids, diverse) = if added.len() <= INCREMENTAL_ADDS {
             for &new in added {
@@ -631,7 +631,7 @@ impl FinalLists<'_> {
         visited: &mut Visited,
     ) -> Result<DroppedLink> {
         let lost_vec = view.vector(lost)?;
-        let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
+        let as_owner = Owner::with_vector(view, lost, lost_vec);
         if as_owner.is_copy(view.score(lost_vec, owner)?) {
             for &n in &self.changed[self.position[&link_key(0, owner)]].1 {
                 if let Ok(local) = view.ids.binary_search(&n) {
@@ -726,7 +726,7 @@ impl StoredLinking<'_, '_> {
                     let reached = self.pool.with(|txn| {
                         let view = self.view(txn);
                         let lost_vec = view.vector(lost)?;
-                        let as_owner = Owner::with_vector(view.metric(), lost, lost_vec);
+                        let as_owner = Owner::with_vector(&view, lost, lost_vec);
                         lists.linked_elsewhere(
                             &view,
                             owner,

@@ -3,7 +3,6 @@
 //! make the graph navigable; filler links make it dense enough for good recall.
 
 use super::{GraphView, Scored};
-use crate::distance::Metric;
 use crate::error::Result;
 use crate::storage::StatusLink;
 use crate::ItemId;
@@ -34,17 +33,14 @@ pub(crate) struct Owner {
 
 impl Owner {
     pub fn new<G: GraphView + ?Sized>(graph: &G, id: ItemId) -> Result<Owner> {
-        Ok(Owner {
-            id,
-            self_score: graph.score(graph.vector(id)?, id)?,
-        })
+        Ok(Owner::with_vector(graph, id, graph.vector(id)?))
     }
 
-    /// As `new`, for a caller that has read the owner's vector already.
-    pub fn with_vector(metric: Metric, id: ItemId, vector: &[u8]) -> Owner {
+    /// As `new`, for a caller that has read the owner's vector already (as `graph` returns it).
+    pub fn with_vector<G: GraphView + ?Sized>(graph: &G, id: ItemId, vector: &[u8]) -> Owner {
         Owner {
             id,
-            self_score: metric.score(vector, vector),
+            self_score: graph.between(vector, vector),
         }
     }
 
