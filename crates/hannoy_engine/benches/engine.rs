@@ -36,6 +36,9 @@ struct Args {
     rerank: Option<usize>,
     /// Queries measured from a cold page cache (`--cold N`); 0 skips the step.
     cold: usize,
+    /// Where to write the rows and queries as `.npy` instead of measuring (`--save DIR`), so
+    /// that `scripts/bench --base` can run the same rows through SQL.
+    save: Option<std::path::PathBuf>,
 }
 
 /// Makes `n` vectors of `dims` from a seed.
@@ -69,6 +72,7 @@ fn parse() -> Args {
         bits: 0,
         rerank: None,
         cold: 0,
+        save: None,
     };
     let list = |s: &str| {
         s.split(',')
@@ -106,6 +110,7 @@ fn parse() -> Args {
             "--bits" => args.bits = it.next().unwrap().parse().unwrap(),
             "--rerank" => args.rerank = Some(it.next().unwrap().parse().unwrap()),
             "--cold" => args.cold = it.next().unwrap().parse().unwrap(),
+            "--save" => args.save = Some(it.next().expect("--save DIR").into()),
             "--data" => {
                 args.data = match it.next().as_deref() {
                     Some("embeddings") => DataKind::Embeddings,
@@ -120,7 +125,7 @@ fn parse() -> Args {
             }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard|text | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B] [--rerank R] [--cold N]\n  --cold N: N queries each from a cold start (index closed, its file dropped from the page cache), with the pages each brings in\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard|text | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B] [--rerank R] [--cold N] [--save DIR]\n  --save DIR: write each size's rows and queries to DIR/<N>x<D>/base.npy and queries.npy, and measure nothing\n  --cold N: N queries each from a cold start (index closed, its file dropped from the page cache), with the pages each brings in\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -263,6 +268,19 @@ fn bench_one(args: &Args, n: usize, dims: usize) {
         (data, queries)
     };
     eprintln!("generated data in {:.1}s", t.elapsed().as_secs_f64());
+    if let Some(dir) = &args.save {
+        let dir = dir.join(format!("{n}x{dims}"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        write_npy(&dir.join("base.npy"), &data);
+        write_npy(&dir.join("queries.npy"), &queries);
+        println!(
+            "wrote {} rows and {} queries to {}",
+            data.len(),
+            queries.len(),
+            dir.display()
+        );
+        return;
+    }
     let mut rows: Vec<(String, String)> = Vec::new();
     let (_dir, mut index) = build(args, &data, dims, &mut rows);
     let live: RoaringBitmap = (0..data.len() as u32).collect();

@@ -384,6 +384,35 @@ pub fn read_npy<T: NpyElement>(
         .collect()
 }
 
+/// Writes `rows` (all of one length) as a 2-D little-endian `.npy` file that [`read_npy`] and
+/// numpy read back.
+pub fn write_npy<T: NpyElement>(path: &std::path::Path, rows: &[Vec<T>]) {
+    let columns = rows.first().map_or(0, Vec::len);
+    assert!(
+        rows.iter().all(|r| r.len() == columns),
+        "rows of one length"
+    );
+    let mut header = format!(
+        "{{'descr': {}, 'fortran_order': False, 'shape': ({}, {columns}), }}",
+        T::DESCR,
+        rows.len()
+    );
+    // The header, with its 10-byte preamble and closing newline, fills a multiple of 64 bytes.
+    let unpadded = 10 + header.len() + 1;
+    header.extend(std::iter::repeat_n(
+        ' ',
+        unpadded.next_multiple_of(64) - unpadded,
+    ));
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for row in rows {
+        bytes.extend_from_slice(bytemuck::cast_slice(row));
+    }
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
 /// The page cache's view of a file, through the kernel's own calls.
 pub mod page_cache {
     use std::os::fd::AsRawFd;
