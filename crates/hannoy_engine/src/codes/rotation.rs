@@ -21,8 +21,15 @@ struct Round {
 
 impl Rotation {
     pub fn new(dims: usize, seed: u64) -> Rotation {
+        Rotation::with_rounds(dims, seed, ROUNDS)
+    }
+
+    /// A transform of `rounds` rounds. Two already spread any one coordinate over a block of
+    /// many (unless both permutations put it in a small block), which is enough to keep a few
+    /// large coordinates from standing out, though not for sign codes.
+    pub fn with_rounds(dims: usize, seed: u64, rounds: usize) -> Rotation {
         let mut rng = SplitMix(seed);
-        let rounds = (0..ROUNDS)
+        let rounds = (0..rounds)
             .map(|_| {
                 let mut permutation: Vec<u32> = (0..dims as u32).collect();
                 for i in (1..dims).rev() {

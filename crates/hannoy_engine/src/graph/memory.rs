@@ -218,7 +218,8 @@ impl<'v> MemGraph<'v> {
             ByteVectors::new(
                 params.metric,
                 vectors.vector_bytes() / std::mem::size_of::<f32>(),
-                (0..n).map(|i| vectors.get(i)),
+                n,
+                |i| vectors.get(i),
             )
         });
         let ids = LinkIds::new(&levels, params.m, params.m0);
