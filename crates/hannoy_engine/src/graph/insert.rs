@@ -8,7 +8,7 @@
 
 use crate::graph::cancel::{CancelCheck, Pass, Watch};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;
 
 use heed::RwTxn;
@@ -467,25 +467,79 @@ enum DroppedLink {
 /// costs its list one link over its cap until the next prune.
 const WAY_READS: usize = 32;
 
+/// Where each id's layer-0 list lies once the batch is linked, in one array over the ids: the
+/// judging of dropped links looks lists up tens of times for each, too often for a hash map
+/// and a binary search.
+struct ListPlaces(Vec<u32>);
+
+/// A list of [`ListPlaces`].
+enum Place {
+    /// The new item of this batch index.
+    New(usize),
+    /// The stored list rewritten as `changed[i]`.
+    Changed(usize),
+    /// The stored list as it was.
+    Stored,
+}
+
+impl ListPlaces {
+    const STORED: u32 = u32::MAX;
+    /// Marks a new item's batch index (ids and batch indexes stay below 2^31).
+    const NEW: u32 = 1 << 31;
+
+    fn new(next_id: usize, ids: &[ItemId], changed: &[(u64, Vec<ItemId>)]) -> ListPlaces {
+        let mut places = vec![Self::STORED; next_id];
+        for (local, &id) in ids.iter().enumerate() {
+            places[id as usize] = Self::NEW | local as u32;
+        }
+        for (i, (key, _)) in changed.iter().enumerate() {
+            let (owner, layer) = link_owner_layer(*key);
+            if layer == 0 {
+                places[owner as usize] = i as u32;
+            }
+        }
+        ListPlaces(places)
+    }
+
+    #[inline]
+    fn of(&self, id: ItemId) -> Place {
+        match self.0.get(id as usize).copied().unwrap_or(Self::STORED) {
+            Self::STORED => Place::Stored,
+            place if place & Self::NEW != 0 => Place::New((place & !Self::NEW) as usize),
+            i => Place::Changed(i as usize),
+        }
+    }
+
+    #[inline]
+    fn is_new(&self, id: ItemId) -> bool {
+        matches!(self.of(id), Place::New(_))
+    }
+}
+
+/// Whether `list` holds `id`, compared in one pass without an early exit so that it compiles to
+/// vector compares: lists hold a few dozen ids.
+#[inline]
+fn holds(list: &[ItemId], id: ItemId) -> bool {
+    list.iter().fold(false, |found, &x| found | (x == id))
+}
+
 /// The lists of layer 0 as this batch leaves them: the new items' lists and the stored lists it
 /// rewrote, else the stored ones.
 struct FinalLists<'a> {
     changed: &'a [(u64, Vec<ItemId>)],
-    position: &'a HashMap<u64, usize>,
+    places: &'a ListPlaces,
     /// Nodes that lost an in-link somewhere in this batch.
-    lost_some_in_link: &'a HashSet<ItemId>,
+    lost_some_in_link: &'a Visited,
     new_links: &'a [Vec<Vec<ItemId>>],
 }
 
 impl FinalLists<'_> {
     /// The list of `id` if this batch wrote it.
-    fn written(&self, view: &WithBatch<'_, '_>, id: ItemId) -> Option<&[ItemId]> {
-        match view.ids.binary_search(&id) {
-            Ok(local) => Some(&self.new_links[local][0]),
-            Err(_) => self
-                .position
-                .get(&link_key(0, id))
-                .map(|&i| self.changed[i].1.as_slice()),
+    fn written(&self, id: ItemId) -> Option<&[ItemId]> {
+        match self.places.of(id) {
+            Place::New(local) => Some(&self.new_links[local][0]),
+            Place::Changed(i) => Some(&self.changed[i].1),
+            Place::Stored => None,
         }
     }
 
@@ -496,7 +550,7 @@ impl FinalLists<'_> {
         id: ItemId,
         buf: &'s mut Vec<ItemId>,
     ) -> Result<&'s [ItemId]> {
-        if let Some(list) = self.written(view, id) {
+        if let Some(list) = self.written(id) {
             return Ok(list);
         }
         buf.clear();
@@ -526,14 +580,11 @@ impl FinalLists<'_> {
         let (mut lost_buf, mut their_buf) = (Vec::new(), Vec::new());
         let lost_links = self.list(view, lost, &mut lost_buf)?;
         for &n in lost_links {
-            if n == owner
-                || self.lost_some_in_link.contains(&n)
-                || view.ids.binary_search(&n).is_ok()
-            {
+            if n == owner || self.lost_some_in_link.contains(n) || self.places.is_new(n) {
                 continue;
             }
             // The distance last: most neighbours do not link back, and a list is cheaper to read.
-            if self.list(view, n, &mut their_buf)?.contains(&lost)
+            if holds(self.list(view, n, &mut their_buf)?, lost)
                 && !as_owner.is_copy(view.score(lost_vec, n)?)
             {
                 let near = Near {
@@ -566,7 +617,7 @@ impl FinalLists<'_> {
         } = near;
         let (mut owner_buf, mut buf, mut near_buf) = (Vec::new(), Vec::new(), Vec::new());
         let owner_links = self.list(view, owner, &mut owner_buf)?;
-        if owner_links.contains(&linking) {
+        if holds(owner_links, linking) {
             return Ok(true);
         }
         // Whether each neighbour of `lost` links back, once its list has been read.
@@ -580,7 +631,7 @@ impl FinalLists<'_> {
         }
         for &n in owner_links {
             let their_links = self.list(view, n, &mut buf)?;
-            if their_links.contains(&lost) {
+            if holds(their_links, lost) {
                 return Ok(true);
             }
             for &m in their_links.iter().filter(|&&m| visited.contains(m)) {
@@ -590,9 +641,7 @@ impl FinalLists<'_> {
                 };
                 let back = match links_back[i] {
                     Some(back) => back,
-                    None => {
-                        *links_back[i].insert(self.list(view, m, &mut near_buf)?.contains(&lost))
-                    }
+                    None => *links_back[i].insert(holds(self.list(view, m, &mut near_buf)?, lost)),
                 };
                 if back {
                     return Ok(true);
@@ -616,7 +665,7 @@ impl FinalLists<'_> {
                 return Ok(false);
             };
             list = self.list(view, nearest.id, &mut buf)?;
-            if list.contains(&lost) {
+            if holds(list, lost) {
                 return Ok(true);
             }
         }
@@ -633,8 +682,9 @@ impl FinalLists<'_> {
         let lost_vec = view.vector(lost)?;
         let as_owner = Owner::with_vector(view, lost, lost_vec);
         if as_owner.is_copy(view.score(lost_vec, owner)?) {
-            for &n in &self.changed[self.position[&link_key(0, owner)]].1 {
-                if let Ok(local) = view.ids.binary_search(&n) {
+            let owner_list = self.written(owner).expect("a pruned list was rewritten");
+            for &n in owner_list {
+                if let Place::New(local) = self.places.of(n) {
                     if as_owner.is_copy(view.score(lost_vec, n)?) {
                         return Ok(DroppedLink::Displaced(local));
                     }
@@ -681,17 +731,17 @@ impl StoredLinking<'_, '_> {
         dropped: &[(ItemId, ItemId)],
         cancel: &CancelCheck<'_>,
     ) -> Result<()> {
-        let position: HashMap<u64, usize> = changed
-            .iter()
-            .enumerate()
-            .map(|(i, (key, _))| (*key, i))
-            .collect();
-        let lost_some_in_link: HashSet<ItemId> = dropped.iter().map(|&(_, lost)| lost).collect();
+        let next_id = self.meta.next_id as usize;
+        let places = ListPlaces::new(next_id, self.ids, changed);
+        let mut lost_some_in_link = Visited::new(next_id);
+        for &(_, lost) in dropped {
+            lost_some_in_link.insert(lost);
+        }
         cancel.pass(Pass::KeepInLinks, dropped.len());
         let verdicts: Vec<DroppedLink> = {
             let lists = FinalLists {
                 changed,
-                position: &position,
+                places: &places,
                 lost_some_in_link: &lost_some_in_link,
                 new_links,
             };
@@ -719,7 +769,7 @@ impl StoredLinking<'_, '_> {
                 DroppedLink::Unsure => {
                     let lists = FinalLists {
                         changed,
-                        position: &position,
+                        places: &places,
                         lost_some_in_link: &lost_some_in_link,
                         new_links,
                     };
@@ -737,7 +787,10 @@ impl StoredLinking<'_, '_> {
                         )
                     })?;
                     if !reached {
-                        changed[position[&link_key(0, owner)]].1.push(lost);
+                        let Place::Changed(i) = places.of(owner) else {
+                            unreachable!("a pruned list was rewritten")
+                        };
+                        changed[i].1.push(lost);
                     }
                 }
             }
