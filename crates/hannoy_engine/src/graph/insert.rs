@@ -472,7 +472,7 @@ const WAY_READS: usize = 32;
 /// and a binary search.
 struct ListPlaces(Vec<u32>);
 
-/// A list of [`ListPlaces`].
+/// Where one id's layer-0 list lies, as [`ListPlaces`] tells.
 enum Place {
     /// The new item of this batch index.
     New(usize),
