@@ -652,14 +652,19 @@ impl FinalLists<'_> {
         visited.insert(owner);
         let mut frontier = BinaryHeap::new();
         let mut list = owner_links;
+        let mut fresh = Vec::with_capacity(list.len());
         for _ in 0..WAY_READS {
-            for &n in list {
-                if visited.insert(n) {
-                    frontier.push(Reverse(Scored {
-                        score: view.score(lost_vec, n)?,
-                        id: n,
-                    }));
-                }
+            fresh.clear();
+            fresh.extend(list.iter().copied().filter(|&n| visited.insert(n)));
+            // Each list's vectors asked for at once, as a search does, not waited on in turn.
+            for &n in &fresh {
+                view.prefetch(n);
+            }
+            for &n in &fresh {
+                frontier.push(Reverse(Scored {
+                    score: view.score(lost_vec, n)?,
+                    id: n,
+                }));
             }
             let Some(Reverse(nearest)) = frontier.pop() else {
                 return Ok(false);

@@ -328,4 +328,12 @@ impl GraphView for WithBatch<'_, '_> {
     fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
         self.stored.neighbours(id, layer, out)
     }
+
+    /// Stored vectors only: the batch's are in memory the build has just read.
+    #[inline]
+    fn prefetch(&self, id: ItemId) {
+        if self.ids.binary_search(&id).is_err() {
+            self.stored.prefetch(id);
+        }
+    }
 }
