@@ -162,28 +162,15 @@ mod tests {
                 let mut overlap = 0;
                 let queries = 20;
                 for q in 0..queries {
-                    let exact: Vec<f32> = rows
-                        .iter()
-                        .map(|r| metric.score(stored(&rows[q]), stored(r)))
-                        .collect();
+                    let (exact, on_bytes) = scores_of(metric, &rows, &bytes, q);
                     let spread = exact.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-                    let mut by_exact: Vec<usize> = (0..rows.len()).collect();
-                    let mut by_bytes = by_exact.clone();
-                    let on_bytes: Vec<f32> = (0..rows.len())
-                        .map(|i| bytes.score(bytes.get(q), bytes.get(i)))
-                        .collect();
                     for (i, (&e, &b)) in exact.iter().zip(&on_bytes).enumerate() {
                         assert!(
                             (e - b).abs() <= 0.02 * spread.max(1e-3),
                             "{metric:?} {dimensions}-d, row {i}: exact {e}, on bytes {b}"
                         );
                     }
-                    by_exact.sort_by(|&a, &b| exact[a].total_cmp(&exact[b]));
-                    by_bytes.sort_by(|&a, &b| on_bytes[a].total_cmp(&on_bytes[b]));
-                    overlap += by_bytes[..10]
-                        .iter()
-                        .filter(|i| by_exact[..10].contains(i))
-                        .count();
+                    overlap += shared_top_10(&exact, &on_bytes);
                 }
                 // Three dimensions leave rounding no room to hide in; from 64 on, a search on
                 // bytes finds the exact neighbours.
@@ -197,26 +184,44 @@ mod tests {
         }
     }
 
+    /// The exact and the byte scores of row `q` against every row.
+    fn scores_of(
+        metric: Metric,
+        rows: &[Vec<f32>],
+        bytes: &ByteVectors,
+        q: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let exact = rows
+            .iter()
+            .map(|r| metric.score(stored(&rows[q]), stored(r)))
+            .collect();
+        let on_bytes = (0..rows.len())
+            .map(|i| bytes.score(bytes.get(q), bytes.get(i)))
+            .collect();
+        (exact, on_bytes)
+    }
+
+    /// How many of the 10 best by `exact` are among the 10 best by `on_bytes`.
+    fn shared_top_10(exact: &[f32], on_bytes: &[f32]) -> usize {
+        let best_10 = |scores: &[f32]| {
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+            order.truncate(10);
+            order
+        };
+        let (by_exact, by_bytes) = (best_10(exact), best_10(on_bytes));
+        by_bytes.iter().filter(|i| by_exact.contains(i)).count()
+    }
+
     /// Top-10 overlap between exact and byte scores, over `queries` of `rows` as queries.
     fn overlap_at_10(metric: Metric, rows: &[Vec<f32>], queries: usize) -> f64 {
         let bytes = ByteVectors::new(metric, rows[0].len(), rows.len(), |i| stored(&rows[i]));
-        let mut found = 0;
-        for q in 0..queries {
-            let mut by_exact: Vec<usize> = (0..rows.len()).collect();
-            let mut by_bytes = by_exact.clone();
-            by_exact.sort_by(|&a, &b| {
-                let score = |i: usize| metric.score(stored(&rows[q]), stored(&rows[i]));
-                score(a).total_cmp(&score(b))
-            });
-            by_bytes.sort_by(|&a, &b| {
-                let score = |i: usize| bytes.score(bytes.get(q), bytes.get(i));
-                score(a).total_cmp(&score(b))
-            });
-            found += by_bytes[..10]
-                .iter()
-                .filter(|i| by_exact[..10].contains(i))
-                .count();
-        }
+        let found: usize = (0..queries)
+            .map(|q| {
+                let (exact, on_bytes) = scores_of(metric, rows, &bytes, q);
+                shared_top_10(&exact, &on_bytes)
+            })
+            .sum();
         found as f64 / (10 * queries) as f64
     }
 
