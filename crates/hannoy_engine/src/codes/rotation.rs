@@ -55,37 +55,48 @@ impl Rotation {
 
     /// `x` rotated; `x.len()` must be `dims`.
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.apply_into(x, &mut out, &mut Vec::new());
+        out
+    }
+
+    /// `x` rotated into `out`, with `scratch` for the steps between: for callers that rotate
+    /// many vectors and would otherwise allocate two per vector.
+    pub fn apply_into(&self, x: &[f32], out: &mut Vec<f32>, scratch: &mut Vec<f32>) {
         assert_eq!(x.len(), self.dims, "a vector of another dimension");
-        let mut current = x.to_vec();
-        let mut next = vec![0.0f32; self.dims];
+        out.clear();
+        out.extend_from_slice(x);
+        scratch.clear();
+        scratch.resize(self.dims, 0.0);
         for round in &self.rounds {
-            for (out, (&from, &sign)) in next
+            for (to, (&from, &sign)) in scratch
                 .iter_mut()
                 .zip(round.permutation.iter().zip(&round.signs))
             {
-                *out = current[from as usize] * sign;
+                *to = out[from as usize] * sign;
             }
-            std::mem::swap(&mut current, &mut next);
+            std::mem::swap(out, scratch);
             let mut start = 0;
             for &size in &self.blocks {
-                hadamard(&mut current[start..start + size]);
+                hadamard(&mut out[start..start + size]);
                 start += size;
             }
         }
-        current
     }
 }
 
-/// The Walsh-Hadamard transform of a power-of-two block, scaled to be orthogonal.
+/// The Walsh-Hadamard transform of a power-of-two block, scaled to be orthogonal. Each level's
+/// butterflies run over two halves of a slice side by side, which the compiler vectorises.
 fn hadamard(block: &mut [f32]) {
     let n = block.len();
     let mut half = 1;
     while half < n {
-        for start in (0..n).step_by(2 * half) {
-            for i in start..start + half {
-                let (a, b) = (block[i], block[i + half]);
-                block[i] = a + b;
-                block[i + half] = a - b;
+        for pair in block.chunks_exact_mut(2 * half) {
+            let (low, high) = pair.split_at_mut(half);
+            for (a, b) in low.iter_mut().zip(high.iter_mut()) {
+                let (x, y) = (*a, *b);
+                *a = x + y;
+                *b = x - y;
             }
         }
         half *= 2;

@@ -7,8 +7,9 @@
 //!
 //! Searches score on a byte per element (`distance::bytes`) where the metric allows: a build
 //! waits on memory for most of its time, and a 384-d vector in bytes is a quarter of its f32
-//! form. The links are then chosen on exact scores of what the search found, so the graph and
-//! the scores it keeps are those of the vectors themselves.
+//! form. What the search found is then scored exactly, so the scores the lists keep (and a
+//! list's order) are those of the vectors themselves; the heuristic's checks of whether a link
+//! is diverse, which compare two links with each other, score them on bytes too.
 
 use crate::graph::cancel::{CancelCheck, Pass, Watch};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -304,8 +305,11 @@ impl<'v> MemGraph<'v> {
                 }
                 candidates.sort_unstable();
             }
+            // The owners' scores against themselves are exact, as their links' are, for the
+            // test of copies; the checks of which links are diverse compare two links, which
+            // the view scores on bytes.
             let chosen = select(
-                self,
+                view,
                 Owner::new(self, q)?,
                 &candidates,
                 self.params.cap(layer),
@@ -319,7 +323,7 @@ impl<'v> MemGraph<'v> {
             for link in chosen {
                 let mut list = lock(&self.links[link.id as usize][layer]);
                 add_link(
-                    self,
+                    view,
                     Owner::new(self, link.id)?,
                     &mut *list,
                     Scored {
