@@ -85,7 +85,17 @@ pub(super) struct BuildState {
     batch_limit: usize,
     heap_tuples: f64,
     indexed: u64,
+    /// Faults in the batch's room ahead of the rows read into it, when builds use more than
+    /// one core.
+    prefault: Option<threads::Prefaulter>,
+    /// How far into the batch's buffer rooms have been queued for it, in bytes.
+    prefaulted: usize,
 }
+
+/// Bytes of the batch's room faulted in at a time, and how far ahead of the rows read the
+/// queued rooms reach: a few huge pages, small beside a batch.
+const PREFAULT_STEP: usize = 8 << 20;
+const PREFAULT_LEAD: usize = 4 * PREFAULT_STEP;
 
 impl BuildState {
     /// # Safety
@@ -107,6 +117,8 @@ impl BuildState {
             batch_limit: MIN_BATCH,
             heap_tuples: 0.0,
             indexed: 0,
+            prefault: None,
+            prefaulted: 0,
         }
     }
 
@@ -131,6 +143,23 @@ impl BuildState {
         self.dimensions = Some(dimensions);
         self.batch_limit = batch_limit(metric, dimensions, self.options.m);
         self.batch = PreparedVectors::with_room(metric, dimensions, self.batch_limit).or_raise();
+        self.prefault = threads::Prefaulter::new();
+        self.prefaulted = 0;
+    }
+
+    /// Queues the batch's room up to `PREFAULT_LEAD` past the rows read so far.
+    fn prefault_ahead(&mut self) {
+        let Some(prefault) = &self.prefault else {
+            return;
+        };
+        while self.prefaulted < self.batch.filled_bytes() + PREFAULT_LEAD {
+            let room = self.batch.room(self.prefaulted, PREFAULT_STEP);
+            if room.is_empty() {
+                return; // the whole room is queued
+            }
+            prefault.fault_in(room);
+            self.prefaulted += PREFAULT_STEP;
+        }
     }
 
     fn add(&mut self, vector: OwnedVector, key: u64, row: Option<FilterRow>) {
@@ -150,6 +179,7 @@ impl BuildState {
             .or_raise();
         self.keys.push(key);
         self.rows.extend(row);
+        self.prefault_ahead();
         if self.batch.len() >= self.batch_limit {
             self.flush();
         }
@@ -200,6 +230,9 @@ impl BuildState {
         };
         if self.batch.is_empty() {
             return;
+        }
+        if let Some(prefault) = &self.prefault {
+            prefault.wait();
         }
         let change = Change::Insert(InsertRows {
             options: self.engine_options(dimensions),

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hannoy_engine::{Pass, Watch};
+use hannoy_engine::{Pass, Room, Watch};
 use pgrx::pg_sys;
 
 /// Runs `f` on a pool of its own, so the engine's parallel work uses it and not rayon's
@@ -111,9 +111,13 @@ fn pool() -> rayon::ThreadPool {
 
 /// A new pool (see `pool_size`), for callers that must not raise (WAL redo).
 pub fn new_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    pool_of(pool_size())
+}
+
+/// A pool of `threads` threads.
+fn pool_of(threads: usize) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
     // Postgres's signal handlers assume they run on the backend thread: workers inherit a mask
     // that blocks every signal, restored on this thread once they exist.
-    let threads = pool_size();
     // SAFETY: sigset_t is plain data filled by sigfillset; pthread_sigmask only changes this
     // thread's mask, and the old mask is put back before returning.
     unsafe {
@@ -158,4 +162,50 @@ pub fn check_cancelled<T>(result: hannoy_engine::Result<T>) -> hannoy_engine::Re
         pgrx::check_for_interrupts!();
     }
     result
+}
+
+/// A thread that faults in memory the backend is about to fill (`Room::fault_in`): reading a
+/// table's rows into a batch waited mostly on the kernel backing each fresh page, while the
+/// other cores had nothing to do. Used only where builds may use more than one core.
+pub struct Prefaulter {
+    pool: rayon::ThreadPool,
+    pending: std::sync::Arc<AtomicU64>,
+}
+
+impl Prefaulter {
+    /// `None` when builds run on one thread (`max_parallel_maintenance_workers` 0, or one
+    /// core) or the thread cannot start: rows are then read as before.
+    pub fn new() -> Option<Prefaulter> {
+        if pool_size() < 2 {
+            return None;
+        }
+        Some(Prefaulter {
+            pool: pool_of(1).ok()?,
+            pending: Default::default(),
+        })
+    }
+
+    /// Queues `room` to be faulted in.
+    pub fn fault_in(&self, room: Room) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let pending = self.pending.clone();
+        self.pool.spawn(move || {
+            room.fault_in();
+            pending.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    /// Waits until every queued room is faulted in, so that none competes with the work that
+    /// follows or outlives the memory.
+    pub fn wait(&self) {
+        while self.pending.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+impl Drop for Prefaulter {
+    fn drop(&mut self) {
+        self.wait();
+    }
 }

@@ -39,7 +39,9 @@ pub struct Stamp {
 pub use change::{Change, InsertRows};
 pub use check::CheckReport;
 pub use codes::Quantization;
-pub use distance::{Metric, PreparedQuery, PreparedVectors, VectorRef, MAX_BITS, MAX_DIMENSIONS};
+pub use distance::{
+    Metric, PreparedQuery, PreparedVectors, Room, VectorRef, MAX_BITS, MAX_DIMENSIONS,
+};
 pub use error::{Error, Result};
 pub use filter::{ColumnValue, FilterCondition, FilterRow, FilterValue, MAX_FILTER_VALUE_BYTES};
 pub use graph::cancel::{Pass, Watch};

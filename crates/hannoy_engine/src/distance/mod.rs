@@ -442,6 +442,24 @@ impl PreparedVectors {
         self.len = 0;
     }
 
+    /// Bytes of the buffer the vectors pushed so far fill.
+    pub fn filled_bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    /// The set's room (memory reserved for vectors not pushed yet) from byte `from` of its
+    /// buffer, `len` bytes at most: for another thread to fault in while this one fills the set
+    /// (`Room::fault_in`). Empty where it would reach into pushed vectors or past the room.
+    pub fn room(&self, from: usize, len: usize) -> Room {
+        let (filled, capacity) = (self.filled_bytes(), self.words.capacity() * 8);
+        let start = from.clamp(filled, capacity);
+        let end = from.saturating_add(len).clamp(start, capacity);
+        Room {
+            start: self.words.as_ptr() as usize + start,
+            len: end - start,
+        }
+    }
+
     /// Checks `vector` against `metric` and `dimensions` (those of the set's index) and appends
     /// its stored form; a refused vector leaves the set as it was.
     pub fn push(&mut self, metric: Metric, dimensions: usize, vector: VectorRef<'_>) -> Result<()> {
@@ -454,6 +472,46 @@ impl PreparedVectors {
         }
         self.len += 1;
         Ok(())
+    }
+}
+
+/// Memory a `PreparedVectors` has reserved and not written yet, by address (see `room`).
+#[derive(Debug, Clone, Copy)]
+pub struct Room {
+    start: usize,
+    len: usize,
+}
+
+impl Room {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Has the kernel back the room's whole pages with memory now, as a first write to each
+    /// would, so that the pushes that fill them later do not wait for it: on a virtual machine
+    /// a fresh huge page took milliseconds to fault in, most of the time of reading a table's
+    /// rows into a batch. False where the kernel cannot (before Linux 5.14) or the room is gone.
+    pub fn fault_in(&self) -> bool {
+        const PAGE: usize = 4096;
+        let start = self.start.next_multiple_of(PAGE);
+        let end = (self.start + self.len) / PAGE * PAGE;
+        if end <= start {
+            return true;
+        }
+        // SAFETY: MADV_POPULATE_WRITE maps pages in without writing them: no byte of memory
+        // changes, whoever owns the range now (a range freed since fails with ENOMEM or is
+        // populated, unchanged, for its new owner).
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            ) == 0
+        }
     }
 }
 
@@ -649,6 +707,36 @@ pub(crate) fn prefetch(address: *const u8, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_s_room_lies_past_its_vectors_and_faulting_it_in_changes_none() {
+        let dims = 384;
+        let mut set = PreparedVectors::with_room(Metric::Euclidean, dims, 10_000).unwrap();
+        let row: Vec<f32> = (0..dims).map(|i| i as f32).collect();
+        for _ in 0..100 {
+            set.push(Metric::Euclidean, dims, VectorRef::Floats(&row))
+                .unwrap();
+        }
+        let filled = set.filled_bytes();
+        assert_eq!(filled, 100 * dims * 4);
+        // Asked from the start, the room begins where the vectors end.
+        let room = set.room(0, 1 << 20);
+        assert_eq!(room.len(), (1 << 20) - filled);
+        assert!(
+            room.fault_in(),
+            "Linux 5.14 or later populates without writing"
+        );
+        assert!(
+            set.room(10_000 * dims * 4, 1 << 20).is_empty(),
+            "nothing past the room"
+        );
+        assert!(set.room(filled + 4096, 0).is_empty());
+        for _ in 0..100 {
+            set.push(Metric::Euclidean, dims, VectorRef::Floats(&row))
+                .unwrap();
+        }
+        assert!((0..200).all(|i| set.get(i) == bytemuck::cast_slice::<f32, u8>(&row)));
+    }
 
     fn score_of(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
         let qa = PreparedQuery::new(metric, a.len(), VectorRef::Floats(a)).unwrap();
