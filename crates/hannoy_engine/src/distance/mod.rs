@@ -722,10 +722,8 @@ mod tests {
         // Asked from the start, the room begins where the vectors end.
         let room = set.room(0, 1 << 20);
         assert_eq!(room.len(), (1 << 20) - filled);
-        assert!(
-            room.fault_in(),
-            "Linux 5.14 or later populates without writing"
-        );
+        // Linux before 5.14 refuses (false) and changes nothing either.
+        room.fault_in();
         assert!(
             set.room(10_000 * dims * 4, 1 << 20).is_empty(),
             "nothing past the room"
