@@ -154,7 +154,11 @@ pub(crate) fn insert_batch(
         }
     };
     cancel.pass(Pass::Write, batch.len());
-    let (batch_entry, _) = graph.entry().expect("a non-empty batch has an entry");
+    let (batch_entry, batch_top) = graph.entry().expect("a non-empty batch has an entry");
+    // The batch's graph (its lists, their ids and the byte copy) goes before the vectors are
+    // written: LMDB's dirty pages take as much memory again as the vectors, and a batch sized
+    // to `maintenance_work_mem` need not hold both at once (`batch_bytes_per_vector`).
+    drop(graph);
     keep_new_items_reachable(&mut linked, &ids, stored_entry.map(|(e, _)| e), batch_entry);
 
     store.put_vectors(
@@ -180,11 +184,9 @@ pub(crate) fn insert_batch(
         store.put_links(wtxn, owner, layer, list, diverse, fresh_index)?;
     }
 
-    if let Some((local, level)) = graph.entry() {
-        if meta.entry().is_none_or(|(_, top)| level > top) {
-            meta.entry_point = ids[local as usize];
-            meta.max_level = level as u32;
-        }
+    if meta.entry().is_none_or(|(_, top)| batch_top > top) {
+        meta.entry_point = ids[batch_entry as usize];
+        meta.max_level = batch_top as u32;
     }
     for &id in &ids {
         items.insert(id);
