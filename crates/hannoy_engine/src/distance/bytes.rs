@@ -109,7 +109,7 @@ impl ByteVectors {
 fn encode(rotated: &[f32], vector: &[f32], record: &mut [u8]) {
     let largest = rotated.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     let scale = largest / 127.0;
-    let norm = sum_of_squares(vector);
+    let norm = (kernels().dot)(vector, vector);
     record[..4].copy_from_slice(&scale.to_ne_bytes());
     record[4..HEAD].copy_from_slice(&norm.to_ne_bytes());
     let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
@@ -125,19 +125,6 @@ fn encode(rotated: &[f32], vector: &[f32], record: &mut [u8]) {
 fn round_to_byte(x: f32) -> i8 {
     const SHIFT: f32 = 12_582_912.0;
     ((x.clamp(-127.0, 127.0) + SHIFT) - SHIFT) as i8
-}
-
-/// The squared norm, summed in eight lanes so the compiler can keep them in one register.
-fn sum_of_squares(vector: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = vector.chunks_exact(8);
-    let rest: f32 = chunks.remainder().iter().map(|x| x * x).sum();
-    for chunk in chunks {
-        for (lane, x) in lanes.iter_mut().zip(chunk) {
-            *lane += x * x;
-        }
-    }
-    lanes.iter().sum::<f32>() + rest
 }
 
 #[inline]

@@ -156,8 +156,8 @@ pub(crate) fn insert_batch(
     cancel.pass(Pass::Write, batch.len());
     let (batch_entry, batch_top) = graph.entry().expect("a non-empty batch has an entry");
     // The batch's graph (its lists, their ids and the byte copy) goes before the vectors are
-    // written: LMDB's dirty pages take as much memory again as the vectors, and a batch sized
-    // to `maintenance_work_mem` need not hold both at once (`batch_bytes_per_vector`).
+    // written: LMDB's dirty pages take as much memory again as the vectors, and a batch need
+    // not hold both at once.
     drop(graph);
     keep_new_items_reachable(&mut linked, &ids, stored_entry.map(|(e, _)| e), batch_entry);
 
