@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 
 use super::IndexDescription;
 use crate::pg::error::{raise, raise_engine, OrRaise};
+use crate::pg::memory::RowMemory;
 use crate::pg::threads;
 use crate::pg::vector::OwnedVector;
 
@@ -30,6 +31,7 @@ const PHASE_SEARCH_STORED: i64 = 4;
 const PHASE_TAKE_IN: i64 = 5;
 const PHASE_KEEP_IN_LINKS: i64 = 6;
 const PHASE_WRITE: i64 = 7;
+const PHASE_STORE_VECTORS: i64 = 8;
 
 fn phase_of(pass: Pass) -> i64 {
     match pass {
@@ -90,6 +92,8 @@ pub(super) struct BuildState {
     prefault: Option<threads::Prefaulter>,
     /// How far into the batch's buffer rooms have been queued for it, in bytes.
     prefaulted: usize,
+    /// What reading each row palloc's, freed after the row.
+    row_memory: RowMemory,
 }
 
 /// Bytes of the batch's room faulted in at a time, and how far ahead of the rows read the
@@ -119,6 +123,7 @@ impl BuildState {
             indexed: 0,
             prefault: None,
             prefaulted: 0,
+            row_memory: RowMemory::new(c"hannoy build row"),
         }
     }
 
@@ -245,6 +250,7 @@ impl BuildState {
         match self.target {
             BuildTarget::Relation => self.write_change(&index, &change),
             BuildTarget::Folder(_) => {
+                stage(&index, &self.batch);
                 threads::write(&index, |writer, cancel| change.apply(writer, cancel))
             }
         }
@@ -270,6 +276,8 @@ impl BuildState {
         // its engine.
         let stamp = unsafe { crate::storage::begin_change(self.relation, index, change) }
             .unwrap_or_else(|unusable| unsafe { unusable.raise(self.relation) });
+        report_phase(PHASE_STORE_VECTORS);
+        stage(index, &self.batch);
         let result = threads::run_watched(
             |cancel| {
                 index.write(|writer| {
@@ -293,6 +301,13 @@ impl BuildState {
         // SAFETY: as above; the commit succeeded.
         unsafe { crate::storage::end_change(self.relation, stamp) };
     }
+}
+
+/// Writes the batch's vectors into the index ahead of its change, so that the change's
+/// transaction does not hold them a second time (`Index::stage_vectors`): a batch's size
+/// counts them once.
+fn stage(index: &Index, batch: &PreparedVectors) {
+    index.stage_vectors(batch).or_raise();
 }
 
 fn report_phase(phase: i64) {
@@ -353,7 +368,12 @@ unsafe extern "C-unwind" fn build_callback(
     unsafe {
         let state = &mut *state.cast::<BuildState>();
         state.heap_tuples += 1.0;
-        if let Some((vector, row)) = state.description.read_row(values, isnull) {
+        let description = state.description;
+        // The vector and filter values are read into Rust-owned memory.
+        let read = state
+            .row_memory
+            .read(|| description.read_row(values, isnull));
+        if let Some((vector, row)) = read {
             state.add(vector, crate::pg::tid::tid_key(&*tid), row);
         }
     }
@@ -384,6 +404,7 @@ pub unsafe extern "C-unwind" fn ambuildphasename(phase: i64) -> *mut std::ffi::c
         PHASE_TAKE_IN => c"linking indexed rows to a batch".as_ptr().cast_mut(),
         PHASE_KEEP_IN_LINKS => c"checking pruned links".as_ptr().cast_mut(),
         PHASE_WRITE => c"writing a batch".as_ptr().cast_mut(),
+        PHASE_STORE_VECTORS => c"storing a batch's vectors".as_ptr().cast_mut(),
         _ => std::ptr::null_mut(),
     }
 }

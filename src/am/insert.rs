@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 use super::merge::{self, Wait};
 use crate::pg::error::OrRaise;
+use crate::pg::memory::RowMemory;
 use crate::storage::pending_list;
 
 #[allow(clippy::too_many_arguments)]
@@ -24,7 +25,10 @@ pub unsafe extern "C-unwind" fn aminsert(
     // SAFETY: Postgres passes an open index, one value per column and the row's TID.
     unsafe {
         let description = super::describe(index);
-        let Some((vector, row)) = description.read_row(values, isnull) else {
+        // The vector and filter values are read into Rust-owned memory.
+        let read =
+            RowMemory::new(c"hannoy insert row").read(|| description.read_row(values, isnull));
+        let Some((vector, row)) = read else {
             return false;
         };
         // The dimension count is checked against the index's in `append`, under its lock.

@@ -17,6 +17,7 @@ use crate::graph::insert::insert_batch;
 use crate::search::{NeighborStream, SearchParams};
 use crate::storage::chunks::{vectors_per_chunk, PAGE_SIZE};
 use crate::storage::meta::{FORMAT_VERSION, MAGIC};
+use crate::storage::staged::StagedRecord;
 use crate::storage::{ChunkTable, LinkTable, MetaRecord, Store, StoreStats, ENGINE_DATABASES};
 use crate::{ItemId, Neighbor, Quantization, Stamp};
 
@@ -25,6 +26,9 @@ pub const CALLER_DATABASES: u32 = 11;
 /// Only address space until written (the file grows with the data), so start large: growing
 /// needs every transaction of this process closed, which a long scan can prevent.
 const INITIAL_MAP_SIZE: usize = 1 << 30;
+/// Vector bytes one transaction of `Index::stage_vectors` writes at most: small beside a large
+/// batch, large enough that its commit's flush is not paid often.
+const STAGE_BYTES: usize = 32 << 20;
 /// How long a map resize waits for this process's readers to finish before giving up.
 const RESIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -336,6 +340,62 @@ impl Index {
             self.resize(MapSize::AtLeast(needed))?;
         }
         Ok(())
+    }
+
+    /// Writes the vectors of `batch` into the slots of the ids the next insert gives them, in
+    /// transactions of their own of about `STAGE_BYTES` each, so that the insert's own
+    /// transaction holds no second copy of them in memory (see `storage::staged`). The insert
+    /// must come next: any other write in between, or different vectors, and it writes them
+    /// again itself. Returns whether anything was staged: nothing when the insert would give
+    /// the batch the ids of deleted items, which are not known before it runs.
+    pub fn stage_vectors(&self, batch: &PreparedVectors) -> Result<bool> {
+        let (meta, live) = {
+            let reader = self.read()?;
+            (reader.meta, reader.items.len())
+        };
+        if batch.is_empty()
+            || batch.vector_bytes() != meta.vector_bytes as usize
+            || live != meta.next_id as u64
+            || meta.next_id as u64 + batch.len() as u64 > crate::storage::ID_LIMIT
+        {
+            return Ok(false);
+        }
+        let first = meta.next_id;
+        let mut record = StagedRecord {
+            first,
+            count: batch.len() as u32,
+            fingerprint: batch.fingerprint(),
+            txn: 0,
+        };
+        // The record goes first: whatever a failure leaves behind is then known to be there.
+        self.write(|w| w.store.write_staged(&mut w.txn, record))?;
+        let per_chunk = meta.vectors_per_chunk as usize;
+        // An eighth of the batch at most, which the batch's size allows for.
+        let per_txn =
+            (STAGE_BYTES.min(batch.padded_bytes().len() / 8) / batch.vector_bytes()).max(per_chunk);
+        let mut start = 0;
+        while start < batch.len() {
+            // Each transaction ends on a chunk's end, so no chunk is written twice.
+            let reach = (first as usize + start + per_txn) / per_chunk * per_chunk;
+            let end = reach
+                .saturating_sub(first as usize)
+                .clamp(start + 1, batch.len());
+            self.write(|w| {
+                w.store.put_vectors(
+                    &mut w.txn,
+                    &w.meta,
+                    (start..end).map(|i| (first + i as u32, batch.get(i))),
+                    false,
+                )?;
+                if end == batch.len() {
+                    record.txn = w.txn.id() as u64;
+                    w.store.write_staged(&mut w.txn, record)?;
+                }
+                Ok(())
+            })?;
+            start = end;
+        }
+        Ok(true)
     }
 
     /// A consistent snapshot for searching; writers do not block it, nor it them.
@@ -859,5 +919,52 @@ impl<'i> Writer<'i> {
         self.store.write_items(&mut self.txn, &self.items)?;
         self.txn.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::staged::Staging;
+
+    fn batch(n: usize, seed: f32) -> PreparedVectors {
+        let data: Vec<Vec<f32>> = (0..n)
+            .map(|i| {
+                (0..16)
+                    .map(|d| (seed + i as f32 * 0.37 + d as f32).sin())
+                    .collect()
+            })
+            .collect();
+        PreparedVectors::new(
+            Metric::Euclidean,
+            16,
+            data.iter().map(|v| VectorRef::Floats(v)),
+        )
+        .unwrap()
+    }
+
+    /// What the next write transaction finds of the staging, for the ids the insert would give.
+    fn found(index: &Index, batch: &PreparedVectors) -> Staging {
+        let mut wtxn = index.env.write_txn().unwrap();
+        let next = index.read().unwrap().meta.next_id;
+        let ids: Vec<ItemId> = (next..next + batch.len() as u32).collect();
+        let staging = index.store.take_staged(&mut wtxn, &ids, batch).unwrap();
+        wtxn.abort();
+        staging
+    }
+
+    #[test]
+    fn the_next_insert_of_the_staged_batch_finds_its_vectors_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::create(dir.path(), &IndexOptions::new(Metric::Euclidean, 16)).unwrap();
+        let (a, b) = (batch(500, 0.0), batch(500, 1.0));
+        assert_eq!(found(&index, &a), Staging::Nothing);
+        assert!(index.stage_vectors(&a).unwrap());
+        assert_eq!(found(&index, &a), Staging::InPlace);
+        assert_eq!(found(&index, &b), Staging::Leftovers);
+        assert_eq!(found(&index, &batch(499, 0.0)), Staging::Leftovers);
+        // Any write in between makes the staged slots stale.
+        index.write(|w| w.set_log_position(7)).unwrap();
+        assert_eq!(found(&index, &a), Staging::Leftovers);
     }
 }

@@ -381,6 +381,26 @@ impl PreparedVectors {
         self.len
     }
 
+    /// A hash of the vectors, to tell one set from another (not against an adversary).
+    pub(crate) fn fingerprint(&self) -> u64 {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let words = &self.words[..self.len * self.stride_words];
+        // Four lanes, so that the multiplies do not wait on each other.
+        let mut lanes = [1u64, 2, 3, 4];
+        let mut quads = words.chunks_exact(4);
+        for quad in &mut quads {
+            for (lane, &w) in lanes.iter_mut().zip(quad) {
+                *lane = (*lane ^ w).wrapping_mul(K).rotate_left(29);
+            }
+        }
+        for (lane, &w) in lanes.iter_mut().zip(quads.remainder()) {
+            *lane = (*lane ^ w).wrapping_mul(K).rotate_left(29);
+        }
+        lanes.iter().fold(self.len as u64, |h, &lane| {
+            (h ^ lane).wrapping_mul(K).rotate_left(31)
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -22,6 +22,7 @@ use super::visited::Visited;
 use super::{level_for, search_layer, start, GraphView, Scored, INSERT_START_BEAM};
 use crate::distance::PreparedVectors;
 use crate::error::{Error, Result};
+use crate::storage::staged::Staging;
 use crate::storage::{link_key, link_owner_layer, MetaRecord, Store, ID_LIMIT};
 use crate::ItemId;
 
@@ -121,21 +122,26 @@ pub(crate) fn insert_batch(
     let graph = MemGraph::build(params, batch, levels, cancel)?;
 
     let stored_entry = meta.entry();
+    let (batch_entry, batch_top) = graph.entry().expect("a non-empty batch has an entry");
+    // What a batch holds is released as it is written, since LMDB's dirty pages take as much
+    // memory again: the batch's graph (its lists, their ids and the byte copy) goes first (into
+    // an empty index its lists are taken over, not copied), the chosen lists as each is
+    // written, and only then are the vectors copied in, unless the caller wrote them ahead
+    // (`storage::staged`).
     let mut linked = match stored_entry {
         None => {
+            cancel.pass(Pass::Write, batch.len());
             let mut diverse = HashMap::new();
-            let new_links = (0..batch.len() as ItemId)
-                .map(|i| {
-                    let layers = (0..=graph.level(i))
-                        .map(|l| {
-                            let mut links = graph.links(i, l);
-                            for k in &mut links {
-                                k.id = ids[k.id as usize];
-                            }
-                            links
-                        })
-                        .collect();
-                    split_new_lists(ids[i as usize], layers, &mut diverse)
+            let new_links = graph
+                .into_lists()
+                .enumerate()
+                .map(|(i, mut layers)| {
+                    for links in &mut layers {
+                        for k in links.iter_mut() {
+                            k.id = ids[k.id as usize];
+                        }
+                    }
+                    split_new_lists(ids[i], layers, &mut diverse)
                 })
                 .collect();
             Linked {
@@ -150,38 +156,24 @@ pub(crate) fn insert_batch(
                 batch,
                 ids: &ids,
             };
-            link_into_stored(wtxn, store, meta, new, entry, cancel)?
+            let linked = link_into_stored(wtxn, store, meta, new, entry, cancel)?;
+            cancel.pass(Pass::Write, batch.len());
+            drop(graph);
+            linked
         }
     };
-    cancel.pass(Pass::Write, batch.len());
-    let (batch_entry, batch_top) = graph.entry().expect("a non-empty batch has an entry");
-    // The batch's graph (its lists, their ids and the byte copy) goes before the vectors are
-    // written: LMDB's dirty pages take as much memory again as the vectors, and a batch need
-    // not hold both at once.
-    drop(graph);
     keep_new_items_reachable(&mut linked, &ids, stored_entry.map(|(e, _)| e), batch_entry);
-
-    store.put_vectors(
-        wtxn,
-        meta,
-        ids.iter()
-            .copied()
-            .zip((0..batch.len()).map(|i| batch.get(i))),
-        fresh_index,
-    )?;
-    let mut writes: Vec<(u64, &[ItemId])> = Vec::new();
-    for (local, layers) in linked.new_links.iter().enumerate() {
-        for (layer, list) in layers.iter().enumerate() {
-            writes.push((link_key(layer, ids[local]), list));
-        }
-    }
-    writes.extend(linked.changed.iter().map(|(k, l)| (*k, l.as_slice())));
-    writes.sort_unstable_by_key(|(k, _)| *k);
-    for (key, list) in writes {
-        // Appending is only valid into empty storage, where keys arrive in order.
-        let (owner, layer) = link_owner_layer(key);
-        let diverse = linked.diverse.get(&key).map_or(&[][..], Vec::as_slice);
-        store.put_links(wtxn, owner, layer, list, diverse, fresh_index)?;
+    write_lists(wtxn, store, linked, &ids, fresh_index)?;
+    let staging = store.take_staged(wtxn, &ids, batch)?;
+    if staging != Staging::InPlace {
+        store.put_vectors(
+            wtxn,
+            meta,
+            ids.iter()
+                .copied()
+                .zip((0..batch.len()).map(|i| batch.get(i))),
+            fresh_index && staging == Staging::Nothing,
+        )?;
     }
 
     if meta.entry().is_none_or(|(_, top)| batch_top > top) {
@@ -207,6 +199,36 @@ pub(crate) fn insert_batch(
         }
     }
     Ok(ids)
+}
+
+/// Writes every list `linked` holds in key order (appending is only valid into empty storage,
+/// where keys arrive in order), freeing each list once written.
+fn write_lists(
+    wtxn: &mut RwTxn,
+    store: Store,
+    linked: Linked,
+    ids: &[ItemId],
+    append: bool,
+) -> Result<()> {
+    let Linked {
+        new_links,
+        changed,
+        mut diverse,
+    } = linked;
+    let mut writes: Vec<(u64, Vec<ItemId>)> = Vec::with_capacity(new_links.len() + changed.len());
+    for (local, layers) in new_links.into_iter().enumerate() {
+        for (layer, list) in layers.into_iter().enumerate() {
+            writes.push((link_key(layer, ids[local]), list));
+        }
+    }
+    writes.extend(changed);
+    writes.sort_unstable_by_key(|(k, _)| *k);
+    for (key, list) in writes {
+        let (owner, layer) = link_owner_layer(key);
+        let statuses = diverse.remove(&key).unwrap_or_default();
+        store.put_links(wtxn, owner, layer, &list, &statuses, append)?;
+    }
+    Ok(())
 }
 
 /// A batch being linked into a stored graph: what every step reads.

@@ -26,16 +26,16 @@ use crate::error::Result;
 use crate::ItemId;
 
 /// The memory one vector of a batch holds while the batch is built and written, for callers
-/// that size batches: the vector in its stored form and its copy in LMDB's dirty pages, its
-/// byte form for the searches, then its lists: the build's scored lists (up to 2·m + 1 links of
-/// 12 bytes each), the lists written for it and the stored lists it rewrites, and the per-list
-/// bookkeeping, about 64·m + 200 bytes in all (docs/benchmarks.md, "Builds in batches").
-/// Linking a batch into a stored graph takes more on top, for the stored lists it rewrites.
-/// All of it counted at once: since the batch's graph is dropped before its vectors are written
-/// (`insert_batch`), a batch peaks lower (about 3.9 kB a vector at 384-d, m 16, against 4.7 kB
-/// here), a margin kept until the estimate is measured at other sizes.
+/// that size batches and write the vectors ahead (`Index::stage_vectors`): the vector in its
+/// stored form, an eighth of it again for what the writes ahead leave allocated (32 MB at
+/// most), its byte form for the searches, and its lists while the batch's graph is built, the
+/// largest part: up to 2·m + 1 scored links, their ids in the searches' copy and the per-list
+/// bookkeeping, about 64·m + 200 bytes in all (docs/benchmarks.md, "Builds in batches", has
+/// the peaks measured against it). Linking a batch into a stored graph takes more on top, for
+/// the stored lists it rewrites.
 pub fn batch_bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
-    2 * metric.vector_bytes(dimensions) + bytes::record_bytes(metric, dimensions) + 64 * m + 200
+    let vector = metric.vector_bytes(dimensions);
+    vector + vector / 8 + bytes::record_bytes(metric, dimensions) + 64 * m + 200
 }
 
 /// Build parameters, read from the index's metadata.
@@ -359,6 +359,19 @@ impl<'v> MemGraph<'v> {
     /// The links of `local` on `layer`, ascending by score.
     pub fn links(&self, local: ItemId, layer: usize) -> Vec<Link> {
         lock(&self.links[local as usize][layer]).clone()
+    }
+
+    /// Every node's lists, bottom layer first, each ascending by score; the searches' copies
+    /// (the link ids, the vectors in bytes) are freed first, and nothing is copied.
+    pub fn into_lists(self) -> impl Iterator<Item = Vec<Vec<Link>>> {
+        let MemGraph { links, .. } = self;
+        links.into_iter().map(|layers| {
+            layers
+                .into_vec()
+                .into_iter()
+                .map(|list| list.into_inner().unwrap_or_else(|e| e.into_inner()))
+                .collect()
+        })
     }
 }
 

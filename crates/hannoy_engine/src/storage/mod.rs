@@ -21,6 +21,7 @@
 pub(crate) mod advice;
 pub(crate) mod chunks;
 pub(crate) mod meta;
+pub(crate) mod staged;
 
 use std::cell::Cell;
 
