@@ -92,7 +92,7 @@ pub(super) struct BuildState {
     prefault: Option<threads::Prefaulter>,
     /// How far into the batch's buffer rooms have been queued for it, in bytes.
     prefaulted: usize,
-    /// What reading each row palloc's, freed after the row.
+    /// Where a row's values are read, emptied after each row.
     row_memory: RowMemory,
 }
 
