@@ -3,7 +3,6 @@
 mod common;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use common::*;
 use hannoy_engine::{
@@ -36,15 +35,6 @@ fn apply(index: &Index, change: &Change<'_>) {
     index
         .write(|writer| change.apply(writer, &never_cancel))
         .unwrap();
-}
-
-/// Every key with its stored vector bytes.
-fn contents(index: &Index) -> BTreeMap<u64, Vec<f32>> {
-    let reader = index.read().unwrap();
-    let keys: Vec<(u32, u64)> = reader.keys().unwrap().map(Result::unwrap).collect();
-    keys.into_iter()
-        .map(|(id, key)| (key, reader.vector(id).unwrap().unwrap()))
-        .collect()
 }
 
 #[test]

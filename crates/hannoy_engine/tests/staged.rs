@@ -26,15 +26,6 @@ fn insert(index: &Index, data: &[Vec<f32>], first_key: u64) {
         .unwrap();
 }
 
-/// Every key with its stored vector.
-fn contents(index: &Index) -> BTreeMap<u64, Vec<f32>> {
-    let reader = index.read().unwrap();
-    let keys: Vec<(u32, u64)> = reader.keys().unwrap().map(Result::unwrap).collect();
-    keys.into_iter()
-        .map(|(id, key)| (key, reader.vector(id).unwrap().unwrap()))
-        .collect()
-}
-
 fn expected(batches: &[(&[Vec<f32>], u64)]) -> BTreeMap<u64, Vec<f32>> {
     batches
         .iter()

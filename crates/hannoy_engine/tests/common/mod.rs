@@ -6,6 +6,15 @@ use hannoy_engine::{
 };
 use roaring::RoaringBitmap;
 
+/// Every key of `index` with its stored vector.
+pub fn contents(index: &Index) -> std::collections::BTreeMap<u64, Vec<f32>> {
+    let reader = index.read().unwrap();
+    let keys: Vec<(u32, u64)> = reader.keys().unwrap().map(Result::unwrap).collect();
+    keys.into_iter()
+        .map(|(id, key)| (key, reader.vector(id).unwrap().unwrap()))
+        .collect()
+}
+
 pub struct Rng(u64);
 
 impl Rng {
