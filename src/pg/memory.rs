@@ -9,7 +9,9 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
-/// A child of the memory context current when it was made, emptied after every use.
+/// A child of the memory context current when it was made, emptied after every use. Not
+/// pgrx's `PgMemoryContexts::new`, which copies the name into the current context: `aminsert`
+/// makes one per row, and that copy would stay for the statement.
 pub struct RowMemory(pg_sys::MemoryContext);
 
 impl RowMemory {

@@ -10,6 +10,7 @@
 //! transaction came between and its vectors are the ones staged, and otherwise writes them as
 //! usual, over whatever the staging left.
 
+use bytemuck::{Pod, Zeroable};
 use heed::{RoTxn, RwTxn};
 
 use super::Store;
@@ -20,39 +21,14 @@ use crate::ItemId;
 pub(super) const STAGED_KEY: &str = "staged";
 
 /// What a staging wrote: `count` vectors from id `first`, and the transaction that finished it
-/// (0 while it has not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (0 while it has not). Stored as its bytes, as `MetaRecord` is.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub(crate) struct StagedRecord {
     pub first: ItemId,
     pub count: u32,
     pub fingerprint: u64,
     pub txn: u64,
-}
-
-const RECORD_BYTES: usize = 24;
-
-impl StagedRecord {
-    fn to_bytes(self) -> [u8; RECORD_BYTES] {
-        let mut out = [0; RECORD_BYTES];
-        out[..4].copy_from_slice(&self.first.to_le_bytes());
-        out[4..8].copy_from_slice(&self.count.to_le_bytes());
-        out[8..16].copy_from_slice(&self.fingerprint.to_le_bytes());
-        out[16..].copy_from_slice(&self.txn.to_le_bytes());
-        out
-    }
-
-    fn from_bytes(bytes: &[u8]) -> Result<StagedRecord> {
-        let bytes: &[u8; RECORD_BYTES] = bytes
-            .try_into()
-            .map_err(|_| corrupt(format!("staged record has {} bytes", bytes.len())))?;
-        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        Ok(StagedRecord {
-            first: u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")),
-            count: u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")),
-            fingerprint: word(8),
-            txn: word(16),
-        })
-    }
 }
 
 /// What a batch's transaction finds of a staging.
@@ -68,14 +44,19 @@ pub(crate) enum Staging {
 
 impl Store {
     pub(crate) fn read_staged(&self, txn: &RoTxn) -> Result<Option<StagedRecord>> {
-        self.meta
-            .get(txn, STAGED_KEY)?
-            .map(StagedRecord::from_bytes)
-            .transpose()
+        match self.meta.get(txn, STAGED_KEY)? {
+            None => Ok(None),
+            Some(bytes) if bytes.len() == std::mem::size_of::<StagedRecord>() => {
+                Ok(Some(bytemuck::pod_read_unaligned(bytes)))
+            }
+            Some(bytes) => Err(corrupt(format!("staged record has {} bytes", bytes.len()))),
+        }
     }
 
     pub(crate) fn write_staged(&self, wtxn: &mut RwTxn, record: StagedRecord) -> Result<()> {
-        Ok(self.meta.put(wtxn, STAGED_KEY, &record.to_bytes())?)
+        Ok(self
+            .meta
+            .put(wtxn, STAGED_KEY, bytemuck::bytes_of(&record))?)
     }
 
     /// Whether `batch`, given `ids`, was staged by the transaction just before `wtxn`; the
