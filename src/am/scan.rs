@@ -38,6 +38,9 @@ enum Rows {
         pending: Peekable<std::vec::IntoIter<(f32, u64)>>,
         /// Distances computed: the pending rows' and those of the stream once it is dropped.
         distances: usize,
+        /// Whether the stream's distances are lower bounds for the executor to re-check
+        /// (`hannoy.rerank_from = table`); the pending rows' are exact either way.
+        bounds: bool,
     },
     /// Every row, for a NULL query: all distances are NULL, so any order is the right one.
     Unordered {
@@ -121,6 +124,13 @@ pub unsafe extern "C-unwind" fn ambeginscan(
     // releases the LMDB snapshot.
     unsafe {
         let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
+        // Where a row's distance goes when the executor is to re-check it; as GiST does,
+        // the access method allocates them.
+        if norderbys > 0 {
+            let n = norderbys as usize;
+            (*scan).xs_orderbyvals = pg_sys::palloc0(n * size_of::<pg_sys::Datum>()).cast();
+            (*scan).xs_orderbynulls = pg_sys::palloc0(n * size_of::<bool>()).cast();
+        }
         let state =
             PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(ScanState::default());
         (*scan).opaque = state.cast();
@@ -324,6 +334,7 @@ fn nearest_rows(
         ef_search: guc::ef_search(),
         filter: allowed,
         rerank: guc::rerank(),
+        lower_bounds: guc::rerank_from() == guc::RerankFrom::Table,
         ..SearchParams::default()
     };
     let stream = match reader {
@@ -334,16 +345,24 @@ fn nearest_rows(
     };
     Rows::Nearest {
         batch: Vec::new().into_iter().peekable(),
+        bounds: stream.as_ref().is_some_and(|s| s.lower_bounds()),
         stream,
         distances: pending.len(),
         pending: pending.into_iter().peekable(),
     }
 }
 
-/// Where the next row comes from.
+/// Where the next row comes from, and its distance: exact, or a lower bound of it (`bound`).
 enum Next {
-    Item(ItemId),
-    Key(u64),
+    Item {
+        id: ItemId,
+        distance: f32,
+        bound: bool,
+    },
+    Key {
+        key: u64,
+        distance: f32,
+    },
     End,
 }
 
@@ -355,6 +374,7 @@ impl Rows {
                 stream,
                 pending,
                 distances,
+                bounds,
             } => {
                 if batch.peek().is_none() {
                     if let Some(s) = stream {
@@ -365,18 +385,34 @@ impl Rows {
                         }
                     }
                 }
-                match (batch.peek(), pending.peek()) {
-                    (Some(n), Some(&(d, _))) if d < n.distance => {
-                        Next::Key(pending.next().unwrap().1)
-                    }
-                    (Some(_), _) => Next::Item(batch.next().unwrap().id),
-                    (None, Some(_)) => Next::Key(pending.next().unwrap().1),
-                    (None, None) => Next::End,
+                let from_pending = match (batch.peek(), pending.peek()) {
+                    (Some(n), Some(&(d, _))) => d < n.distance,
+                    (None, Some(_)) => true,
+                    (_, None) => false,
+                };
+                if from_pending {
+                    let (distance, key) = pending.next().expect("peeked");
+                    return Next::Key { key, distance };
+                }
+                match batch.next() {
+                    Some(n) => Next::Item {
+                        id: n.id,
+                        distance: n.distance,
+                        bound: *bounds,
+                    },
+                    None => Next::End,
                 }
             }
             Rows::Unordered { items, pending } => match items.next() {
-                Some(id) => Next::Item(id),
-                None => pending.next().map_or(Next::End, Next::Key),
+                Some(id) => Next::Item {
+                    id,
+                    distance: f32::NAN,
+                    bound: false,
+                },
+                None => pending.next().map_or(Next::End, |key| Next::Key {
+                    key,
+                    distance: f32::NAN,
+                }),
             },
         }
     }
@@ -400,20 +436,30 @@ pub unsafe extern "C-unwind" fn amgettuple(
             return false;
         };
         loop {
-            let key = match rows.next() {
+            let (key, distance, bound) = match rows.next() {
                 Next::End => return false,
-                Next::Key(key) => key,
+                Next::Key { key, distance } => (key, distance, false),
                 // Every item is inserted with its TID; one without is skipped, not guessed.
-                Next::Item(id) => match state.reader.as_ref().and_then(|r| r.key(id).or_raise()) {
-                    Some(key) if !state.listed.contains(&key) => key,
+                Next::Item {
+                    id,
+                    distance,
+                    bound,
+                } => match state.reader.as_ref().and_then(|r| r.key(id).or_raise()) {
+                    Some(key) if !state.listed.contains(&key) => (key, distance, bound),
                     _ => continue,
                 },
             };
             crate::pg::tid::key_tid(key, &mut (*scan).xs_heaptid);
-            // Distances are exact and in order: nothing for the executor to re-sort, and
-            // filter keys to check again only where they were approximated.
+            // Filter keys are checked again only where they were approximated. Exact
+            // distances come in order: nothing for the executor to re-sort. A lower bound is
+            // handed over for the executor to compute the distance from the row and re-order;
+            // the exact distances of the pending rows among them go over too, as exact.
             (*scan).xs_recheck = state.recheck;
-            (*scan).xs_recheckorderby = false;
+            (*scan).xs_recheckorderby = bound;
+            if (*scan).numberOfOrderBys > 0 && !distance.is_nan() {
+                *(*scan).xs_orderbyvals = (distance as f64).into_datum().expect("a float8 datum");
+                *(*scan).xs_orderbynulls = false;
+            }
             state.returned += 1;
             return true;
         }

@@ -1,6 +1,6 @@
 //! The `hannoy.*` settings.
 
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
 /// Candidate list size of a scan's graph walk: larger finds more true neighbours, slower.
 pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(100);
@@ -12,6 +12,18 @@ pub static PENDING_LIST_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1024);
 /// On an index with codes, how many candidates each batch of a scan re-ranks with the full
 /// vectors (0: the whole candidate list).
 pub static RERANK: GucSetting<i32> = GucSetting::<i32>::new(0);
+/// Where a scan of an index with codes finds the exact distances it orders its rows by.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RerankFrom {
+    /// The full vectors the index keeps beside its codes.
+    #[name = c"index"]
+    Index,
+    /// The table's rows: the scan gives each row a lower bound of its distance, and PostgreSQL
+    /// computes the distance from the row and re-orders, as it does for GiST's lossy distances.
+    #[name = c"table"]
+    Table,
+}
+pub static RERANK_FROM: GucSetting<RerankFrom> = GucSetting::<RerankFrom>::new(RerankFrom::Index);
 /// Whether a backend shows the step of hannoy's work it is in (see `crate::pg::phase`).
 pub static TRACE_PHASES: GucSetting<bool> = GucSetting::<bool>::new(false);
 
@@ -37,6 +49,19 @@ pub fn register() {
         &RERANK,
         0,
         1000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"hannoy.rerank_from",
+        c"Where a hannoy scan on codes finds the exact distances: 'index' or 'table'.",
+        c"'index' re-ranks each batch of candidates with the full vectors the index keeps. \
+          'table' reads none of them: the scan gives each row a lower bound of its distance \
+          computed from its code, and PostgreSQL computes the exact distance from the table's \
+          row and re-orders, fetching rows until no row still to come can be nearer. Bounds \
+          are loose at few bits per coordinate (WITH (bits = ...)): below 4 a query fetches \
+          a large part of the table. Indexes without codes return exact distances either way.",
+        &RERANK_FROM,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -87,6 +112,10 @@ pub fn rerank() -> Option<usize> {
         r if r <= 0 => None,
         r => Some(r as usize),
     }
+}
+
+pub fn rerank_from() -> RerankFrom {
+    RERANK_FROM.get()
 }
 
 pub fn max_scan_tuples() -> usize {

@@ -107,6 +107,73 @@ fn a_quantized_index_returns_the_exact_order_and_codes_its_inserted_rows() {
 }
 
 #[pg_test]
+fn re_ranked_from_the_table_a_quantized_index_returns_exact_distances_in_order() {
+    clustered_table("heap_t", 3_000, 32, 20, 0.4, 0.29);
+    run("SET enable_seqscan = off");
+    let limit_10 = |op: &str, q: i32| {
+        let target = format!("(SELECT embedding FROM heap_t WHERE id = {q})");
+        format!("SELECT id, embedding {op} {target} FROM heap_t ORDER BY embedding {op} {target} LIMIT 10")
+    };
+    let rows_of_last_scan = || one_i64("SELECT rows FROM hannoy_last_scan()");
+    for (opclass, op) in &OPERATORS[..3] {
+        run(&format!(
+            "CREATE INDEX heap_t_idx ON heap_t USING hannoy (embedding {opclass})
+             WITH (quantization = 'rabitq', bits = 5)"
+        ));
+        // Rows in the pending list come with exact distances among the graph's bounds.
+        let moved = "(SELECT array_agg(x + 0.01::real ORDER BY o) FROM unnest(embedding) WITH ORDINALITY u(x, o))";
+        run(&format!(
+            "INSERT INTO heap_t SELECT id + 100000, {moved} FROM heap_t WHERE id % 10 = 0"
+        ));
+        run("SET hannoy.rerank_from = 'table'; SET hannoy.ef_search = 1000");
+        // A bound above the distance PostgreSQL computes would fail the query ("index
+        // returned tuples in wrong order"); every bound below it, the order is exact.
+        for q in [7, 1500, 2999] {
+            assert_top_50_is_exact("heap_t", opclass, op, q);
+        }
+        run("RESET hannoy.ef_search");
+        let (mut found, mut fetched) = (0, 0);
+        for q in (1..=2_901).step_by(100) {
+            let query = limit_10(op, q);
+            assert!(explain(&query).contains("Index Scan using heap_t_idx"), "{opclass}");
+            let (from_table, distances_from_table) = (ids(&query), distances(&query));
+            fetched += rows_of_last_scan();
+            run("SET hannoy.rerank_from = 'index'");
+            assert_eq!(ids(&query).len(), 10);
+            assert_eq!(rows_of_last_scan(), 10, "{opclass}: re-ranked in the index");
+            run("SET enable_indexscan = off; SET enable_seqscan = on");
+            let (exact, exact_distances) = (ids(&query), distances(&query));
+            run("SET enable_indexscan = on; SET enable_seqscan = off; SET hannoy.rerank_from = 'table'");
+            found += from_table.iter().filter(|id| exact.contains(id)).count();
+            assert_eq!(from_table.len(), 10, "{opclass}");
+            // Each returned distance is the row's own, computed by the executor.
+            for (id, d) in from_table.iter().zip(&distances_from_table) {
+                if let Some(at) = exact.iter().position(|e| e == id) {
+                    assert!((d - exact_distances[at]).abs() < 1e-9, "{opclass}: row {id}");
+                }
+            }
+            assert!(distances_from_table.windows(2).all(|w| w[0] <= w[1]), "{opclass}");
+        }
+        let recall = found as f64 / (10 * 30) as f64;
+        assert!(recall >= 0.95, "{opclass}: recall@10 {recall}");
+        // The executor fetched rows past the 10 it returned, until their bounds passed the
+        // tenth distance; a bound of 5 bits needs few.
+        assert!((301..30 * 300).contains(&fetched), "{opclass}: {fetched} rows fetched");
+        run("RESET hannoy.rerank_from; DROP INDEX heap_t_idx; DELETE FROM heap_t WHERE id >= 100000");
+    }
+    // An index without codes has no bounds to give: its distances are exact either way.
+    run("CREATE INDEX heap_t_idx ON heap_t USING hannoy (embedding real_l2_ops);
+         SET hannoy.rerank_from = 'table'");
+    assert_eq!(ids(&limit_10("<->", 5)).len(), 10);
+    assert_eq!(rows_of_last_scan(), 10);
+    assert_eq!(
+        sqlstate_of("SET hannoy.rerank_from = 'heap'"),
+        "22023",
+        "an unknown setting"
+    );
+}
+
+#[pg_test]
 fn varbit_hamming_ops_returns_the_exact_distances_in_order() {
     run("SELECT setseed(0.3);
          CREATE TABLE bits_t (id int, code bit(96));

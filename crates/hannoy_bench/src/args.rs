@@ -120,6 +120,10 @@ struct IndexFlags {
     /// none
     #[arg(long, value_name = "B", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
     bits: u8,
+    /// With codes, where hannoy re-ranks: the full vectors in the index, or the table's rows
+    /// (`hannoy.rerank_from`: PostgreSQL re-checks lower bounds)
+    #[arg(long, value_name = "FROM", default_value = "index")]
+    rerank_from: RerankFrom,
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +165,23 @@ impl fmt::Display for Metric {
         f.write_str(match self {
             Metric::Cosine => "cosine",
             Metric::L2 => "l2",
+        })
+    }
+}
+
+/// Where hannoy's scans on codes find exact distances (`hannoy.rerank_from`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RerankFrom {
+    Index,
+    Table,
+}
+
+impl fmt::Display for RerankFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RerankFrom::Index => "index",
+            RerankFrom::Table => "table",
         })
     }
 }
@@ -239,6 +260,7 @@ pub struct Settings {
     pub filter_ef_search: u32,
     /// Bits of hannoy's RaBitQ codes, 0 for none.
     pub bits: u8,
+    pub rerank_from: RerankFrom,
     /// Rows of the timed batch insert, before the cap at a tenth of the table.
     pub insert_rows: usize,
     /// Whether the writes run after the queries.
@@ -424,6 +446,7 @@ impl Flags {
             selectivities_percent: index.selectivities,
             filter_ef_search: index.filter_ef,
             bits: index.bits,
+            rerank_from: index.rerank_from,
             insert_rows: index.insert_rows,
             writes: !index.no_writes,
             engines: index.engines,

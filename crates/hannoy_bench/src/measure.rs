@@ -499,7 +499,11 @@ fn run_engine(
         dataset, progress, ..
     } = context;
     let name = sql.engine;
-    let setup = pg::session_setup(&context.database);
+    let setup = format!(
+        "{} {}",
+        pg::session_setup(&context.database),
+        sql.session_settings
+    );
     let mut client = pg::connect(&context.config)?;
     client
         .batch_execute(&setup)

@@ -198,6 +198,8 @@ pub struct EngineSql {
     /// `embedding <op> <query as $1>`, the query vector a float4[] parameter.
     pub distance: String,
     pub ef_setting: &'static str,
+    /// Settings of the engine's own for every session, after `session_setup`.
+    pub session_settings: String,
     /// Set for filtered queries only.
     pub filtered_settings: &'static str,
     pub filtered_reset: &'static str,
@@ -304,6 +306,7 @@ impl EngineSql {
                 ),
                 distance: format!("embedding {operator} {query}"),
                 ef_setting: "hannoy.ef_search",
+                session_settings: format!("SET hannoy.rerank_from = '{}';", settings.rerank_from),
                 filtered_settings: "",
                 filtered_reset: "",
                 index_size: "SELECT size_bytes FROM hannoy_index_info('items_hannoy_idx')".into(),
@@ -324,6 +327,7 @@ impl EngineSql {
                 ),
                 distance: format!("embedding {operator} {query}"),
                 ef_setting: "hnsw.ef_search",
+                session_settings: String::new(),
                 filtered_settings: "SET hnsw.iterative_scan = relaxed_order",
                 filtered_reset: "RESET hnsw.iterative_scan",
                 index_size: "SELECT pg_relation_size('items_pgv_idx')".into(),

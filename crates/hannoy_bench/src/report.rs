@@ -242,7 +242,10 @@ fn write_settings(md: &mut String, settings: &Settings) {
             "hannoy quantization",
             match settings.bits {
                 0 => "none".to_string(),
-                bits => format!("rabitq, {bits} bit(s) per coordinate"),
+                bits => format!(
+                    "rabitq, {bits} bit(s) per coordinate, re-ranked from the {}",
+                    settings.rerank_from
+                ),
             },
         ),
         (

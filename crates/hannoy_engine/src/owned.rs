@@ -83,6 +83,11 @@ impl OwnedStream {
         self.stream.distances()
     }
 
+    /// See [`NeighborStream::lower_bounds`].
+    pub fn lower_bounds(&self) -> bool {
+        self.stream.lower_bounds()
+    }
+
     /// Whether this stream scans exactly instead of walking the graph.
     pub fn is_exact(&self) -> bool {
         self.stream.is_exact()

@@ -67,6 +67,12 @@ pub struct SearchParams<'f> {
     /// On codes, how many of the window's best estimates each batch re-ranks exactly and hands
     /// out (the rest wait for the next batch); `None`: the whole window.
     pub rerank: Option<usize>,
+    /// On codes, hand out a lower bound of each distance, never above the one the caller
+    /// computes from its own copy of the vector, instead of re-ranking with the stored vectors:
+    /// for a caller that re-ranks (PostgreSQL from the table's rows). Every item is then
+    /// scored from its code, a scan's too. An index without codes hands out exact distances:
+    /// see `NeighborStream::lower_bounds`.
+    pub lower_bounds: bool,
 }
 
 impl Default for SearchParams<'_> {
@@ -78,6 +84,7 @@ impl Default for SearchParams<'_> {
             max_visited: None,
             codes: true,
             rerank: None,
+            lower_bounds: false,
         }
     }
 }
@@ -212,6 +219,8 @@ pub struct NeighborStream<'t> {
     scored_exactly: usize,
     /// Whether the exact scan found its vectors out of memory and asked for them first.
     scanned_cold: bool,
+    /// Whether what it hands out are lower bounds (`SearchParams::lower_bounds`).
+    bounds: bool,
 }
 
 enum State<'t> {
@@ -233,6 +242,8 @@ struct CodedScan {
     /// Whether the vectors to re-rank were found out of memory: each batch asks for its
     /// vectors' pages before reading them.
     advise: bool,
+    /// The query for lower bounds, which replace the re-ranking (`SearchParams::lower_bounds`).
+    bounds: Option<CodedQuery>,
 }
 
 impl CodedScan {
@@ -244,7 +255,10 @@ impl CodedScan {
             .map_while(|_| self.estimates.pop().map(|Reverse(s)| s))
             .collect();
         self.rescored += batch.len();
-        rerank(view, query, &mut batch, self.advise)?;
+        match (&self.bounds, view.codes()) {
+            (Some(coded), Some(codes)) => lower_bounds(view, codes, coded, &mut batch)?,
+            _ => rerank(view, query, &mut batch, self.advise)?,
+        }
         Ok(batch)
     }
 
@@ -266,6 +280,8 @@ struct Walk<'t> {
     reranked: VecDeque<Scored>,
     /// Estimates re-ranked per batch on codes.
     rerank: usize,
+    /// Whether windows on codes are handed out as lower bounds instead of re-ranked.
+    bounds: bool,
     two_hop: bool,
     frontier: BinaryHeap<Reverse<Scored>>,
     /// The best items found and not yet returned; everything else found waits in `overflow`.
@@ -304,7 +320,8 @@ impl<'t> NeighborStream<'t> {
             None => Cow::Borrowed(items),
         };
         let ef = params.ef_search.max(1);
-        let codes = view.codes().filter(|_| params.codes);
+        let codes = view.codes().filter(|_| params.codes || params.lower_bounds);
+        let bounds = params.lower_bounds && codes.is_some();
         let scan = match params.strategy {
             Strategy::Exact => true,
             Strategy::Graph => allowed.is_empty(),
@@ -338,6 +355,7 @@ impl<'t> NeighborStream<'t> {
                     coded,
                     reranked: VecDeque::new(),
                     rerank: params.rerank.unwrap_or(usize::MAX).max(1),
+                    bounds,
                     two_hop,
                     allowed,
                     frontier: BinaryHeap::new(),
@@ -403,8 +421,23 @@ impl<'t> NeighborStream<'t> {
                     reranked: VecDeque::new(),
                     per_batch: params.rerank.unwrap_or(ef).clamp(1, ef),
                     rescored: 0,
-                    advise: vectors_cold(&view, &allowed),
+                    advise: !bounds && vectors_cold(&view, &allowed),
+                    bounds: bounds.then_some(coded),
                 })
+            }
+            _ if bounds => {
+                // Lower bounds in order for every allowed item: the caller's re-ranking then
+                // answers exactly, as an exact scan does.
+                let codes = codes.expect("bounds come from codes");
+                let coded = coded_query(&view, codes, &query)?;
+                let mut scored = Vec::with_capacity(allowed.len() as usize);
+                for id in allowed.iter() {
+                    scored.push(Reverse(Scored {
+                        score: view.lower_bound(codes, &coded, id)?,
+                        id,
+                    }));
+                }
+                State::Exact(BinaryHeap::from(scored))
             }
             _ => {
                 // A scan reads chunk after chunk, each page waiting for the one before it when
@@ -439,7 +472,14 @@ impl<'t> NeighborStream<'t> {
             batch: ef,
             scored_exactly,
             scanned_cold,
+            bounds,
         })
+    }
+
+    /// Whether the distances it hands out are lower bounds of the exact ones
+    /// (`SearchParams::lower_bounds` on an index with codes) rather than exact.
+    pub fn lower_bounds(&self) -> bool {
+        self.bounds
     }
 
     /// Whether this stream scans exactly instead of walking the graph.
@@ -587,8 +627,10 @@ impl Walk<'_> {
             .collect::<Vec<_>>();
         self.refill(view)?;
         self.returned += window.len();
-        if self.coded.is_some() {
-            rerank(view, query, &mut window, self.advise)?;
+        match &self.coded {
+            Some((codes, coded)) if self.bounds => lower_bounds(view, *codes, coded, &mut window)?,
+            Some(_) => rerank(view, query, &mut window, self.advise)?,
+            None => {}
         }
         Ok(window)
     }
@@ -761,6 +803,17 @@ impl Walk<'_> {
             .filter(|&id| self.visited.insert(id))
             .collect::<Vec<_>>();
         self.visited_count += unreached.len();
+        if let Some((codes, coded)) = self.coded.take_if(|_| self.bounds) {
+            // No vector is read: they are scored as the walk's nodes are, and bounded when
+            // handed out.
+            for &id in &unreached {
+                let score = view.estimate(codes, &coded, id)?;
+                self.offer(view, Scored { score, id })?;
+            }
+            self.coded = Some((codes, coded));
+            self.allowed = allowed;
+            return Ok(());
+        }
         if self.advise {
             view.store
                 .advise_vectors(view.txn, view.meta, unreached.iter().copied())?;
@@ -779,6 +832,21 @@ impl Walk<'_> {
         self.allowed = allowed;
         Ok(())
     }
+}
+
+/// Replaces the estimates of a window by lower bounds of the exact scores, from the codes, and
+/// sorts it by them: no vector is read.
+fn lower_bounds(
+    view: &LmdbView<'_>,
+    codes: Codes<'_>,
+    coded: &CodedQuery,
+    window: &mut [Scored],
+) -> Result<()> {
+    for s in window.iter_mut() {
+        s.score = view.lower_bound(codes, coded, s.id)?;
+    }
+    window.sort_unstable();
+    Ok(())
 }
 
 /// Replaces the estimates of a window by exact scores and sorts it by them. Every vector is

@@ -77,7 +77,7 @@ proptest! {
                     let reader = index.read().unwrap();
                     prop_assert_eq!(reader.len(), model.len() as u64);
                     // With ef at least the live count the walk must be exact.
-                    let params = SearchParams { ef_search: model.len().max(1), filter: filter.as_ref(), strategy: SearchStrategy::Graph, max_visited: None, codes: true, rerank: None };
+                    let params = SearchParams { ef_search: model.len().max(1), filter: filter.as_ref(), strategy: SearchStrategy::Graph, max_visited: None, codes: true, rerank: None, lower_bounds: false };
                     let found = reader.search(VectorRef::Floats(&query), k, &params).unwrap();
                     let allowed = model.iter().filter(|(id, _)| filter.as_ref().is_none_or(|f| f.contains(**id)));
                     let truth = exact(allowed.map(|(id, v)| (*id, reference_distance(metric, &query, v))), k);

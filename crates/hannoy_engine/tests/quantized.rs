@@ -383,3 +383,130 @@ fn filtered_walks_on_codes_keep_recall_at_10_near_full_vectors() {
         );
     }
 }
+
+/// What PostgreSQL's executor does with an index's lower bounds (`IndexNextWithReorder`): each
+/// row's exact distance is computed as it is fetched and must not be below the bound the index
+/// gave (the query fails otherwise); a fetched row goes out once no row still to come can be
+/// nearer, that is once its exact distance is at most the last bound fetched. Returns the first
+/// `k` rows out and how many were fetched.
+fn reorder_as_postgres(
+    stream: &mut hannoy_engine::NeighborStream<'_>,
+    exact_of: impl Fn(ItemId) -> f64,
+    k: usize,
+) -> (Vec<ItemId>, usize) {
+    let mut queue: Vec<(f64, ItemId)> = Vec::new();
+    let (mut out, mut fetched) = (Vec::new(), 0);
+    let mut batch = Vec::new().into_iter();
+    let mut last_bound = f64::NEG_INFINITY;
+    let mut drained = false;
+    while out.len() < k {
+        queue.sort_by(|a, b| b.0.total_cmp(&a.0));
+        if let Some(&(nearest, id)) = queue.last() {
+            if drained || nearest <= last_bound {
+                queue.pop();
+                out.push(id);
+                continue;
+            }
+        } else if drained {
+            break;
+        }
+        let next = match batch.next() {
+            Some(n) => Some(n),
+            None => {
+                batch = stream.next_batch().unwrap().into_iter();
+                batch.next()
+            }
+        };
+        let Some(n): Option<hannoy_engine::Neighbor> = next else {
+            drained = true;
+            continue;
+        };
+        fetched += 1;
+        let exact = exact_of(n.id);
+        assert!(
+            n.distance as f64 <= exact,
+            "item {}: bound {} above the exact {exact}",
+            n.id,
+            n.distance
+        );
+        last_bound = n.distance as f64;
+        queue.push((exact, n.id));
+    }
+    (out, fetched)
+}
+
+#[test]
+fn lower_bounds_never_exceed_the_operators_distance_and_reordering_them_keeps_recall() {
+    let dims = 128;
+    let data = embedding_like(6_000, dims, 51);
+    let queries = queries(&data, 40, 52);
+    let scaled_data = scaled(&data, 53);
+    for metric in [Metric::Cosine, Metric::Euclidean, Metric::InnerProduct] {
+        let data = if metric == Metric::Cosine {
+            &data
+        } else {
+            &scaled_data
+        };
+        for bits in [4, 6] {
+            let dir = tempfile::tempdir().unwrap();
+            let index = Index::create(dir.path(), &quantized(metric, dims, bits)).unwrap();
+            insert_floats(&index, data);
+            let reader = index.read().unwrap();
+            // The distance PostgreSQL computes from a row: the SQL operator's.
+            let exact_of = |q: &[f32], id: ItemId| {
+                metric
+                    .distance(VectorRef::Floats(q), VectorRef::Floats(&data[id as usize]))
+                    .unwrap()
+            };
+            let narrow = bitmap((0..data.len() as ItemId).filter(|id| id % 10 == 0));
+            for (filter, strategy) in [
+                (None, Strategy::Auto),
+                (Some(&narrow), Strategy::Auto),
+                (None, Strategy::Exact),
+            ] {
+                let params = SearchParams {
+                    filter,
+                    strategy,
+                    lower_bounds: true,
+                    ..SearchParams::default()
+                };
+                let (mut recall_sum, mut fetched_sum) = (0.0, 0);
+                for q in &queries {
+                    let mut stream = reader.stream(VectorRef::Floats(q), &params).unwrap();
+                    assert!(stream.lower_bounds());
+                    let (found, fetched) =
+                        reorder_as_postgres(&mut stream, |id| exact_of(q, id), K);
+                    let allowed = filter.unwrap_or(reader.items());
+                    let truth = exact(allowed.iter().map(|id| (id, exact_of(q, id))), K);
+                    recall_sum += recall(&found, &truth, |id| exact_of(q, id));
+                    fetched_sum += fetched;
+                }
+                let recall = recall_sum / queries.len() as f64;
+                let fetched = fetched_sum as f64 / queries.len() as f64;
+                println!(
+                    "{metric}, {bits} bits, {} {strategy:?}: recall@10 {recall:.4}, {fetched:.1} rows fetched",
+                    if filter.is_some() { "10% filter" } else { "all" }
+                );
+                if strategy == Strategy::Exact {
+                    // Every item bounded in order: the reordering answers exactly.
+                    assert_eq!(recall, 1.0, "{metric}, {bits} bits");
+                } else {
+                    assert!(recall >= 0.95, "{metric}, {bits} bits: {recall:.4}");
+                }
+            }
+            // An index without codes hands out exact distances.
+            let plain = tempfile::tempdir().unwrap();
+            let plain = Index::create(plain.path(), &IndexOptions::new(metric, dims)).unwrap();
+            insert_floats(&plain, &data[..50]);
+            let reader = plain.read().unwrap();
+            let params = SearchParams {
+                lower_bounds: true,
+                ..SearchParams::default()
+            };
+            let stream = reader
+                .stream(VectorRef::Floats(&queries[0]), &params)
+                .unwrap();
+            assert!(!stream.lower_bounds());
+        }
+    }
+}

@@ -1,6 +1,6 @@
-//! Compact codes of vectors for estimating distances without reading them: the candidates of the
-//! issue "An index far larger than RAM". Not used by the graph yet; `benches/codes.rs` compares
-//! the schemes on recall at equal bytes.
+//! Compact codes of vectors for estimating distances without reading them (the issue "An index
+//! far larger than RAM"): the walk of an index with codes scores them (`stored`), and
+//! `benches/codes.rs` compares the schemes on recall at equal bytes.
 //!
 //! - **RaBitQ** (Gao and Long, SIGMOD 2024): the residual from a centroid, normalised and
 //!   randomly rotated, is rounded to a grid of `bits` bits per coordinate. Past one bit the
@@ -87,7 +87,7 @@ pub const MAX_CODE_BITS: u8 = 8;
 /// / sqrt(d - 1)` of the true inner product of unit residuals with a probability that grows
 /// with it (f is a code's factor `fit`). The error is close to normal with that scale, so the
 /// paper's 1.9 holds for about 94% of pairs: enough to decide what to re-rank, not a lower
-/// bound to hand PostgreSQL (the codes-only mode will need about 3).
+/// bound to hand PostgreSQL, which must hold for every pair (`Quantizer::lower_bound`).
 const EPSILON0: f32 = 1.9;
 
 /// The centroid and rotation every code of an index is made with.
@@ -148,6 +148,8 @@ pub struct CodedQuery {
     norm: f32,
     /// The query's own squared length.
     square: f32,
+    /// The rotated unit residual itself (RaBitQ; empty for binary codes), for `lower_bound`.
+    rotated: Vec<f32>,
 }
 
 impl CodedQuery {
@@ -322,6 +324,7 @@ impl Quantizer {
                 sum: 0.0,
                 norm: 0.0,
                 square,
+                rotated: Vec::new(),
             },
             Scheme::Rabitq { .. } => {
                 let (rotated, norm) = self.unit_rotated_residual(query);
@@ -341,6 +344,7 @@ impl Quantizer {
                     sum: low * rotated.len() as f32 + step * level_sum,
                     norm,
                     square,
+                    rotated,
                 }
             }
         })
@@ -394,6 +398,113 @@ impl Quantizer {
             }
         }
     }
+}
+
+impl Quantizer {
+    /// A lower bound of the squared Euclidean distance between the query and the coded vector
+    /// that holds for every pair, where `estimate`'s bound holds for most: an index that hands
+    /// PostgreSQL a distance to re-check must never hand it one above the distance it computes
+    /// from the row, or the query fails ("index returned tuples in wrong order").
+    ///
+    /// On the sphere of unit residuals, the vector's lies at angle β from its grid point (cos β
+    /// is the code's fit) and the query's at angle α from that point, computed here from the
+    /// query's own floats (not its 4-bit levels), so the angle between the two residuals is at
+    /// least |α − β|. The fit was summed in f32, which widens β to a range, and
+    /// `lower_bound_slack` covers the rest of the rounding on both sides. Binary codes bound
+    /// nothing: 0.
+    pub fn lower_bound(&self, query: &CodedQuery, code: &[u8]) -> LowerBound {
+        let Scheme::Rabitq { bits } = self.scheme else {
+            return LowerBound {
+                distance: 0.0,
+                square: 0.0,
+            };
+        };
+        let dims = self.dims();
+        let n = words(dims);
+        let planes = bits as usize * n * 8;
+        let factor = |i: usize| {
+            let at = planes + 4 * i;
+            f32::from_ne_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]]) as f64
+        };
+        // Σ level_i · v_i and Σ level_i², coordinate by coordinate from the planes.
+        let (mut dot, mut level_squares, mut sum_v, mut v_square) = (0f64, 0f64, 0f64, 0f64);
+        let mut levels = [0u32; 64];
+        for w in 0..n {
+            levels.fill(0);
+            for k in 0..bits as usize {
+                let at = (k * n + w) * 8;
+                let mut word = u64::from_ne_bytes(code[at..at + 8].try_into().expect("8 bytes"));
+                while word != 0 {
+                    levels[word.trailing_zeros() as usize] |= 1 << k;
+                    word &= word - 1;
+                }
+            }
+            let coordinates = &query.rotated[w * 64..dims.min(w * 64 + 64)];
+            for (&v, &level) in coordinates.iter().zip(&levels) {
+                let (v, level) = (v as f64, level as f64);
+                dot += v * level;
+                level_squares += level * level;
+                sum_v += v;
+                v_square += v * v;
+            }
+        }
+        let (low, step) = (factor(factor::LOW), factor(factor::STEP));
+        let point_square = dims as f64 * low * low
+            + 2.0 * low * step * factor(factor::LEVELS)
+            + step * step * level_squares;
+        let lengths = (point_square * v_square).sqrt();
+        // cos α; a query on the centroid has no direction, and any angle is possible.
+        let query_angle = if lengths > 0.0 {
+            ((low * sum_v + step * dot) / lengths)
+                .clamp(-1.0, 1.0)
+                .acos()
+        } else {
+            0.0
+        };
+        let fit = factor(factor::FIT);
+        let fit_error = FIT_ROUNDING * dims as f64;
+        let (nearest, farthest) = (
+            (fit + fit_error).clamp(-1.0, 1.0).acos(),
+            (fit - fit_error).clamp(-1.0, 1.0).acos(),
+        );
+        let gap = if lengths > 0.0 {
+            (query_angle - farthest).max(nearest - query_angle).max(0.0) - ANGLE_ROUNDING
+        } else {
+            0.0
+        };
+        let most_aligned = gap.max(0.0).cos();
+        let (qn, xn) = (query.norm as f64, factor(factor::NORM));
+        let bound = qn * qn + xn * xn
+            - 2.0 * qn * xn * most_aligned
+            - lower_bound_slack(dims) * (qn + xn) * (qn + xn);
+        LowerBound {
+            distance: bound as f32,
+            square: factor(factor::SQUARE) as f32,
+        }
+    }
+}
+
+/// A squared Euclidean distance no larger than the true one (`Quantizer::lower_bound`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LowerBound {
+    pub distance: f32,
+    /// The coded vector's squared length (zero for binary codes).
+    pub square: f32,
+}
+
+/// How far a fit summed in f32 over d coordinates may be from the true cosine, per coordinate:
+/// the worst case of a running sum (d units in the last place of terms whose magnitudes add up
+/// to at most 1), for the fit and for the two lengths it divides by.
+const FIT_ROUNDING: f64 = 3.0 * f32::EPSILON as f64 / 2.0;
+
+/// Radians the rotation's rounding may move either residual by.
+const ANGLE_ROUNDING: f64 = 1e-5;
+
+/// The share of `(|q − c| + |x − c|)²` a lower bound leaves below the squared distance, for the
+/// rounding of the residuals' lengths and of PostgreSQL's own computation of the distance; at
+/// least 10⁻⁴, and the worst case of an f32 sum past 1,600 dimensions.
+pub(crate) fn lower_bound_slack(dims: usize) -> f64 {
+    (4.0 * dims as f64 * f32::EPSILON as f64 / 2.0).max(1e-4)
 }
 
 /// Bytes of one code of `scheme` at `dims`.
@@ -491,6 +602,93 @@ mod tests {
             );
             assert!(four < one / 3.0, "{dims}: {four} against {one}");
         }
+    }
+
+    /// Vectors that make bounds hard: clustered around an offset, exact copies, the centroid
+    /// itself, points opposite each other, a few far out, and one of zero length.
+    fn awkward_set(rng: &mut SplitMix, dims: usize, offset: f32) -> Vec<Vec<f32>> {
+        let base: Vec<f32> = (0..dims).map(|i| offset + (i % 5) as f32 / 5.0).collect();
+        let mut data: Vec<Vec<f32>> = (0..120)
+            .map(|_| {
+                let u = random_unit(rng, dims, &base);
+                u.iter().zip(&base).map(|(x, b)| x * 0.3 + b).collect()
+            })
+            .collect();
+        data.push(data[3].clone());
+        data.push(data[3].iter().map(|x| -x).collect());
+        data.push(data[5].iter().map(|x| x * 40.0).collect());
+        data.push(vec![0.0; dims]);
+        let centroid = Quantizer::mean(dims, data.iter().map(Vec::as_slice));
+        data.push(centroid);
+        data
+    }
+
+    #[test]
+    fn lower_bounds_never_exceed_the_distance_and_tighten_with_bits() {
+        for dims in [3, 64, 385, 1000] {
+            let mut rng = SplitMix(dims as u64 * 17 + 1);
+            for offset in [0.0, 3.0] {
+                let data = awkward_set(&mut rng, dims, offset);
+                let centroid = Quantizer::mean(dims, data.iter().map(Vec::as_slice));
+                let mut slack_by_bits = Vec::new();
+                for bits in 1..=8 {
+                    let quantizer =
+                        Quantizer::new(Scheme::Rabitq { bits }, centroid.clone(), 9).unwrap();
+                    let codes: Vec<Code> =
+                        data.iter().map(|v| quantizer.encode(v).unwrap()).collect();
+                    let mut slack = 0.0f64;
+                    for q in data.iter().step_by(7) {
+                        let prepared = quantizer.prepare(q).unwrap();
+                        for (v, code) in data.iter().zip(&codes) {
+                            let truth: f64 = q
+                                .iter()
+                                .zip(v)
+                                .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                                .sum();
+                            let bound =
+                                quantizer.lower_bound(&prepared, code.as_bytes()).distance as f64;
+                            assert!(
+                                bound <= truth,
+                                "{dims} dims, offset {offset}, {bits} bits: {bound} > {truth}"
+                            );
+                            slack += truth - bound;
+                        }
+                    }
+                    slack_by_bits.push(slack);
+                }
+                // At three dimensions a grid point is most of the vector whatever the bits.
+                if dims > 3 {
+                    assert!(
+                        slack_by_bits[7] < slack_by_bits[3] / 2.0
+                            && slack_by_bits[3] < slack_by_bits[0] / 2.0,
+                        "{dims} dims, offset {offset}: {slack_by_bits:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lower_bounds_at_many_bits_are_close_to_the_distance() {
+        let dims = 384;
+        let mut rng = SplitMix(4);
+        let base: Vec<f32> = (0..dims).map(|i| (i % 7) as f32 / 7.0).collect();
+        let data: Vec<Vec<f32>> = (0..300)
+            .map(|_| random_unit(&mut rng, dims, &base))
+            .collect();
+        let centroid = Quantizer::mean(dims, data.iter().map(Vec::as_slice));
+        let quantizer = Quantizer::new(Scheme::Rabitq { bits: 8 }, centroid, 5).unwrap();
+        let (mut gap, mut total) = (0.0f32, 0.0f32);
+        for q in data.iter().take(10) {
+            let prepared = quantizer.prepare(q).unwrap();
+            for v in &data {
+                let code = quantizer.encode(v).unwrap();
+                let truth = squared(q, v);
+                gap += truth - quantizer.lower_bound(&prepared, code.as_bytes()).distance;
+                total += truth;
+            }
+        }
+        assert!(gap < 0.05 * total, "{gap} of {total}");
     }
 
     #[test]

@@ -57,6 +57,26 @@ pub(crate) fn score_of_estimate(
     }
 }
 
+/// The metric's score for a lower bound of the squared Euclidean distance: a lower bound of the
+/// score. An inner product is the distance less both squared lengths, and the caller's rounding
+/// of it grows with those lengths, so it takes a slack of its own.
+#[inline]
+pub(crate) fn score_of_lower_bound(
+    metric: Metric,
+    bound: f32,
+    query_square: f32,
+    square: f32,
+    dims: usize,
+) -> f32 {
+    let score = score_of_estimate(metric, bound, query_square, square);
+    match metric.in_f32() {
+        Metric::InnerProduct => {
+            (score as f64 - super::lower_bound_slack(dims) * (query_square + square) as f64) as f32
+        }
+        _ => score,
+    }
+}
+
 /// The index's quantizer as of `txn`, if it keeps codes and has a centroid yet.
 pub(crate) fn load(store: Store, txn: &RoTxn, meta: &MetaRecord) -> Result<Option<Quantizer>> {
     let Some(scheme) = meta.code_scheme() else {

@@ -118,6 +118,22 @@ impl<'t> LmdbView<'t> {
         ))
     }
 
+    /// A lower bound of the metric's score of `id` from its code, never above the score of
+    /// its vector (`Quantizer::lower_bound`); the view must have codes.
+    #[inline]
+    pub fn lower_bound(&self, codes: Codes<'_>, query: &CodedQuery, id: ItemId) -> Result<f32> {
+        // SAFETY: as in `estimate`.
+        let code = unsafe { self.store.code_via(self.txn, self.meta, codes.table, id)? };
+        let bound = codes.quantizer.lower_bound(query, code);
+        Ok(crate::codes::stored::score_of_lower_bound(
+            self.metric(),
+            bound.distance,
+            query.square(),
+            bound.square,
+            codes.quantizer.dims(),
+        ))
+    }
+
     /// Hints that `id`'s code is about to be read, if its chunk's place is known; when advising,
     /// finds the chunk and asks the kernel for the code's page.
     #[inline]
