@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use common::read_npy;
-use hannoy_engine::codes::{Code, Quantizer, Scheme};
+use hannoy_engine::codes::{Code, Grid, Quantizer, Scheme};
 use rayon::prelude::*;
 
 /// Candidates re-ranked per query.
@@ -96,34 +96,66 @@ fn main() {
     );
     let header: Vec<String> = RERANKED.iter().map(|r| format!("R = {r}")).collect();
     println!(
-        "| scheme | bytes per vector | ns per estimate, one thread | recall@10 at {} |",
+        "| scheme | bytes per vector | µs to code a vector, one thread | ns per estimate, one thread | recall@10 at {} |",
         header.join(" / ")
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     println!(
-        "| full vectors (f32, eight lanes) | {} | {:.0} | exact |",
+        "| full vectors (f32, eight lanes) | {} | - | {:.0} | exact |",
         args.dims * 4,
         nanoseconds_per(&queries, base.len(), |q| {
             base.iter().map(|v| squared_in_lanes(q, v)).sum()
         })
     );
     let centroid = Quantizer::mean(args.dims, base.iter().map(Vec::as_slice));
-    for (name, scheme) in [
-        ("binary (sign)", Scheme::Binary),
-        ("RaBitQ 1 bit", Scheme::Rabitq { bits: 1 }),
-        ("RaBitQ 2 bits", Scheme::Rabitq { bits: 2 }),
-        ("RaBitQ 4 bits", Scheme::Rabitq { bits: 4 }),
-        ("RaBitQ 8 bits", Scheme::Rabitq { bits: 8 }),
+    for (name, scheme, grid) in [
+        ("binary (sign)", Scheme::Binary, Grid::Span),
+        ("RaBitQ 1 bit", Scheme::Rabitq { bits: 1 }, Grid::Span),
+        (
+            "RaBitQ 2 bits, spanning grid",
+            Scheme::Rabitq { bits: 2 },
+            Grid::Span,
+        ),
+        (
+            "RaBitQ 2 bits, fitted grid",
+            Scheme::Rabitq { bits: 2 },
+            Grid::Fitted,
+        ),
+        (
+            "RaBitQ 3 bits, spanning grid",
+            Scheme::Rabitq { bits: 3 },
+            Grid::Span,
+        ),
+        (
+            "RaBitQ 3 bits, fitted grid",
+            Scheme::Rabitq { bits: 3 },
+            Grid::Fitted,
+        ),
+        (
+            "RaBitQ 4 bits, spanning grid",
+            Scheme::Rabitq { bits: 4 },
+            Grid::Span,
+        ),
+        (
+            "RaBitQ 4 bits, fitted grid",
+            Scheme::Rabitq { bits: 4 },
+            Grid::Fitted,
+        ),
+        ("RaBitQ 8 bits", Scheme::Rabitq { bits: 8 }, Grid::Fitted),
     ] {
-        let quantizer = Quantizer::new(scheme, centroid.clone(), 42).expect("valid scheme");
+        let quantizer = Quantizer::new(scheme, centroid.clone(), 42)
+            .expect("valid scheme")
+            .with_grid(grid);
+        let started = Instant::now();
         let codes: Vec<Code> = base
-            .par_iter()
+            .iter()
             .map(|v| {
                 quantizer
                     .encode(v)
                     .expect("a vector of the data's dimension")
             })
             .collect();
+        let to_code = started.elapsed().as_secs_f64() * 1e6 / base.len() as f64;
         let per_estimate = nanoseconds_per(&queries, codes.len(), |q| {
             let prepared = quantizer
                 .prepare(q)
@@ -179,7 +211,7 @@ fn main() {
             })
             .collect();
         println!(
-            "| {name} | {} | {per_estimate:.0} | {} |",
+            "| {name} | {} | {to_code:.1} | {per_estimate:.0} | {} |",
             quantizer.code_bytes(),
             recalls.join(" / ")
         );

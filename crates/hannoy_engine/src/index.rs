@@ -225,7 +225,7 @@ impl Index {
             next_id: 0,
             live: 0,
             unverified: 0,
-            reserved: 0,
+            code_grid: crate::codes::stored::GRID_FITTED,
             seed: options.seed,
             code_bits: options.quantization.bits() as u32,
             code_bytes: 0,

@@ -510,3 +510,51 @@ fn lower_bounds_never_exceed_the_operators_distance_and_reordering_them_keeps_re
         }
     }
 }
+
+/// Rewrites the metadata record's `code_grid` (bytes 60..64) of the index folder at `path`.
+fn set_code_grid(path: &std::path::Path, grid: u32) {
+    let env = raw_env(path);
+    let mut wtxn = env.write_txn().unwrap();
+    let db: heed::Database<heed::types::Str, heed::types::Bytes> = env
+        .open_database(&wtxn, Some("hannoy.meta"))
+        .unwrap()
+        .unwrap();
+    let mut bytes = db.get(&wtxn, "meta").unwrap().unwrap().to_vec();
+    bytes[60..64].copy_from_slice(&grid.to_ne_bytes());
+    db.put(&mut wtxn, "meta", &bytes).unwrap();
+    wtxn.commit().unwrap();
+}
+
+#[test]
+fn an_index_made_before_fitted_grids_keeps_coding_on_the_spanning_grid() {
+    let data = embedding_like(3_000, 96, 61);
+    let (fitted_dir, spanning_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    drop(Index::create(fitted_dir.path(), &quantized(Metric::Cosine, 96, 3)).unwrap());
+    drop(Index::create(spanning_dir.path(), &quantized(Metric::Cosine, 96, 3)).unwrap());
+    // What an index created before the field had a meaning holds: zero.
+    set_code_grid(spanning_dir.path(), 0);
+    let mismatched = |path: &std::path::Path| {
+        let index = Index::open(path).unwrap();
+        let report = index.read().unwrap().check().unwrap();
+        report.mismatched_codes
+    };
+    for dir in [&fitted_dir, &spanning_dir] {
+        let index = Index::open(dir.path()).unwrap();
+        insert_floats(&index, &data[..1_000]);
+        insert_floats(&index, &data[1_000..]);
+    }
+    // Each is re-coded by its own grid and every code matches.
+    assert_eq!(mismatched(fitted_dir.path()), 0);
+    assert_eq!(mismatched(spanning_dir.path()), 0);
+    // Read as the other grid, nearly every 3-bit code differs.
+    set_code_grid(fitted_dir.path(), 0);
+    assert!(mismatched(fitted_dir.path()) > 2_900);
+    set_code_grid(fitted_dir.path(), 1);
+    assert_eq!(mismatched(fitted_dir.path()), 0);
+    // A value with no meaning is a damaged record.
+    set_code_grid(fitted_dir.path(), 2);
+    assert!(matches!(
+        Index::open(fitted_dir.path()),
+        Err(Error::Corrupt(_))
+    ));
+}

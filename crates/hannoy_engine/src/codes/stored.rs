@@ -12,7 +12,7 @@ use heed::{RoTxn, RwTxn};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
-use super::{Quantizer, Scheme};
+use super::{Grid, Quantizer, Scheme};
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::{corrupt, Result};
 use crate::storage::{MetaRecord, Store};
@@ -20,6 +20,12 @@ use crate::ItemId;
 
 /// Once the centroid is the mean of this many vectors it is kept.
 const SETTLED_SAMPLE: u32 = 10_000;
+
+/// `MetaRecord::code_grid` of indexes whose codes span the largest coordinate: every index
+/// created before codes were fitted (the field was zero, unused, then).
+pub(crate) const GRID_SPAN: u32 = 0;
+/// `MetaRecord::code_grid` of indexes whose codes are fitted (`Grid::Fitted`).
+pub(crate) const GRID_FITTED: u32 = 1;
 
 /// Derives the rotation's seed from the index's, so the level draw and the rotation do not
 /// share a stream.
@@ -99,7 +105,11 @@ pub(crate) fn load(store: Store, txn: &RoTxn, meta: &MetaRecord) -> Result<Optio
 }
 
 fn make(scheme: Scheme, centroid: Vec<f32>, meta: &MetaRecord) -> Result<Quantizer> {
-    Quantizer::new(scheme, centroid, meta.seed ^ ROTATION_SEED_MIX)
+    let grid = match meta.code_grid {
+        GRID_SPAN => Grid::Span,
+        _ => Grid::Fitted,
+    };
+    Quantizer::new(scheme, centroid, meta.seed ^ ROTATION_SEED_MIX).map(|q| q.with_grid(grid))
 }
 
 /// Codes the items `ids` (ascending) just stored from `batch` (`ids[i]` holds `batch.get(i)`),

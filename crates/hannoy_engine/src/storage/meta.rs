@@ -35,8 +35,9 @@ pub(crate) struct MetaRecord {
     /// Items inserted since the last pass that reconnects unreachable items; a pass runs once
     /// they reach a tenth of the index, however small the batches that brought them.
     pub unverified: u32,
-    /// Keeps `seed` aligned without padding bytes, which `Pod` forbids.
-    pub reserved: u32,
+    /// How the codes' grids end (`codes::stored::GRID_SPAN` or `GRID_FITTED`); also keeps
+    /// `seed` aligned without padding bytes, which `Pod` forbids.
+    pub code_grid: u32,
     pub seed: u64,
     /// Bits per coordinate of the RaBitQ codes the walk scores with; 0: no codes.
     pub code_bits: u32,
@@ -82,6 +83,9 @@ impl MetaRecord {
     }
 
     fn codes_consistent(&self) -> bool {
+        if self.code_grid > crate::codes::stored::GRID_FITTED {
+            return false;
+        }
         match self.code_scheme() {
             None => self.code_bytes == 0 && self.codes_per_chunk == 0,
             Some(scheme) => {
