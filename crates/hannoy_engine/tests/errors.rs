@@ -127,26 +127,16 @@ fn missing_existing_incompatible_and_corrupt_files_are_reported() {
     ));
 
     // Rewrite the metadata record's version, then its magic number, behind the engine's back.
-    let rewrite = |patch: &dyn Fn(&mut Vec<u8>)| {
-        let env = raw_env(&path);
-        let mut wtxn = env.write_txn().unwrap();
-        let db: heed::Database<heed::types::Str, heed::types::Bytes> = env
-            .open_database(&wtxn, Some("hannoy.meta"))
-            .unwrap()
-            .unwrap();
-        let mut bytes = db.get(&wtxn, "meta").unwrap().unwrap().to_vec();
-        patch(&mut bytes);
-        db.put(&mut wtxn, "meta", &bytes).unwrap();
-        wtxn.commit().unwrap();
-    };
-    rewrite(&|b| b[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_ne_bytes()));
+    rewrite_meta(&path, |b| {
+        b[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_ne_bytes())
+    });
     match Index::open(&path) {
         Err(Error::IncompatibleFormat { found, expected }) => {
             assert_eq!((found, expected), (FORMAT_VERSION + 1, FORMAT_VERSION))
         }
         other => panic!("expected IncompatibleFormat, got {other:?}"),
     }
-    rewrite(&|b| {
+    rewrite_meta(&path, |b| {
         b[8..12].copy_from_slice(&FORMAT_VERSION.to_ne_bytes());
         b[0] = b'X';
     });

@@ -513,16 +513,9 @@ fn lower_bounds_never_exceed_the_operators_distance_and_reordering_them_keeps_re
 
 /// Rewrites the metadata record's `code_grid` (bytes 60..64) of the index folder at `path`.
 fn set_code_grid(path: &std::path::Path, grid: u32) {
-    let env = raw_env(path);
-    let mut wtxn = env.write_txn().unwrap();
-    let db: heed::Database<heed::types::Str, heed::types::Bytes> = env
-        .open_database(&wtxn, Some("hannoy.meta"))
-        .unwrap()
-        .unwrap();
-    let mut bytes = db.get(&wtxn, "meta").unwrap().unwrap().to_vec();
-    bytes[60..64].copy_from_slice(&grid.to_ne_bytes());
-    db.put(&mut wtxn, "meta", &bytes).unwrap();
-    wtxn.commit().unwrap();
+    rewrite_meta(path, |bytes| {
+        bytes[60..64].copy_from_slice(&grid.to_ne_bytes())
+    });
 }
 
 #[test]

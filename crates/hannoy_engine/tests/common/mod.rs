@@ -351,6 +351,21 @@ pub fn raw_env(path: &std::path::Path) -> heed::Env<heed::WithoutTls> {
     }
 }
 
+/// Rewrites the metadata record of the index folder at `path` with `patch`, behind the engine's
+/// back (no Index may be open on it).
+pub fn rewrite_meta(path: &std::path::Path, patch: impl FnOnce(&mut Vec<u8>)) {
+    let env = raw_env(path);
+    let mut wtxn = env.write_txn().unwrap();
+    let db: heed::Database<heed::types::Str, heed::types::Bytes> = env
+        .open_database(&wtxn, Some("hannoy.meta"))
+        .unwrap()
+        .unwrap();
+    let mut bytes = db.get(&wtxn, "meta").unwrap().unwrap().to_vec();
+    patch(&mut bytes);
+    db.put(&mut wtxn, "meta", &bytes).unwrap();
+    wtxn.commit().unwrap();
+}
+
 /// An element type of the `.npy` files the benches read: little-endian float32 or int32.
 pub trait NpyElement: bytemuck::Pod {
     const DESCR: &'static str;
