@@ -198,6 +198,21 @@ fn coded_query(view: &LmdbView<'_>, codes: Codes<'_>, query: &PreparedQuery) -> 
     codes.quantizer.prepare(&input)
 }
 
+/// Every item of `allowed` with its `score`, nearest first.
+fn score_each(
+    allowed: &RoaringBitmap,
+    mut score: impl FnMut(ItemId) -> Result<f32>,
+) -> Result<BinaryHeap<Reverse<Scored>>> {
+    let mut scored = Vec::with_capacity(allowed.len() as usize);
+    for id in allowed.iter() {
+        scored.push(Reverse(Scored {
+            score: score(id)?,
+            id,
+        }));
+    }
+    Ok(BinaryHeap::from(scored))
+}
+
 /// Whether the vectors of `allowed` look out of memory, for a scan to ask for their pages
 /// first. Three probes, as the pages the open itself read may hold the first.
 fn vectors_cold(view: &LmdbView<'_>, allowed: &RoaringBitmap) -> bool {
@@ -409,15 +424,9 @@ impl<'t> NeighborStream<'t> {
             _ if coded_scan => {
                 let codes = codes.expect("a coded scan has codes");
                 let coded = coded_query(&view, codes, &query)?;
-                let mut estimates = Vec::with_capacity(allowed.len() as usize);
-                for id in allowed.iter() {
-                    estimates.push(Reverse(Scored {
-                        score: view.estimate(codes, &coded, id)?,
-                        id,
-                    }));
-                }
+                let estimates = score_each(&allowed, |id| view.estimate(codes, &coded, id))?;
                 State::Codes(CodedScan {
-                    estimates: BinaryHeap::from(estimates),
+                    estimates,
                     reranked: VecDeque::new(),
                     per_batch: params.rerank.unwrap_or(ef).clamp(1, ef),
                     rescored: 0,
@@ -430,14 +439,9 @@ impl<'t> NeighborStream<'t> {
                 // answers exactly, as an exact scan does.
                 let codes = codes.expect("bounds come from codes");
                 let coded = coded_query(&view, codes, &query)?;
-                let mut scored = Vec::with_capacity(allowed.len() as usize);
-                for id in allowed.iter() {
-                    scored.push(Reverse(Scored {
-                        score: view.lower_bound(codes, &coded, id)?,
-                        id,
-                    }));
-                }
-                State::Exact(BinaryHeap::from(scored))
+                State::Exact(score_each(&allowed, |id| {
+                    view.lower_bound(codes, &coded, id)
+                })?)
             }
             _ => {
                 // A scan reads chunk after chunk, each page waiting for the one before it when

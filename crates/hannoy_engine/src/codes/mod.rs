@@ -142,6 +142,13 @@ mod factor {
     pub const COUNT: usize = 6;
 }
 
+/// Factor `i` (`factor::*`) of a RaBitQ code whose planes take `planes` bytes.
+#[inline]
+fn factor_of(code: &[u8], planes: usize, i: usize) -> f32 {
+    let at = planes + 4 * i;
+    f32::from_ne_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]])
+}
+
 /// Bytes of the factors: six f32s, a multiple of 8 so that planes of consecutive codes stay
 /// aligned to words.
 const FACTOR_BYTES: usize = factor::COUNT * 4;
@@ -395,10 +402,7 @@ impl Quantizer {
             },
             Scheme::Rabitq { bits } => {
                 let planes = bits as usize * n * 8;
-                let factor = |i: usize| {
-                    let at = planes + 4 * i;
-                    f32::from_ne_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]])
-                };
+                let factor = |i: usize| factor_of(code, planes, i);
                 // Σ level_i · q_i with q_i = low + step · u_i, plane by plane.
                 let products = (kernels.plane_products)(&code[..planes], &query.planes, n);
                 let levels = query.low * factor(factor::LEVELS) + query.step * products as f32;
@@ -447,10 +451,7 @@ impl Quantizer {
         let dims = self.dims();
         let n = words(dims);
         let planes = bits as usize * n * 8;
-        let factor = |i: usize| {
-            let at = planes + 4 * i;
-            f32::from_ne_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]]) as f64
-        };
+        let factor = |i: usize| factor_of(code, planes, i) as f64;
         // Σ level_i · v_i and Σ level_i², coordinate by coordinate from the planes.
         let (mut dot, mut level_squares, mut sum_v, mut v_square) = (0f64, 0f64, 0f64, 0f64);
         let mut levels = [0u32; 64];
@@ -792,12 +793,9 @@ mod tests {
         let quantizer = Quantizer::new(Scheme::Rabitq { bits }, centroid, 11)
             .unwrap()
             .with_grid(grid);
-        let at = code_bytes(Scheme::Rabitq { bits }, dims) - FACTOR_BYTES + 4 * factor::FIT;
+        let planes = code_bytes(Scheme::Rabitq { bits }, dims) - FACTOR_BYTES;
         data.iter()
-            .map(|v| {
-                let code = quantizer.encode(v).unwrap();
-                f32::from_ne_bytes(code.as_bytes()[at..at + 4].try_into().unwrap())
-            })
+            .map(|v| factor_of(quantizer.encode(v).unwrap().as_bytes(), planes, factor::FIT))
             .sum::<f32>()
             / data.len() as f32
     }

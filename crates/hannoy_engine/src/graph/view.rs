@@ -94,21 +94,24 @@ impl<'t> LmdbView<'t> {
     /// index from a warm one.
     pub fn is_cold(&self, id: ItemId, codes: bool) -> bool {
         let bytes = match self.codes {
-            // SAFETY: as in `estimate`.
-            Some(table) if codes => unsafe {
-                self.store.code_via(self.txn, self.meta, table.table, id)
-            },
+            Some(table) if codes => self.code(table, id),
             _ => self.vector(id),
         };
         bytes.is_ok_and(|b| !advice::resident(b))
     }
 
+    /// `id`'s code in stored form.
+    #[inline]
+    fn code(&self, codes: Codes<'_>, id: ItemId) -> Result<&[u8]> {
+        // SAFETY: `codes.table` was given with this view's transaction (`with_codes`), which is
+        // read-only.
+        unsafe { self.store.code_via(self.txn, self.meta, codes.table, id) }
+    }
+
     /// The metric's score of `id` estimated from its code; the view must have codes.
     #[inline]
     pub fn estimate(&self, codes: Codes<'_>, query: &CodedQuery, id: ItemId) -> Result<f32> {
-        // SAFETY: `codes.table` was given with this view's transaction (`with_codes`), which is
-        // read-only.
-        let code = unsafe { self.store.code_via(self.txn, self.meta, codes.table, id)? };
+        let code = self.code(codes, id)?;
         let estimate = codes.quantizer.estimate(query, code);
         Ok(crate::codes::stored::score_of_estimate(
             self.metric(),
@@ -122,8 +125,7 @@ impl<'t> LmdbView<'t> {
     /// its vector (`Quantizer::lower_bound`); the view must have codes.
     #[inline]
     pub fn lower_bound(&self, codes: Codes<'_>, query: &CodedQuery, id: ItemId) -> Result<f32> {
-        // SAFETY: as in `estimate`.
-        let code = unsafe { self.store.code_via(self.txn, self.meta, codes.table, id)? };
+        let code = self.code(codes, id)?;
         let bound = codes.quantizer.lower_bound(query, code);
         Ok(crate::codes::stored::score_of_lower_bound(
             self.metric(),
@@ -139,8 +141,7 @@ impl<'t> LmdbView<'t> {
     #[inline]
     pub fn prefetch_code(&self, codes: Codes<'_>, id: ItemId, advise: bool) {
         if advise {
-            // SAFETY: as in `estimate`.
-            if let Ok(code) = unsafe { self.store.code_via(self.txn, self.meta, codes.table, id) } {
+            if let Ok(code) = self.code(codes, id) {
                 advice::will_need(code);
             }
             return;
