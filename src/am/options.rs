@@ -1,4 +1,5 @@
-//! Index options (`WITH (m = 16, ef_construction = 64, quantization = 'rabitq', bits = 1)`),
+//! Index options (`WITH (m = 16, ef_construction = 64, quantization = 'rabitq', bits = 1,
+//! keep_vectors = true)`),
 //! validated by Postgres's reloptions machinery against the ranges and values registered here.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +17,7 @@ struct HannoyReloptions {
     quantization: i32,
     /// 0 when not given.
     bits: i32,
+    keep_vectors: bool,
 }
 
 const QUANTIZATION_NONE: i32 = 0;
@@ -83,6 +85,15 @@ pub fn register() {
             hannoy_engine::codes::MAX_CODE_BITS as i32,
             pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
         );
+        pg_sys::add_bool_reloption(
+            kind,
+            c"keep_vectors".as_ptr(),
+            c"Whether the index keeps full vectors beside its codes; without them (rabitq, 4 bits \
+or more) it re-ranks from the table's rows"
+                .as_ptr(),
+            true,
+            pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
+        );
     }
 }
 
@@ -114,6 +125,11 @@ pub unsafe extern "C-unwind" fn amoptions(
             optname: c"bits".as_ptr(),
             opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
             offset: std::mem::offset_of!(HannoyReloptions, bits) as i32,
+        },
+        pg_sys::relopt_parse_elt {
+            optname: c"keep_vectors".as_ptr(),
+            opttype: pg_sys::relopt_type::RELOPT_TYPE_BOOL,
+            offset: std::mem::offset_of!(HannoyReloptions, keep_vectors) as i32,
         },
     ];
     // SAFETY: the table describes HannoyReloptions exactly; build_reloptions pallocs the result.
@@ -155,6 +171,7 @@ pub struct GraphOptions {
     pub m: usize,
     pub ef_construction: usize,
     pub quantization: Quantization,
+    pub keep_vectors: bool,
 }
 
 impl From<&HannoyReloptions> for GraphOptions {
@@ -172,6 +189,7 @@ impl From<&HannoyReloptions> for GraphOptions {
             m: o.m as usize,
             ef_construction: o.ef_construction as usize,
             quantization,
+            keep_vectors: o.keep_vectors,
         }
     }
 }
@@ -183,6 +201,7 @@ impl GraphOptions {
             m: self.m,
             ef_construction: self.ef_construction,
             quantization: self.quantization,
+            keep_vectors: self.keep_vectors,
             ..IndexOptions::new(metric, dimensions)
         }
     }
@@ -201,6 +220,7 @@ pub unsafe fn read(index: pg_sys::Relation) -> GraphOptions {
             m: IndexOptions::DEFAULT_M,
             ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
             quantization: Quantization::None,
+            keep_vectors: true,
         },
     }
 }

@@ -26,6 +26,7 @@ fn hannoy_index_info(
         name!(changes, i64),
         name!(quantization, String),
         name!(bits, Option<i32>),
+        name!(keep_vectors, bool),
     ),
 > {
     crate::storage::require_hannoy_index(&index);
@@ -42,10 +43,13 @@ fn hannoy_index_info(
     };
     let storage = storage.display().to_string();
     // What the folder was built with once there is one; the options until then.
-    let quantization = engine
+    let (quantization, keep_vectors) = engine
         .as_ref()
-        .map(|e| e.info().or_raise().options.quantization)
-        .unwrap_or(graph.quantization);
+        .map(|e| {
+            let options = e.info().or_raise().options;
+            (options.quantization, options.keep_vectors)
+        })
+        .unwrap_or((graph.quantization, graph.keep_vectors));
     let (quantization, bits) = match quantization {
         hannoy_engine::Quantization::None => ("none".to_string(), None),
         hannoy_engine::Quantization::Rabitq { bits } => ("rabitq".to_string(), Some(bits as i32)),
@@ -65,6 +69,7 @@ fn hannoy_index_info(
             changes,
             quantization,
             bits,
+            keep_vectors,
         ),
         Some(engine) => {
             let info = engine.info().or_raise();
@@ -82,6 +87,7 @@ fn hannoy_index_info(
                 changes,
                 quantization,
                 bits,
+                keep_vectors,
             )
         }
     };

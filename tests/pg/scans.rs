@@ -174,6 +174,86 @@ fn re_ranked_from_the_table_a_quantized_index_returns_exact_distances_in_order()
 }
 
 #[pg_test]
+fn an_index_without_vectors_re_ranks_from_the_table_and_takes_less_room() {
+    clustered_table("lean_t", 3_000, 64, 20, 0.4, 0.37);
+    run("SET enable_seqscan = off");
+    let limit_10 = |op: &str, q: i32| {
+        let target = format!("(SELECT embedding FROM lean_t WHERE id = {q})");
+        format!("SELECT id, embedding {op} {target} FROM lean_t ORDER BY embedding {op} {target} LIMIT 10")
+    };
+    let used = |index: &str| one_i64(&format!("SELECT used_bytes FROM hannoy_index_info('{index}')"));
+    for (opclass, op) in &OPERATORS[..3] {
+        run(&format!(
+            "CREATE INDEX lean_t_idx ON lean_t USING hannoy (embedding {opclass})
+             WITH (quantization = 'rabitq', bits = 5, keep_vectors = false);
+             CREATE INDEX full_t_idx ON lean_t USING hannoy (embedding {opclass})
+             WITH (quantization = 'rabitq', bits = 5)"
+        ));
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT keep_vectors FROM hannoy_index_info('lean_t_idx')")
+                .unwrap(),
+            Some(false)
+        );
+        // 256 bytes of vector a row are not kept (pages, so most of them).
+        let (lean, full) = (used("lean_t_idx"), used("full_t_idx"));
+        assert!(lean + 3_000 * 200 < full, "{opclass}: {lean} bytes against {full}");
+        run("DROP INDEX full_t_idx");
+        // Rows through the pending list and deleted ones: linked against decoded codes.
+        let moved = "(SELECT array_agg(x + 0.01::real ORDER BY o) FROM unnest(embedding) WITH ORDINALITY u(x, o))";
+        run(&format!(
+            "INSERT INTO lean_t SELECT id + 100000, {moved} FROM lean_t WHERE id % 10 = 0;
+             DELETE FROM lean_t WHERE id % 10 = 5"
+        ));
+        assert_eq!(
+            one_i64("SELECT (sound AND heap_rows_missing = 0)::int::int8 FROM hannoy_index_check('lean_t_idx')"),
+            1,
+            "{opclass}"
+        );
+        // Whatever hannoy.rerank_from says, the executor re-ranks from the rows: the order is
+        // exact where the walk reaches every row.
+        run("SET hannoy.ef_search = 1000");
+        for q in [7, 1500, 2999] {
+            assert_top_50_is_exact("lean_t", opclass, op, q);
+        }
+        run("RESET hannoy.ef_search");
+        let (mut found, mut fetched) = (0, 0);
+        for q in (1..=2_901).step_by(100) {
+            let query = limit_10(op, q);
+            let (from_index, returned) = (ids(&query), distances(&query));
+            fetched += one_i64("SELECT rows FROM hannoy_last_scan()");
+            run("SET enable_indexscan = off; SET enable_seqscan = on");
+            let (exact, exact_distances) = (ids(&query), distances(&query));
+            run("SET enable_indexscan = on; SET enable_seqscan = off");
+            assert_eq!(from_index.len(), 10, "{opclass}");
+            found += from_index.iter().filter(|id| exact.contains(id)).count();
+            for (id, d) in from_index.iter().zip(&returned) {
+                if let Some(at) = exact.iter().position(|e| e == id) {
+                    assert!((d - exact_distances[at]).abs() < 1e-9, "{opclass}: row {id}");
+                }
+            }
+        }
+        let recall = found as f64 / (10 * 30) as f64;
+        assert!(recall >= 0.95, "{opclass}: recall@10 {recall}");
+        assert!((301..30 * 300).contains(&fetched), "{opclass}: {fetched} rows fetched");
+        run("DROP INDEX lean_t_idx; DELETE FROM lean_t WHERE id >= 100000");
+    }
+    for options in [
+        "keep_vectors = false",
+        "quantization = 'rabitq', keep_vectors = false",
+        "quantization = 'rabitq', bits = 3, keep_vectors = false",
+        "quantization = 'rabitq', bits = 4, keep_vectors = 'maybe'",
+    ] {
+        assert_eq!(
+            sqlstate_of(&format!(
+                "CREATE INDEX ON lean_t USING hannoy (embedding real_l2_ops) WITH ({options})"
+            )),
+            "22023",
+            "{options}"
+        );
+    }
+}
+
+#[pg_test]
 fn varbit_hamming_ops_returns_the_exact_distances_in_order() {
     run("SELECT setseed(0.3);
          CREATE TABLE bits_t (id int, code bit(96));

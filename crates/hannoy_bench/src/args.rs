@@ -124,6 +124,10 @@ struct IndexFlags {
     /// (`hannoy.rerank_from`: PostgreSQL re-checks lower bounds)
     #[arg(long, value_name = "FROM", default_value = "index")]
     rerank_from: RerankFrom,
+    /// hannoy keeps no full vectors, only its codes (`keep_vectors = false`, 4 bits or more):
+    /// PostgreSQL re-ranks from the table's rows whatever --rerank-from says
+    #[arg(long)]
+    no_vectors: bool,
 }
 
 #[derive(Args, Debug)]
@@ -261,6 +265,8 @@ pub struct Settings {
     /// Bits of hannoy's RaBitQ codes, 0 for none.
     pub bits: u8,
     pub rerank_from: RerankFrom,
+    /// Whether hannoy keeps its full vectors beside the codes.
+    pub keep_vectors: bool,
     /// Rows of the timed batch insert, before the cap at a tenth of the table.
     pub insert_rows: usize,
     /// Whether the writes run after the queries.
@@ -446,7 +452,11 @@ impl Flags {
             selectivities_percent: index.selectivities,
             filter_ef_search: index.filter_ef,
             bits: index.bits,
-            rerank_from: index.rerank_from,
+            rerank_from: match index.no_vectors {
+                true => RerankFrom::Table,
+                false => index.rerank_from,
+            },
+            keep_vectors: !index.no_vectors,
             insert_rows: index.insert_rows,
             writes: !index.no_writes,
             engines: index.engines,

@@ -256,8 +256,14 @@ impl EngineSql {
         let hannoy_with = match settings.bits {
             0 => with.clone(),
             bits => format!(
-                "WITH (m = {}, ef_construction = {}, quantization = 'rabitq', bits = {bits})",
-                settings.m, settings.ef_construction
+                "WITH (m = {}, ef_construction = {}, quantization = 'rabitq', bits = {bits}{})",
+                settings.m,
+                settings.ef_construction,
+                if settings.keep_vectors {
+                    ""
+                } else {
+                    ", keep_vectors = false"
+                }
             ),
         };
         let pgvector_schema = quote_ident(database.pgvector_schema.as_deref().unwrap_or("public"));

@@ -6,7 +6,7 @@
 //! deterministic) holding the same keys, vectors and filter values.
 //!
 //! Byte form, little-endian: `kind u8` then, for an insert, `metric u8, dimensions u32, m u32,
-//! ef_construction u32, seed u64, code_bits u8 (0: no codes), log_position u64 (u64::MAX: none), count u32, vector_bytes
+//! ef_construction u32, seed u64, code_bits u8 (0: no codes; top bit: no full vectors), log_position u64 (u64::MAX: none), count u32, vector_bytes
 //! u32, keys [u64; count], has_rows u8, (row_len u32, row)* when it has rows, vectors` with the
 //! vectors last as [`PreparedVectors::padded_bytes`]; for a delete `count u32, keys [u64;
 //! count]`; a reconnect is its kind alone.
@@ -21,6 +21,8 @@ const KIND_INSERT: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_RECONNECT: u8 = 3;
 const NO_LOG_POSITION: u64 = u64::MAX;
+/// The top bit of the code-bits byte: the index keeps no full vectors (bits are at most 8).
+const NO_VECTORS: u8 = 0x80;
 
 /// Rows to link, each with its key and (for an index with filter columns) its values.
 #[derive(Debug, Clone)]
@@ -102,7 +104,7 @@ impl Change<'_> {
                 head.extend((o.m as u32).to_le_bytes());
                 head.extend((o.ef_construction as u32).to_le_bytes());
                 head.extend(o.seed.to_le_bytes());
-                head.push(o.quantization.bits());
+                head.push(o.quantization.bits() | if o.keep_vectors { 0 } else { NO_VECTORS });
                 head.extend(insert.log_position.unwrap_or(NO_LOG_POSITION).to_le_bytes());
                 head.extend((insert.keys.len() as u32).to_le_bytes());
                 head.extend((insert.vectors.vector_bytes() as u32).to_le_bytes());
@@ -136,13 +138,17 @@ impl Change<'_> {
                 let code = input.u8()?;
                 let metric = Metric::from_code(u32::from(code))
                     .ok_or_else(|| corrupt(format!("unknown metric {code} in a change")))?;
+                let (dimensions, m, ef_construction, seed) =
+                    (input.u32()?, input.u32()?, input.u32()?, input.u64()?);
+                let codes = input.u8()?;
                 let options = IndexOptions {
                     metric,
-                    dimensions: input.u32()? as usize,
-                    m: input.u32()? as usize,
-                    ef_construction: input.u32()? as usize,
-                    seed: input.u64()?,
-                    quantization: Quantization::from_bits(input.u8()?),
+                    dimensions: dimensions as usize,
+                    m: m as usize,
+                    ef_construction: ef_construction as usize,
+                    seed,
+                    quantization: Quantization::from_bits(codes & !NO_VECTORS),
+                    keep_vectors: codes & NO_VECTORS == 0,
                 };
                 let log_position = Some(input.u64()?).filter(|p| *p != NO_LOG_POSITION);
                 let count = input.u32()? as usize;

@@ -45,6 +45,11 @@ pub struct IndexOptions {
     pub seed: u64,
     /// Codes for the graph walk, if any.
     pub quantization: Quantization,
+    /// Whether the index keeps each full vector beside its code. Without them (only with RaBitQ
+    /// codes of `MIN_BITS_WITHOUT_VECTORS` or more) it is a fraction of the size, new items
+    /// are linked against vectors decoded from codes, and a search hands out lower bounds
+    /// (`NeighborStream::lower_bounds`) for the caller to re-rank from vectors of its own.
+    pub keep_vectors: bool,
 }
 
 impl IndexOptions {
@@ -59,8 +64,14 @@ impl IndexOptions {
             ef_construction: Self::DEFAULT_EF_CONSTRUCTION,
             seed: 0x5eed_6a11_0e57_ab1e,
             quantization: Quantization::None,
+            keep_vectors: true,
         }
     }
+
+    /// The fewest bits per coordinate an index without full vectors takes: below four its
+    /// lower bounds are too loose to re-rank from (a top-10 query re-checks hundreds of rows at
+    /// three bits, nearly every row at one; docs/quantization.md).
+    pub const MIN_BITS_WITHOUT_VECTORS: u8 = 4;
 
     /// The ranges pgvector enforces for the same options.
     pub fn validate(&self) -> Result<()> {
@@ -83,7 +94,18 @@ impl IndexOptions {
                 reason: format!("must be at least twice m ({})", 2 * self.m),
             });
         }
-        self.quantization.validate(self.metric)
+        self.quantization.validate(self.metric)?;
+        if !self.keep_vectors && self.quantization.bits() < Self::MIN_BITS_WITHOUT_VECTORS {
+            return Err(Error::InvalidParameter {
+                name: "keep_vectors",
+                reason: format!(
+                    "an index without full vectors needs quantization = 'rabitq' with bits of \
+                     {} or more",
+                    Self::MIN_BITS_WITHOUT_VECTORS
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -216,7 +238,11 @@ impl Index {
             metric: options.metric as u32,
             dimensions: options.dimensions as u32,
             vector_bytes: vector_bytes as u32,
-            vectors_per_chunk: vectors_per_chunk(vector_bytes) as u32,
+            vectors_per_chunk: if options.keep_vectors {
+                vectors_per_chunk(vector_bytes) as u32
+            } else {
+                0
+            },
             m: options.m as u32,
             m0: 2 * options.m as u32,
             ef_construction: options.ef_construction as u32,
@@ -354,6 +380,7 @@ impl Index {
             (reader.meta, reader.items.len())
         };
         if batch.is_empty()
+            || !meta.keeps_vectors()
             || batch.vector_bytes() != meta.vector_bytes as usize
             || live != meta.next_id as u64
             || meta.next_id as u64 + batch.len() as u64 > crate::storage::ID_LIMIT
@@ -456,6 +483,7 @@ impl Index {
                 ef_construction: meta.ef_construction as usize,
                 seed: meta.seed,
                 quantization: Quantization::from_bits(meta.code_bits as u8),
+                keep_vectors: meta.keeps_vectors(),
             },
             len: reader.items.len(),
             max_level: meta.max_level as usize,
@@ -648,7 +676,8 @@ impl<'i> Reader<'i> {
     }
 
     /// The `k` nearest neighbours, ascending by (distance, id); `ef_search` and `rerank` are
-    /// raised to `k`.
+    /// raised to `k`. Where the stream hands out lower bounds (an index without full vectors),
+    /// these are the `k` lowest bounds, for the caller to re-rank.
     pub fn search(
         &self,
         query: VectorRef<'_>,
@@ -673,14 +702,26 @@ impl<'i> Reader<'i> {
         Ok(found)
     }
 
-    /// The stored vector of a live item, as floats (normalised under f32 cosine).
+    /// The stored vector of a live item, as floats (normalised under f32 cosine); in an index
+    /// that keeps no full vectors, the one its code stands for.
     pub fn vector(&self, id: ItemId) -> Result<Option<Vec<f32>>> {
         let metric = self.meta.metric();
         if !self.items.contains(id) || metric.is_binary() {
             return Ok(None);
         }
-        let bytes = self.store.vector(&self.txn, &self.meta, id)?;
-        Ok(crate::distance::stored_floats(metric, bytes))
+        let view = self.view();
+        if let Some(codes) = view.codes().filter(|_| !self.meta.keeps_vectors()) {
+            // Rotated back, not as a write scores it (`LmdbView::vector`).
+            let code = self.store.code(&self.txn, &self.meta, id)?;
+            let decoded = codes
+                .quantizer
+                .decode(code)
+                .ok_or_else(|| crate::error::corrupt("binary codes stand for no vector"))?;
+            let stored = crate::distance::stored_from_floats(metric, decoded);
+            return Ok(crate::distance::stored_floats(metric, &stored));
+        }
+        let bytes = crate::graph::GraphView::vector(&view, id)?;
+        Ok(crate::distance::stored_floats(metric, &bytes))
     }
 
     /// The caller's key of a live item (see [`Writer::insert_keyed`]).

@@ -19,7 +19,7 @@ use roaring::RoaringBitmap;
 use crate::codes::stored::code_input;
 use crate::codes::CodedQuery;
 use crate::distance::PreparedQuery;
-use crate::error::Result;
+use crate::error::{corrupt, Result};
 use crate::graph::beam::Beam;
 use crate::graph::view::{Coded, Codes, LmdbView};
 use crate::graph::visited::{PooledVisited, Visited};
@@ -70,8 +70,8 @@ pub struct SearchParams<'f> {
     /// On codes, hand out a lower bound of each distance, never above the one the caller
     /// computes from its own copy of the vector, instead of re-ranking with the stored vectors:
     /// for a caller that re-ranks (PostgreSQL from the table's rows). Every item is then
-    /// scored from its code, a scan's too. An index without codes hands out exact distances:
-    /// see `NeighborStream::lower_bounds`.
+    /// scored from its code, a scan's too. An index without codes hands out exact distances,
+    /// one without full vectors always bounds: see `NeighborStream::lower_bounds`.
     pub lower_bounds: bool,
 }
 
@@ -335,8 +335,10 @@ impl<'t> NeighborStream<'t> {
             None => Cow::Borrowed(items),
         };
         let ef = params.ef_search.max(1);
-        let codes = view.codes().filter(|_| params.codes || params.lower_bounds);
-        let bounds = params.lower_bounds && codes.is_some();
+        // An index without full vectors has nothing to re-rank with: it always bounds.
+        let bounds = params.lower_bounds || !view.meta.keeps_vectors();
+        let codes = view.codes().filter(|_| params.codes || bounds);
+        let bounds = bounds && codes.is_some();
         let scan = match params.strategy {
             Strategy::Exact => true,
             Strategy::Graph => allowed.is_empty(),
@@ -443,6 +445,15 @@ impl<'t> NeighborStream<'t> {
                     view.lower_bound(codes, &coded, id)
                 })?)
             }
+            _ if !view.meta.keeps_vectors() => {
+                // No codes yet means no item yet.
+                if !allowed.is_empty() {
+                    return Err(corrupt(
+                        "an index without full vectors holds items and no codes",
+                    ));
+                }
+                State::Exact(BinaryHeap::new())
+            }
             _ => {
                 // A scan reads chunk after chunk, each page waiting for the one before it when
                 // the index is out of memory: ask for them all first.
@@ -481,7 +492,8 @@ impl<'t> NeighborStream<'t> {
     }
 
     /// Whether the distances it hands out are lower bounds of the exact ones
-    /// (`SearchParams::lower_bounds` on an index with codes) rather than exact.
+    /// (`SearchParams::lower_bounds` on an index with codes, or any search of an index that
+    /// keeps no full vectors) rather than exact.
     pub fn lower_bounds(&self) -> bool {
         self.bounds
     }
@@ -862,7 +874,7 @@ fn rerank(view: &LmdbView<'_>, query: &[u8], window: &mut [Scored], advise: bool
         .map(|s| {
             let v = view.vector(s.id)?;
             if advise {
-                advice::will_need(v);
+                advice::will_need(&v);
             }
             crate::distance::prefetch(v.as_ptr(), v.len());
             Ok(v)
@@ -870,7 +882,7 @@ fn rerank(view: &LmdbView<'_>, query: &[u8], window: &mut [Scored], advise: bool
         .collect::<Result<Vec<_>>>()?;
     let metric = view.metric();
     for (s, v) in window.iter_mut().zip(vectors) {
-        s.score = metric.score(query, v);
+        s.score = metric.score(query, &v);
     }
     window.sort_unstable();
     Ok(())

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use common::*;
 use hannoy_engine::{
     never_cancel, Change, ColumnValue, FilterCondition, FilterRow, FilterValue, Index,
-    IndexOptions, InsertRows, Metric, PreparedVectors, SearchParams, VectorRef,
+    IndexOptions, InsertRows, Metric, PreparedVectors, Quantization, SearchParams, VectorRef,
 };
 
 fn insert<'a>(
@@ -136,4 +136,48 @@ fn damaged_bytes_are_refused_not_applied() {
     unknown[0] = 99;
     assert!(Change::decode(&unknown).is_err());
     assert!(Change::decode(&whole).is_ok());
+}
+
+#[test]
+fn the_options_an_index_is_created_with_survive_the_bytes() {
+    let data = clustered(5, 8, 2);
+    let vectors =
+        PreparedVectors::new(Metric::Cosine, 8, data.iter().map(|v| VectorRef::Floats(v))).unwrap();
+    let keys = [1u64, 2, 3, 4, 5];
+    for (quantization, keep_vectors) in [
+        (Quantization::None, true),
+        (Quantization::Rabitq { bits: 1 }, true),
+        (Quantization::Rabitq { bits: 4 }, false),
+        (Quantization::Rabitq { bits: 8 }, false),
+    ] {
+        let options = IndexOptions {
+            quantization,
+            keep_vectors,
+            m: 12,
+            ef_construction: 50,
+            seed: 99,
+            ..IndexOptions::new(Metric::Cosine, 8)
+        };
+        let Change::Insert(shipped) = shipped(&insert(options, &vectors, &keys, &[], None)) else {
+            panic!("an insert comes back an insert");
+        };
+        let o = shipped.options;
+        assert_eq!(
+            (
+                o.quantization,
+                o.keep_vectors,
+                o.m,
+                o.ef_construction,
+                o.seed
+            ),
+            (quantization, keep_vectors, 12, 50, 99)
+        );
+        // Run elsewhere, it creates the same kind of index.
+        let dir = tempfile::tempdir().unwrap();
+        let there = Index::create(dir.path(), &o).unwrap();
+        apply(&there, &Change::Insert(shipped));
+        let info = there.info().unwrap();
+        assert_eq!(info.options.keep_vectors, keep_vectors);
+        assert_eq!(info.len, 5);
+    }
 }

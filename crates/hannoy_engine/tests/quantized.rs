@@ -384,57 +384,6 @@ fn filtered_walks_on_codes_keep_recall_at_10_near_full_vectors() {
     }
 }
 
-/// What PostgreSQL's executor does with an index's lower bounds (`IndexNextWithReorder`): each
-/// row's exact distance is computed as it is fetched and must not be below the bound the index
-/// gave (the query fails otherwise); a fetched row goes out once no row still to come can be
-/// nearer, that is once its exact distance is at most the last bound fetched. Returns the first
-/// `k` rows out and how many were fetched.
-fn reorder_as_postgres(
-    stream: &mut hannoy_engine::NeighborStream<'_>,
-    exact_of: impl Fn(ItemId) -> f64,
-    k: usize,
-) -> (Vec<ItemId>, usize) {
-    let mut queue: Vec<(f64, ItemId)> = Vec::new();
-    let (mut out, mut fetched) = (Vec::new(), 0);
-    let mut batch = Vec::new().into_iter();
-    let mut last_bound = f64::NEG_INFINITY;
-    let mut drained = false;
-    while out.len() < k {
-        queue.sort_by(|a, b| b.0.total_cmp(&a.0));
-        if let Some(&(nearest, id)) = queue.last() {
-            if drained || nearest <= last_bound {
-                queue.pop();
-                out.push(id);
-                continue;
-            }
-        } else if drained {
-            break;
-        }
-        let next = match batch.next() {
-            Some(n) => Some(n),
-            None => {
-                batch = stream.next_batch().unwrap().into_iter();
-                batch.next()
-            }
-        };
-        let Some(n): Option<hannoy_engine::Neighbor> = next else {
-            drained = true;
-            continue;
-        };
-        fetched += 1;
-        let exact = exact_of(n.id);
-        assert!(
-            n.distance as f64 <= exact,
-            "item {}: bound {} above the exact {exact}",
-            n.id,
-            n.distance
-        );
-        last_bound = n.distance as f64;
-        queue.push((exact, n.id));
-    }
-    (out, fetched)
-}
-
 #[test]
 fn lower_bounds_never_exceed_the_operators_distance_and_reordering_them_keeps_recall() {
     let dims = 128;

@@ -106,6 +106,8 @@ pub enum Grid {
 /// The centroid and rotation every code of an index is made with.
 pub struct Quantizer {
     centroid: Vec<f32>,
+    /// The centroid rotated, for `decode_rotated`; computed when first asked for.
+    rotated_centroid: std::sync::OnceLock<Vec<f32>>,
     rotation: Rotation,
     scheme: Scheme,
     grid: Grid,
@@ -210,6 +212,7 @@ impl Quantizer {
         Ok(Quantizer {
             rotation: Rotation::new(centroid.len(), seed),
             spread: (centroid.len().max(2) as f32 - 1.0).sqrt(),
+            rotated_centroid: std::sync::OnceLock::new(),
             centroid,
             scheme,
             grid: Grid::default(),
@@ -456,15 +459,7 @@ impl Quantizer {
         let (mut dot, mut level_squares, mut sum_v, mut v_square) = (0f64, 0f64, 0f64, 0f64);
         let mut levels = [0u32; 64];
         for w in 0..n {
-            levels.fill(0);
-            for k in 0..bits as usize {
-                let at = (k * n + w) * 8;
-                let mut word = u64::from_ne_bytes(code[at..at + 8].try_into().expect("8 bytes"));
-                while word != 0 {
-                    levels[word.trailing_zeros() as usize] |= 1 << k;
-                    word &= word - 1;
-                }
-            }
+            word_levels(code, bits as usize, n, w, &mut levels);
             let coordinates = &query.rotated[w * 64..dims.min(w * 64 + 64)];
             for (&v, &level) in coordinates.iter().zip(&levels) {
                 let (v, level) = (v as f64, level as f64);
@@ -506,6 +501,106 @@ impl Quantizer {
         LowerBound {
             distance: bound as f32,
             square: factor(factor::SQUARE) as f32,
+        }
+    }
+}
+
+impl Quantizer {
+    /// The vector a RaBitQ code stands for, in the space it was coded in (`code_input`'s): the
+    /// centroid plus the residual's length along the code's grid point rotated back. An index
+    /// that keeps no full vectors links new items against these; their distances are off by
+    /// about what the code's fit leaves (`1 - fit²` of the residual's squared length). `None`
+    /// for binary codes, which keep no length.
+    pub fn decode(&self, code: &[u8]) -> Option<Vec<f32>> {
+        let point = self.residual_point(code)?;
+        let mut residual = Vec::with_capacity(point.len());
+        self.rotation
+            .invert_into(&point, &mut residual, &mut Vec::new());
+        residual
+            .iter_mut()
+            .zip(&self.centroid)
+            .for_each(|(r, c)| *r += c);
+        Some(residual)
+    }
+
+    /// `decode`'s vector rotated (`rotate`), without rotating it back: the rotation keeps every
+    /// distance and inner product, so a write that rotates the vectors it scores these against
+    /// scores as if on the decoded vectors, for a small part of the cost.
+    pub(crate) fn decode_rotated(&self, code: &[u8]) -> Option<Vec<f32>> {
+        let mut point = self.residual_point(code)?;
+        let centroid = self
+            .rotated_centroid
+            .get_or_init(|| self.rotation.apply(&self.centroid));
+        point.iter_mut().zip(centroid).for_each(|(p, c)| *p += c);
+        Some(point)
+    }
+
+    /// `vector` rotated as the codes rotate residuals (the centroid not taken away).
+    pub(crate) fn rotate(&self, vector: &[f32], out: &mut Vec<f32>, scratch: &mut Vec<f32>) {
+        self.rotation.apply_into(vector, out, scratch)
+    }
+
+    /// The residual a RaBitQ code stands for, rotated: its grid point scaled by its length.
+    /// Level by level, a plane adds its step to each coordinate whose bit is set, eight
+    /// coordinates a byte through `BYTE_BITS`: no loop carries a dependence from one
+    /// coordinate to the next.
+    fn residual_point(&self, code: &[u8]) -> Option<Vec<f32>> {
+        let Scheme::Rabitq { bits } = self.scheme else {
+            return None;
+        };
+        let dims = self.dims();
+        let n = words(dims);
+        let planes = bits as usize * n * 8;
+        let factor = |i: usize| factor_of(code, planes, i);
+        let norm = factor(factor::NORM);
+        let (low, step) = (norm * factor(factor::LOW), norm * factor(factor::STEP));
+        let mut point = vec![low; n * 64];
+        for k in 0..bits as usize {
+            let weight = step * (1u32 << k) as f32;
+            for w in 0..n {
+                let at = (k * n + w) * 8;
+                let word = u64::from_ne_bytes(code[at..at + 8].try_into().expect("8 bytes"));
+                for (b, byte) in word.to_le_bytes().into_iter().enumerate() {
+                    let out = &mut point[w * 64 + b * 8..w * 64 + b * 8 + 8];
+                    for (p, bit) in out.iter_mut().zip(BYTE_BITS[byte as usize]) {
+                        *p += bit * weight;
+                    }
+                }
+            }
+        }
+        point.truncate(dims);
+        Some(point)
+    }
+}
+
+/// Byte b's bits as eight floats, lowest first: 1.0 where set.
+const BYTE_BITS: [[f32; 8]; 256] = {
+    let mut table = [[0.0f32; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut t = 0;
+        while t < 8 {
+            if (b >> t) & 1 == 1 {
+                table[b][t] = 1.0;
+            }
+            t += 1;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The levels of coordinates `64·w ..` of a code of `bits` planes of `n` words each, into
+/// `levels` (a coordinate past the last reads 0).
+#[inline]
+fn word_levels(code: &[u8], bits: usize, n: usize, w: usize, levels: &mut [u32; 64]) {
+    levels.fill(0);
+    for k in 0..bits {
+        let at = (k * n + w) * 8;
+        let mut word = u64::from_ne_bytes(code[at..at + 8].try_into().expect("8 bytes"));
+        while word != 0 {
+            levels[word.trailing_zeros() as usize] |= 1 << k;
+            word &= word - 1;
         }
     }
 }
@@ -842,6 +937,48 @@ mod tests {
             assert!(Quantizer::new(Scheme::Rabitq { bits }, vec![0.0; 4], 1).is_err());
         }
         assert!(Quantizer::new(Scheme::Rabitq { bits: 1 }, vec![f32::NAN; 4], 1).is_err());
+    }
+
+    #[test]
+    fn a_decoded_code_lies_as_far_from_its_vector_as_its_fit_says() {
+        for dims in [3, 64, 385] {
+            let mut rng = SplitMix(dims as u64);
+            let base: Vec<f32> = (0..dims).map(|i| (i % 5) as f32 / 5.0).collect();
+            let data: Vec<Vec<f32>> = (0..50)
+                .map(|_| random_unit(&mut rng, dims, &base))
+                .collect();
+            let centroid = Quantizer::mean(dims, data.iter().map(Vec::as_slice));
+            let mut last = f64::INFINITY;
+            for bits in 2..=8 {
+                let quantizer =
+                    Quantizer::new(Scheme::Rabitq { bits }, centroid.clone(), 5).unwrap();
+                let mut error = 0f64;
+                for x in &data {
+                    let code = quantizer.encode(x).unwrap();
+                    let decoded = quantizer.decode(code.as_bytes()).unwrap();
+                    let planes = bits as usize * words(dims) * 8;
+                    let (norm, fit) = (
+                        factor_of(code.as_bytes(), planes, factor::NORM) as f64,
+                        factor_of(code.as_bytes(), planes, factor::FIT) as f64,
+                    );
+                    // Both unit residuals: |u - p|² = 2 - 2·fit.
+                    let expected = norm * norm * (2.0 - 2.0 * fit);
+                    let got = squared(x, &decoded) as f64;
+                    assert!(
+                        (got - expected).abs() < 1e-4 * (1.0 + norm * norm),
+                        "{dims} dims, {bits} bits: {got} against {expected}"
+                    );
+                    error += got;
+                }
+                assert!(error < last, "{dims} dims: {bits} bits decode no closer");
+                last = error;
+            }
+            let binary = Quantizer::new(Scheme::Binary, centroid, 5).unwrap();
+            assert_eq!(
+                binary.decode(binary.encode(&data[0]).unwrap().as_bytes()),
+                None
+            );
+        }
     }
 
     #[test]

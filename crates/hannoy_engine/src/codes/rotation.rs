@@ -85,6 +85,29 @@ impl Rotation {
     }
 }
 
+impl Rotation {
+    /// `y` rotated back: `invert_into(apply(x))` is `x` up to rounding. Each round's steps
+    /// undone in reverse order (the scaled block transform is its own inverse).
+    pub fn invert_into(&self, y: &[f32], out: &mut Vec<f32>, scratch: &mut Vec<f32>) {
+        assert_eq!(y.len(), self.dims, "a vector of another dimension");
+        out.clear();
+        out.extend_from_slice(y);
+        scratch.clear();
+        scratch.resize(self.dims, 0.0);
+        for round in self.rounds.iter().rev() {
+            let mut start = 0;
+            for &size in &self.blocks {
+                hadamard(&mut out[start..start + size]);
+                start += size;
+            }
+            for (to, (&from, &sign)) in out.iter().zip(round.permutation.iter().zip(&round.signs)) {
+                scratch[from as usize] = to * sign;
+            }
+            std::mem::swap(out, scratch);
+        }
+    }
+}
+
 /// The Walsh-Hadamard transform of a power-of-two block, scaled to be orthogonal. Each level's
 /// butterflies run over two halves of a slice side by side, which the compiler vectorises.
 fn hadamard(block: &mut [f32]) {
@@ -145,6 +168,28 @@ mod tests {
             let tolerance = 1e-4 * dot(&a, &a).max(1.0);
             assert!((dot(&a, &b) - dot(&ra, &rb)).abs() < tolerance, "{dims}");
             assert!((dot(&a, &a) - dot(&ra, &ra)).abs() < tolerance, "{dims}");
+        }
+    }
+
+    #[test]
+    fn rotating_back_gives_the_vector_again() {
+        for dims in [1, 3, 7, 64, 384, 1000, 3072] {
+            let rotation = Rotation::new(dims, 9);
+            let mut rng = SplitMix(dims as u64 + 1);
+            let x: Vec<f32> = (0..dims)
+                .map(|_| (rng.next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let mut back = Vec::new();
+            rotation.invert_into(&rotation.apply(&x), &mut back, &mut Vec::new());
+            let worst = x
+                .iter()
+                .zip(&back)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst < 1e-5, "{dims}: {worst}");
+            // Not the identity: rotating back is a rotation of its own.
+            if dims > 1 {
+                assert_ne!(rotation.apply(&x), x, "{dims}");
+            }
         }
     }
 

@@ -6,7 +6,8 @@
 //! residuals the codes approximate), so while it is the mean of fewer than `SETTLED_SAMPLE`
 //! vectors, each write that doubles the live count takes the mean again and codes everything
 //! anew: at most about `2 · SETTLED_SAMPLE` vectors coded again over an index's life. After that
-//! it stays, and REINDEX takes it anew.
+//! it stays, and REINDEX takes it anew. An index that keeps no full vectors takes it from its
+//! first write only: each code there is made once, from the vector the caller gave.
 
 use heed::{RoTxn, RwTxn};
 use rayon::prelude::*;
@@ -129,8 +130,12 @@ pub(crate) fn write_codes(
     };
     let metric = meta.metric();
     let live = items.len().min(u32::MAX as u64) as u32;
+    // An index without full vectors takes its centroid once, from its first write: coding its
+    // items again would code vectors decoded from codes, whose lower bounds no longer bound
+    // the distance to the row itself.
     let recentre = meta.centroid_sample == 0
-        || (meta.centroid_sample < SETTLED_SAMPLE
+        || (meta.keeps_vectors()
+            && meta.centroid_sample < SETTLED_SAMPLE
             && live >= meta.centroid_sample.saturating_mul(2));
     if !recentre {
         let Some(quantizer) = load(store, wtxn, meta)? else {
@@ -147,16 +152,29 @@ pub(crate) fn write_codes(
             append,
         );
     }
-    // Every live vector, stored already (the batch's too): their mean, then their codes.
-    let mut stored: Vec<&[u8]> = Vec::with_capacity(items.len() as usize);
-    store.for_each_vector(wtxn, meta, items.iter(), |_, v| {
-        stored.push(v);
-        Ok(())
-    })?;
-    let inputs: Vec<Vec<f32>> = stored
-        .par_iter()
-        .map(|v| code_input(metric, v).unwrap_or_default())
-        .collect();
+    let inputs: Vec<Vec<f32>> = if meta.keeps_vectors() {
+        // Every live vector, stored already (the batch's too): their mean, then their codes.
+        let mut stored: Vec<&[u8]> = Vec::with_capacity(items.len() as usize);
+        store.for_each_vector(wtxn, meta, items.iter(), |_, v| {
+            stored.push(v);
+            Ok(())
+        })?;
+        stored
+            .par_iter()
+            .map(|v| code_input(metric, v).unwrap_or_default())
+            .collect()
+    } else {
+        // The first write: the batch is every item.
+        if items.len() != ids.len() as u64 {
+            return Err(corrupt(
+                "an index without full vectors has items and no centroid",
+            ));
+        }
+        (0..batch.len())
+            .into_par_iter()
+            .map(|i| code_input(metric, batch.get(i)).unwrap_or_default())
+            .collect()
+    };
     let centroid = Quantizer::mean(meta.dimensions as usize, inputs.iter().map(Vec::as_slice));
     let quantizer = make(scheme, centroid, meta)?;
     let codes = inputs
@@ -164,10 +182,40 @@ pub(crate) fn write_codes(
         .map(|v| quantizer.encode(v).map(|c| c.0))
         .collect::<Result<Vec<_>>>()?
         .concat();
-    drop(stored);
     store.write_centroid(wtxn, quantizer.centroid())?;
     meta.centroid_sample = live;
     put(wtxn, store, meta, &quantizer, items.iter(), &codes, append)
+}
+
+/// For an index that keeps no full vectors, `batch` rotated into the space its writes score
+/// stored items in: vectors decoded from codes there need no rotating back
+/// (`Quantizer::decode_rotated`), and every distance is as it was.
+pub(crate) fn rotated(
+    quantizer: &Quantizer,
+    metric: Metric,
+    batch: &PreparedVectors,
+) -> Result<PreparedVectors> {
+    const CHUNK: usize = 4096;
+    let dims = quantizer.dims();
+    let mut out = PreparedVectors::with_capacity(batch.vector_bytes(), batch.len());
+    for start in (0..batch.len()).step_by(CHUNK) {
+        let rows: Vec<Vec<f32>> = (start..batch.len().min(start + CHUNK))
+            .into_par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(rotated, scratch), i| {
+                    let floats = crate::distance::stored_floats(metric, batch.get(i))
+                        .ok_or_else(|| corrupt("bit vectors have no codes"))?;
+                    quantizer.rotate(&floats, rotated, scratch);
+                    Ok(rotated.clone())
+                },
+            )
+            .collect::<Result<_>>()?;
+        for row in &rows {
+            out.push(metric, dims, crate::distance::VectorRef::Floats(row))?;
+        }
+    }
+    Ok(out)
 }
 
 /// The codes of `vectors` in stored form, back to back.

@@ -700,6 +700,25 @@ pub(crate) fn stored_floats(metric: Metric, stored: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
+/// `floats` in `metric`'s stored form (f32 cosine normalised, half floats rounded): how an
+/// index without full vectors scores the vectors it decodes from codes. Float metrics only.
+pub(crate) fn stored_from_floats(metric: Metric, mut floats: Vec<f32>) -> Vec<u8> {
+    if metric.is_half() {
+        let halves: Vec<u16> = floats
+            .iter()
+            .map(|&x| half::f16::from_f32(x).to_bits())
+            .collect();
+        return bytemuck::cast_slice(&halves).to_vec();
+    }
+    if metric == Metric::Cosine {
+        let norm = (kernels().dot)(&floats, &floats).sqrt();
+        if norm > 0.0 {
+            floats.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    bytemuck::cast_slice(&floats).to_vec()
+}
+
 /// How much of one vector a prefetch asks for: all of a 384-d vector (1,536 bytes), whose last
 /// part the kernel would otherwise wait for (docs/benchmarks.md, "Prefetching whole vectors").
 /// A bound keeps a list of 32 neighbours of 16,000 dimensions from flooding the cache.

@@ -77,7 +77,7 @@ struct Group {
 /// Whether `a` and `b` hold the same vector, up to rounding.
 fn are_copies<G: GraphView + ?Sized>(graph: &G, a: ItemId, b: ItemId) -> Result<bool> {
     let owner = Owner::new(graph, a)?;
-    Ok(owner.is_copy(graph.score(graph.vector(a)?, b)?))
+    Ok(owner.is_copy(graph.score(&graph.vector(a)?, b)?))
 }
 
 impl<I: Items> Beam<I> {

@@ -127,7 +127,7 @@ impl LinksAround {
     ) -> Result<Vec<Repaired>> {
         let cancel = CancelCheck::new(cancel);
         cancel.pass(Pass::Delete, self.affected.len());
-        let pool = ReaderPool::new(wtxn, meta)?;
+        let pool = ReaderPool::new(wtxn, store, meta)?;
         self.affected
             .par_iter()
             .map(|(key, list)| {
@@ -193,7 +193,7 @@ fn nearest_candidates(
         .iter()
         .map(|&id| {
             Ok(Scored {
-                score: view.metric().score(owner_vector, view.vector(id)?),
+                score: view.metric().score(&owner_vector, &view.vector(id)?),
                 id,
             })
         })

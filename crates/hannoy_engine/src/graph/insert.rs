@@ -21,7 +21,7 @@ use super::view::{CachedTxn, WithBatch};
 use super::visited::Visited;
 use super::{level_for, search_layer, start, GraphView, Scored, INSERT_START_BEAM};
 use crate::distance::PreparedVectors;
-use crate::error::{Error, Result};
+use crate::error::{corrupt, Error, Result};
 use crate::storage::staged::Staging;
 use crate::storage::{link_key, link_owner_layer, MetaRecord, Store, ID_LIMIT};
 use crate::ItemId;
@@ -70,10 +70,16 @@ pub(crate) struct ReaderPool<'w> {
 }
 
 impl<'w> ReaderPool<'w> {
-    pub fn new(wtxn: &'w RwTxn<'_>, meta: &MetaRecord) -> Result<Self> {
+    pub fn new(wtxn: &'w RwTxn<'_>, store: Store, meta: &MetaRecord) -> Result<Self> {
         let count = rayon::current_num_threads() + 1;
         let txns = (0..count)
-            .map(|_| Ok(Mutex::new(CachedTxn::new(wtxn.nested_read_txn()?, meta))))
+            .map(|_| {
+                Ok(Mutex::new(CachedTxn::new(
+                    wtxn.nested_read_txn()?,
+                    store,
+                    meta,
+                )?))
+            })
             .collect::<Result<_>>()?;
         Ok(ReaderPool { txns })
     }
@@ -119,9 +125,24 @@ pub(crate) fn insert_batch(
         .map(|&id| level_for(meta.seed, id, meta.m as usize))
         .collect();
     let params = params(meta);
-    let graph = MemGraph::build(params, batch, levels, cancel)?;
-
     let stored_entry = meta.entry();
+    // Linked against a stored graph without full vectors, the batch is scored in the rotated
+    // space stored items decode into; its codes are still made from `batch` itself.
+    let rotated = match stored_entry {
+        Some(_) if !meta.keeps_vectors() => {
+            let quantizer = crate::codes::stored::load(store, wtxn, meta)?
+                .ok_or_else(|| corrupt("an index without full vectors has items and no codes"))?;
+            Some(crate::codes::stored::rotated(
+                &quantizer,
+                meta.metric(),
+                batch,
+            )?)
+        }
+        _ => None,
+    };
+    let working = rotated.as_ref().unwrap_or(batch);
+    let graph = MemGraph::build(params, working, levels, cancel)?;
+
     let (batch_entry, batch_top) = graph.entry().expect("a non-empty batch has an entry");
     // What a batch holds is released as it is written, since LMDB's dirty pages take as much
     // memory again: the batch's graph (its lists, their ids and the byte copy) goes first (into
@@ -153,12 +174,13 @@ pub(crate) fn insert_batch(
         Some(entry) => {
             let new = NewItems {
                 graph: &graph,
-                batch,
+                batch: working,
                 ids: &ids,
             };
             let linked = link_into_stored(wtxn, store, meta, new, entry, cancel)?;
             cancel.pass(Pass::Write, batch.len());
             drop(graph);
+            drop(rotated);
             linked
         }
     };
@@ -301,7 +323,7 @@ fn link_into_stored(
         batch,
         ids,
         entry,
-        pool: ReaderPool::new(wtxn, meta)?,
+        pool: ReaderPool::new(wtxn, store, meta)?,
     };
     let (mut new_links, backlinks, mut diverse) = linking.choose_links(&cancel)?;
     let pruned = linking.take_in(backlinks, &cancel)?;
@@ -441,8 +463,8 @@ impl StoredLinking<'_, '_> {
         view.stored.links_with_status(owner, layer, &mut existing)?;
         let cap = self.meta.cap(layer);
         let owner_vec = view.vector(owner)?;
-        let owner = Owner::with_vector(&view, owner, owner_vec);
-        let mut list = ScoredList::new(owner_vec, &existing);
+        let owner = Owner::with_vector(&view, owner, &owner_vec);
+        let mut list = ScoredList::new(&owner_vec, &existing);
         let (ids, diverse) = if added.len() <= INCREMENTAL_ADDS {
             for &new in added {
                 add_link(&view, owner, &mut list, new, cap)?;
@@ -709,19 +731,19 @@ impl FinalLists<'_> {
         visited: &mut Visited,
     ) -> Result<DroppedLink> {
         let lost_vec = view.vector(lost)?;
-        let as_owner = Owner::with_vector(view, lost, lost_vec);
-        if as_owner.is_copy(view.score(lost_vec, owner)?) {
+        let as_owner = Owner::with_vector(view, lost, &lost_vec);
+        if as_owner.is_copy(view.score(&lost_vec, owner)?) {
             let owner_list = self.written(owner).expect("a pruned list was rewritten");
             for &n in owner_list {
                 if let Place::New(local) = self.places.of(n) {
-                    if as_owner.is_copy(view.score(lost_vec, n)?) {
+                    if as_owner.is_copy(view.score(&lost_vec, n)?) {
                         return Ok(DroppedLink::Displaced(local));
                     }
                 }
             }
         }
         Ok(
-            if self.linked_elsewhere(view, owner, lost, lost_vec, &as_owner, visited)? {
+            if self.linked_elsewhere(view, owner, lost, &lost_vec, &as_owner, visited)? {
                 DroppedLink::LinkedElsewhere
             } else {
                 DroppedLink::Unsure
@@ -805,12 +827,12 @@ impl StoredLinking<'_, '_> {
                     let reached = self.pool.with(|txn| {
                         let view = self.view(txn);
                         let lost_vec = view.vector(lost)?;
-                        let as_owner = Owner::with_vector(&view, lost, lost_vec);
+                        let as_owner = Owner::with_vector(&view, lost, &lost_vec);
                         lists.linked_elsewhere(
                             &view,
                             owner,
                             lost,
-                            lost_vec,
+                            &lost_vec,
                             &as_owner,
                             &mut visited,
                         )
@@ -964,7 +986,7 @@ mod tests {
             view.links_with_status(owner, 0, &mut links).unwrap();
             assert!(links[0].1, "{owner}'s first link is filler: {links:?}");
             let owner_vec = view.vector(owner).unwrap();
-            let score = |id: ItemId| metric.score(owner_vec, view.vector(id).unwrap());
+            let score = |id: ItemId| metric.score(&owner_vec, &view.vector(id).unwrap());
             for &(id, diverse) in &links {
                 if diverse {
                     continue;
@@ -976,7 +998,7 @@ mod tests {
                 let filler_vec = view.vector(id).unwrap();
                 dominated_fillers += links.iter().any(|&(d, _)| {
                     score(d) < score(id)
-                        && metric.score(filler_vec, view.vector(d).unwrap()) < score(id)
+                        && metric.score(&filler_vec, &view.vector(d).unwrap()) < score(id)
                 }) as usize;
             }
         }

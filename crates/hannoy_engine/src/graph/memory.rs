@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::select::{add_link, select, Link, Owner};
 use super::visited::Visited;
-use super::{search_layer, start, GraphView, Scored, INSERT_START_BEAM};
+use super::{search_layer, start, GraphView, Scored, VectorBytes, INSERT_START_BEAM};
 use crate::distance::bytes::{self, ByteVectors};
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::Result;
@@ -151,8 +151,8 @@ impl GraphView for ByteView<'_, '_> {
     }
 
     #[inline]
-    fn vector(&self, id: ItemId) -> Result<&[u8]> {
-        Ok(self.bytes.get(id as usize))
+    fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
+        Ok(VectorBytes::Borrowed(self.bytes.get(id as usize)))
     }
 
     #[inline]
@@ -167,6 +167,11 @@ impl GraphView for ByteView<'_, '_> {
     }
 
     #[inline]
+    fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
+        Ok(self.bytes.score(query, self.bytes.get(id as usize)))
+    }
+
+    #[inline]
     fn between(&self, a: &[u8], b: &[u8]) -> f32 {
         self.bytes.score(a, b)
     }
@@ -178,8 +183,13 @@ impl GraphView for MemGraph<'_> {
     }
 
     #[inline]
-    fn vector(&self, id: ItemId) -> Result<&[u8]> {
-        Ok(self.vectors.get(id as usize))
+    fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
+        Ok(VectorBytes::Borrowed(self.vectors.get(id as usize)))
+    }
+
+    #[inline]
+    fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
+        Ok(self.between(query, self.vectors.get(id as usize)))
     }
 
     #[inline]

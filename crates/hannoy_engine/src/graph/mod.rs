@@ -13,6 +13,8 @@ pub(crate) mod visited;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::distance::Metric;
 use crate::error::Result;
@@ -44,11 +46,33 @@ impl PartialOrd for Scored {
     }
 }
 
+/// A vector in stored form as a view hands it out: borrowed from where it is stored, or decoded
+/// from its code (an index that keeps no full vectors) and shared with the write's other reads
+/// of it (`view::DecodedVectors`).
+pub(crate) enum VectorBytes<'a> {
+    Borrowed(&'a [u8]),
+    Decoded(Arc<[u8]>),
+}
+
+impl Deref for VectorBytes<'_> {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            VectorBytes::Borrowed(bytes) => bytes,
+            VectorBytes::Decoded(bytes) => bytes,
+        }
+    }
+}
+
 /// What a graph search needs to read: stored vectors and neighbour lists, whether they live in
 /// LMDB, in memory during a build, or both during an incremental insert.
 pub(crate) trait GraphView {
     fn metric(&self) -> Metric;
-    fn vector(&self, id: ItemId) -> Result<&[u8]>;
+    /// `id`'s vector in stored form: borrowed where it is stored, decoded from its code in an
+    /// index that keeps no full vectors.
+    fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>>;
     /// Appends the neighbours of `id` on `layer` to `out`.
     fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()>;
 
@@ -59,7 +83,7 @@ pub(crate) trait GraphView {
 
     #[inline]
     fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
-        Ok(self.between(query, self.vector(id)?))
+        Ok(self.between(query, &self.vector(id)?))
     }
 
     /// The score between two vectors as `vector` returns them.
@@ -198,8 +222,8 @@ pub(crate) mod tests {
         fn metric(&self) -> Metric {
             Metric::Euclidean
         }
-        fn vector(&self, id: ItemId) -> Result<&[u8]> {
-            Ok(&self.0[id as usize])
+        fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
+            Ok(VectorBytes::Borrowed(&self.0[id as usize]))
         }
         fn neighbours(&self, _: ItemId, _: usize, _: &mut Vec<ItemId>) -> Result<()> {
             Ok(())

@@ -27,6 +27,8 @@ pub(crate) fn reconnect_unreachable(
     };
     let mut reachable = RoaringBitmap::new();
     mark_reachable(&LmdbView::new(wtxn, store, meta), entry, &mut reachable)?;
+    // Read once: reconnecting writes links, never the centroid.
+    let quantizer = crate::codes::stored::load(store, wtxn, meta)?;
     let mut reconnected = 0;
     let mut visited = Visited::pooled(meta.next_id as usize);
     for lost in items.iter() {
@@ -34,8 +36,8 @@ pub(crate) fn reconnect_unreachable(
             continue;
         }
         let (anchor, mut list) = {
-            let view = LmdbView::new(wtxn, store, meta);
-            let query = view.vector(lost)?;
+            let view = LmdbView::new(wtxn, store, meta).decoding(quantizer.as_ref());
+            let query = &*view.vector(lost)?;
             let ef = meta.ef_construction as usize;
             let eps = super::descend(&view, query, entry, top, 0, &mut visited)?;
             let mut found = search_layer(&view, query, &eps, ef, 0, &mut visited)?;

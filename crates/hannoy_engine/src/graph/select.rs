@@ -2,7 +2,7 @@
 //! it than the owner is), with the pruned candidates kept as filler up to the cap. Diverse links
 //! make the graph navigable; filler links make it dense enough for good recall.
 
-use super::{GraphView, Scored};
+use super::{GraphView, Scored, VectorBytes};
 use crate::error::Result;
 use crate::storage::StatusLink;
 use crate::ItemId;
@@ -33,7 +33,7 @@ pub(crate) struct Owner {
 
 impl Owner {
     pub fn new<G: GraphView + ?Sized>(graph: &G, id: ItemId) -> Result<Owner> {
-        Ok(Owner::with_vector(graph, id, graph.vector(id)?))
+        Ok(Owner::with_vector(graph, id, &graph.vector(id)?))
     }
 
     /// As `new`, for a caller that has read the owner's vector already (as `graph` returns it).
@@ -92,12 +92,12 @@ impl Owner {
 fn dominated<G: GraphView + ?Sized>(
     graph: &G,
     candidate: Scored,
-    kept: &[(Link, &[u8])],
+    kept: &[(Link, VectorBytes<'_>)],
 ) -> Result<bool> {
     let v = graph.vector(candidate.id)?;
     Ok(kept
         .iter()
-        .any(|(_, s)| graph.between(v, s) < candidate.score))
+        .any(|(_, s)| graph.between(&v, s) < candidate.score))
 }
 
 /// Chooses at most `cap` links for `owner` from `candidates` (ascending, distinct ids, scores
@@ -121,7 +121,7 @@ pub(crate) fn select<G: GraphView + ?Sized>(
         .collect();
     copies.truncate(cap);
     let cap = cap - copies.len();
-    let mut kept: Vec<(Link, &[u8])> = Vec::with_capacity(cap);
+    let mut kept: Vec<(Link, VectorBytes<'_>)> = Vec::with_capacity(cap);
     let mut filler: Vec<Scored> = Vec::with_capacity(cap);
     for &c in candidates {
         if kept.len() == cap {
@@ -283,7 +283,7 @@ pub(crate) fn add_link<G: GraphView + ?Sized, L: LinkSlots>(
         // A copy of the owner is as far from `new` as the owner is, give or take rounding: it
         // dominates nothing. Its own score is looked at last, as a stored list computes it.
         if list.diverse(i)
-            && graph.between(new_vec, graph.vector(list.id(i))?) < new.score
+            && graph.between(&new_vec, &graph.vector(list.id(i))?) < new.score
             && !owner.is_copy(list.score(graph, i)?)
         {
             new_diverse = false;
@@ -304,7 +304,7 @@ pub(crate) fn add_link<G: GraphView + ?Sized, L: LinkSlots>(
     if new_diverse {
         for i in pos + 1..list.len() {
             if list.diverse(i)
-                && graph.between(graph.vector(list.id(i))?, new_vec) < list.score(graph, i)?
+                && graph.between(&graph.vector(list.id(i))?, &new_vec) < list.score(graph, i)?
             {
                 list.demote(i);
             }
@@ -386,7 +386,7 @@ impl LinkSlots for ScoredList<'_> {
 
     fn score<G: GraphView + ?Sized>(&mut self, graph: &G, i: usize) -> Result<f32> {
         if self.scores[i].is_nan() {
-            self.scores[i] = graph.between(self.owner_vec, graph.vector(self.ids[i])?);
+            self.scores[i] = graph.between(self.owner_vec, &graph.vector(self.ids[i])?);
         }
         Ok(self.scores[i])
     }
@@ -415,7 +415,7 @@ mod tests {
     /// Item `id` scored from item 0, the owner, at the origin.
     fn scored(plane: &Points, id: ItemId) -> Scored {
         Scored {
-            score: plane.score(plane.vector(0).unwrap(), id).unwrap(),
+            score: plane.score(&plane.vector(0).unwrap(), id).unwrap(),
             id,
         }
     }

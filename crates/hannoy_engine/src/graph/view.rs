@@ -1,12 +1,17 @@
 //! Graph views over LMDB: the committed graph as a reader sees it, and that graph plus a batch of
 //! new vectors held in memory while they are being linked in.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
 use heed::{RoTxn, WithoutTls};
 
-use super::GraphView;
+use super::{GraphView, VectorBytes};
 use crate::codes::{CodedQuery, Quantizer};
 use crate::distance::{Metric, PreparedVectors};
-use crate::error::Result;
+use crate::error::{corrupt, Result};
 use crate::storage::{advice, ChunkTable, LinkList, LinkTable, MetaRecord, StatusLink, Store};
 use crate::ItemId;
 
@@ -19,6 +24,8 @@ pub(crate) struct LmdbView<'t> {
     chunks: Option<&'t ChunkTable>,
     links: Option<&'t LinkTable>,
     codes: Option<Codes<'t>>,
+    /// Vectors decoded already, for a view of an index that keeps no full vectors.
+    decoded: Option<&'t DecodedVectors>,
     /// Whether `prefetch` asks the kernel for pages (`storage::advice`) besides the CPU for
     /// cache lines: for walks over pages that are not in memory.
     advise: bool,
@@ -29,7 +36,8 @@ pub(crate) struct LmdbView<'t> {
 #[derive(Clone, Copy)]
 pub(crate) struct Codes<'t> {
     pub quantizer: &'t Quantizer,
-    table: &'t ChunkTable,
+    /// None: each code is found through the B-tree (`LmdbView::decoding`).
+    table: Option<&'t ChunkTable>,
 }
 
 impl<'t> LmdbView<'t> {
@@ -41,6 +49,7 @@ impl<'t> LmdbView<'t> {
             chunks: None,
             links: None,
             codes: None,
+            decoded: None,
             advise: false,
         }
     }
@@ -65,6 +74,7 @@ impl<'t> LmdbView<'t> {
             chunks: Some(chunks),
             links,
             codes: None,
+            decoded: None,
             advise: false,
         }
     }
@@ -75,8 +85,27 @@ impl<'t> LmdbView<'t> {
     /// As `with_chunks`, for `table`: used with this view's transaction only.
     pub unsafe fn with_codes(self, quantizer: &'t Quantizer, table: &'t ChunkTable) -> Self {
         LmdbView {
-            codes: Some(Codes { quantizer, table }),
+            codes: Some(Codes {
+                quantizer,
+                table: Some(table),
+            }),
             ..self
+        }
+    }
+
+    /// The same view, decoding vectors from `quantizer`'s codes if the index keeps no full
+    /// vectors (`quantizer` is then the index's, `None` only while it holds no item): for a
+    /// writer's view, whose transaction moves pages between reads, so no address is kept.
+    pub fn decoding(self, quantizer: Option<&'t Quantizer>) -> Self {
+        match quantizer {
+            Some(quantizer) if self.codes.is_none() && !self.meta.keeps_vectors() => LmdbView {
+                codes: Some(Codes {
+                    quantizer,
+                    table: None,
+                }),
+                ..self
+            },
+            _ => self,
         }
     }
 
@@ -94,8 +123,8 @@ impl<'t> LmdbView<'t> {
     /// index from a warm one.
     pub fn is_cold(&self, id: ItemId, codes: bool) -> bool {
         let bytes = match self.codes {
-            Some(table) if codes => self.code(table, id),
-            _ => self.vector(id),
+            Some(table) if codes || !self.meta.keeps_vectors() => self.code(table, id),
+            _ => self.stored_vector(id),
         };
         bytes.is_ok_and(|b| !advice::resident(b))
     }
@@ -103,9 +132,12 @@ impl<'t> LmdbView<'t> {
     /// `id`'s code in stored form.
     #[inline]
     fn code(&self, codes: Codes<'_>, id: ItemId) -> Result<&[u8]> {
-        // SAFETY: `codes.table` was given with this view's transaction (`with_codes`), which is
-        // read-only.
-        unsafe { self.store.code_via(self.txn, self.meta, codes.table, id) }
+        match codes.table {
+            // SAFETY: `codes.table` was given with this view's transaction (`with_codes`),
+            // which is read-only.
+            Some(table) => unsafe { self.store.code_via(self.txn, self.meta, table, id) },
+            None => self.store.code(self.txn, self.meta, id),
+        }
     }
 
     /// The metric's score of `id` estimated from its code; the view must have codes.
@@ -149,7 +181,7 @@ impl<'t> LmdbView<'t> {
         let bytes = self.meta.code_bytes as usize;
         let (chunk_no, range) =
             crate::storage::chunks::locate(id, self.meta.codes_per_chunk as usize, bytes);
-        if let Some(address) = codes.table.known(chunk_no) {
+        if let Some(address) = codes.table.and_then(|t| t.known(chunk_no)) {
             crate::distance::prefetch((address + range.start) as *const u8, bytes);
         }
     }
@@ -162,21 +194,94 @@ pub(crate) struct CachedTxn<'w> {
     txn: RoTxn<'w, WithoutTls>,
     chunks: ChunkTable,
     links: LinkTable,
+    /// For an index that keeps no full vectors: the quantizer its vectors are decoded with,
+    /// and where its code chunks lie.
+    decoder: Option<(Quantizer, ChunkTable)>,
+    decoded: DecodedVectors,
+}
+
+/// Vectors decoded from codes, by id, for the life of one write's transaction: a write scores
+/// the same stored items many times (each new row's search passes the nodes near the entry
+/// point, each list taking a link in scores its links), and decoding one (its levels read,
+/// rotated back) costs about fifty distances. Up to `DECODED_BYTES` of them; past that, the
+/// rest are decoded on each read.
+#[derive(Default)]
+pub(crate) struct DecodedVectors {
+    vectors: RefCell<HashMap<ItemId, Arc<[u8]>, BuildHasherDefault<IdHasher>>>,
+}
+
+/// Hashes an item id by one multiplication (Fibonacci hashing): ids are dense integers, and the
+/// standard hasher's resistance to chosen keys would cost a tenth of a write's time here.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// What one reader's `DecodedVectors` holds at most.
+const DECODED_BYTES: usize = 32 << 20;
+
+impl DecodedVectors {
+    fn get_or_decode(
+        &self,
+        id: ItemId,
+        decode: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Arc<[u8]>> {
+        if let Some(v) = self.vectors.borrow().get(&id) {
+            return Ok(Arc::clone(v));
+        }
+        let v: Arc<[u8]> = decode()?.into();
+        let mut vectors = self.vectors.borrow_mut();
+        if vectors.len() * v.len() < DECODED_BYTES {
+            vectors.insert(id, Arc::clone(&v));
+        }
+        Ok(v)
+    }
 }
 
 impl<'w> CachedTxn<'w> {
     /// `meta` sizes the table; it must be the record `txn` reads.
-    pub fn new(txn: RoTxn<'w, WithoutTls>, meta: &MetaRecord) -> Self {
-        CachedTxn {
+    pub fn new(txn: RoTxn<'w, WithoutTls>, store: Store, meta: &MetaRecord) -> Result<Self> {
+        let decoder = match meta.keeps_vectors() {
+            true => None,
+            false => crate::codes::stored::load(store, &txn, meta)?
+                .map(|quantizer| (quantizer, ChunkTable::for_codes(meta))),
+        };
+        Ok(CachedTxn {
             chunks: ChunkTable::new(meta),
             links: LinkTable::new(meta),
+            decoder,
+            decoded: DecodedVectors::default(),
             txn,
-        }
+        })
     }
 
     pub fn view<'s>(&'s self, store: Store, meta: &'s MetaRecord) -> LmdbView<'s> {
         // SAFETY: the tables are this transaction's own, and the transaction is read-only.
-        unsafe { LmdbView::with_chunks(&self.txn, store, meta, &self.chunks, Some(&self.links)) }
+        let view = unsafe {
+            LmdbView::with_chunks(&self.txn, store, meta, &self.chunks, Some(&self.links))
+        };
+        match &self.decoder {
+            // SAFETY: as above, for the code table.
+            Some((quantizer, table)) => LmdbView {
+                decoded: Some(&self.decoded),
+                ..unsafe { view.with_codes(quantizer, table) }
+            },
+            None => view,
+        }
     }
 }
 
@@ -186,12 +291,24 @@ impl GraphView for LmdbView<'_> {
     }
 
     #[inline]
-    fn vector(&self, id: ItemId) -> Result<&[u8]> {
-        match self.chunks {
-            // SAFETY: only `CachedTxn::view` sets `chunks`, with its own transaction, which is
-            // read-only: nothing writes through it.
-            Some(table) => unsafe { self.store.vector_via(self.txn, self.meta, table, id) },
-            None => self.store.vector(self.txn, self.meta, id),
+    fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
+        if !self.meta.keeps_vectors() {
+            return match self.decoded {
+                Some(cache) => cache.get_or_decode(id, || self.decode(id)),
+                None => self.decode(id).map(Arc::from),
+            }
+            .map(VectorBytes::Decoded);
+        }
+        self.stored_vector(id).map(VectorBytes::Borrowed)
+    }
+
+    /// As the default, without a `VectorBytes` in the hot path of an index with vectors.
+    #[inline]
+    fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
+        if self.meta.keeps_vectors() {
+            Ok(self.between(query, self.stored_vector(id)?))
+        } else {
+            Ok(self.between(query, &self.vector(id)?))
         }
     }
 
@@ -209,15 +326,46 @@ impl GraphView for LmdbView<'_> {
     }
 }
 
-impl LmdbView<'_> {
+impl<'t> LmdbView<'t> {
+    /// `id`'s full vector as stored; the index must keep them.
+    #[inline]
+    fn stored_vector(&self, id: ItemId) -> Result<&'t [u8]> {
+        match self.chunks {
+            // SAFETY: only `CachedTxn::view` sets `chunks`, with its own transaction, which is
+            // read-only: nothing writes through it.
+            Some(table) => unsafe { self.store.vector_via(self.txn, self.meta, table, id) },
+            None => self.store.vector(self.txn, self.meta, id),
+        }
+    }
+
+    /// `id`'s vector decoded from its code, in stored form and rotated: what an index that keeps
+    /// no full vectors links and repairs with, against vectors of its own rotated alike
+    /// (`codes::stored::rotated`).
+    fn decode(&self, id: ItemId) -> Result<Vec<u8>> {
+        let codes = self
+            .codes
+            .ok_or_else(|| corrupt("an index without full vectors read without its codes"))?;
+        let floats = codes
+            .quantizer
+            .decode_rotated(self.code(codes, id)?)
+            .ok_or_else(|| corrupt("binary codes cannot stand for full vectors"))?;
+        Ok(crate::distance::stored_from_floats(self.metric(), floats))
+    }
+
     /// Hints that `id`'s vector is about to be read. Without `advise`, only vectors whose chunk
     /// has been looked up already: finding one would cost the B-tree descent that the read
     /// itself pays anyway. With it, a page that is not in memory costs far more than the
     /// descent: the chunk is found and its page asked for.
     #[inline]
     pub fn prefetch_vector(&self, id: ItemId, advise: bool) {
+        if !self.meta.keeps_vectors() {
+            if let Some(codes) = self.codes {
+                self.prefetch_code(codes, id, advise);
+            }
+            return;
+        }
         if advise {
-            if let Ok(vector) = self.vector(id) {
+            if let Ok(vector) = self.stored_vector(id) {
                 advice::will_need(vector);
             }
             return;
@@ -252,7 +400,7 @@ impl GraphView for Coded<'_, '_> {
     }
 
     #[inline]
-    fn vector(&self, id: ItemId) -> Result<&[u8]> {
+    fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
         self.view.vector(id)
     }
 
@@ -334,10 +482,18 @@ impl GraphView for WithBatch<'_, '_> {
     }
 
     #[inline]
-    fn vector(&self, id: ItemId) -> Result<&[u8]> {
+    fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
         match self.ids.binary_search(&id) {
-            Ok(local) => Ok(self.batch.get(local)),
+            Ok(local) => Ok(VectorBytes::Borrowed(self.batch.get(local))),
             Err(_) => self.stored.vector(id),
+        }
+    }
+
+    #[inline]
+    fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
+        match self.ids.binary_search(&id) {
+            Ok(local) => Ok(self.between(query, self.batch.get(local))),
+            Err(_) => self.stored.score(query, id),
         }
     }
 

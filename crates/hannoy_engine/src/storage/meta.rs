@@ -21,6 +21,8 @@ pub(crate) struct MetaRecord {
     pub metric: u32,
     pub dimensions: u32,
     pub vector_bytes: u32,
+    /// 0 for an index that keeps no full vectors, only codes (`IndexOptions::keep_vectors`):
+    /// a reader older than that mode refuses such a record as inconsistent.
     pub vectors_per_chunk: u32,
     pub m: u32,
     pub m0: u32,
@@ -69,7 +71,8 @@ impl MetaRecord {
         let metric = Metric::from_code(meta.metric)
             .ok_or_else(|| corrupt(format!("unknown metric code {}", meta.metric)))?;
         if meta.vector_bytes as usize != metric.vector_bytes(meta.dimensions as usize)
-            || meta.vectors_per_chunk == 0
+            || (meta.vectors_per_chunk == 0
+                && meta.code_bits < crate::IndexOptions::MIN_BITS_WITHOUT_VECTORS as u32)
             || meta.m < 2
             || meta.m0 < meta.m
             || meta.max_level > MAX_LEVEL as u32
@@ -102,6 +105,11 @@ impl MetaRecord {
         (self.code_bits > 0).then_some(crate::codes::Scheme::Rabitq {
             bits: self.code_bits.min(u8::MAX as u32) as u8,
         })
+    }
+
+    /// Whether the index keeps full vectors beside its codes (see `vectors_per_chunk`).
+    pub fn keeps_vectors(&self) -> bool {
+        self.vectors_per_chunk > 0
     }
 
     pub fn metric(&self) -> Metric {

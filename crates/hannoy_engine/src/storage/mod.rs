@@ -263,13 +263,21 @@ impl Store {
         Ok(self.meta.put(wtxn, ITEMS_KEY, &bytes)?)
     }
 
-    fn vector_slots(&self, meta: &MetaRecord) -> Slots {
-        Slots {
+    /// The full vectors' slots; an error for an index that keeps none (`MetaRecord::
+    /// keeps_vectors`), whose readers decode codes instead.
+    #[inline]
+    fn vector_slots(&self, meta: &MetaRecord) -> Result<Slots> {
+        if !meta.keeps_vectors() {
+            return Err(corrupt(
+                "a full vector was asked of an index that keeps none",
+            ));
+        }
+        Ok(Slots {
             db: self.vectors,
             per_chunk: meta.vectors_per_chunk as usize,
             bytes: meta.vector_bytes as usize,
             what: "vector",
-        }
+        })
     }
 
     /// The codes' slots, if the index keeps codes.
@@ -296,7 +304,7 @@ impl Store {
     /// The stored vector of `id`, borrowed from the memory map.
     #[inline]
     pub fn vector<'t>(&self, txn: &'t RoTxn, meta: &MetaRecord, id: ItemId) -> Result<&'t [u8]> {
-        self.vector_slots(meta).get(txn, id)
+        self.vector_slots(meta)?.get(txn, id)
     }
 
     /// The stored code of `id`.
@@ -319,7 +327,7 @@ impl Store {
         id: ItemId,
     ) -> Result<&'t [u8]> {
         // SAFETY: forwarded from the caller.
-        unsafe { self.vector_slots(meta).get_via(txn, table, id) }
+        unsafe { self.vector_slots(meta)?.get_via(txn, table, id) }
     }
 
     /// As `code`, through `table` as `vector_via` reads vectors (with the same contract).
@@ -347,7 +355,7 @@ impl Store {
         meta: &MetaRecord,
         ids: impl Iterator<Item = ItemId>,
     ) -> Result<()> {
-        self.vector_slots(meta).advise(txn, ids)
+        self.vector_slots(meta)?.advise(txn, ids)
     }
 
     /// Calls `f` with the stored vector of each id (ascending), reading each chunk once: an
@@ -359,10 +367,11 @@ impl Store {
         ids: impl Iterator<Item = ItemId>,
         f: impl FnMut(ItemId, &'t [u8]) -> Result<()>,
     ) -> Result<()> {
-        self.vector_slots(meta).for_each(txn, ids, f)
+        self.vector_slots(meta)?.for_each(txn, ids, f)
     }
 
-    /// Writes stored vectors for `ids` (ascending), rewriting each touched chunk once.
+    /// Writes stored vectors for `ids` (ascending), rewriting each touched chunk once; nothing
+    /// for an index that keeps no full vectors (its codes are written on their own).
     pub fn put_vectors<'v>(
         &self,
         wtxn: &mut RwTxn,
@@ -370,7 +379,10 @@ impl Store {
         items: impl Iterator<Item = (ItemId, &'v [u8])>,
         append: bool,
     ) -> Result<()> {
-        self.vector_slots(meta).put(wtxn, items, append)
+        if !meta.keeps_vectors() {
+            return Ok(());
+        }
+        self.vector_slots(meta)?.put(wtxn, items, append)
     }
 
     /// Writes codes for `ids` (ascending), as `put_vectors`.
@@ -394,7 +406,9 @@ impl Store {
         freed: &RoaringBitmap,
         live: &RoaringBitmap,
     ) -> Result<()> {
-        self.vector_slots(meta).delete_empty(wtxn, freed, live)?;
+        if meta.keeps_vectors() {
+            self.vector_slots(meta)?.delete_empty(wtxn, freed, live)?;
+        }
         if let Some(codes) = self.code_slots(meta)? {
             codes.delete_empty(wtxn, freed, live)?;
         }
@@ -760,7 +774,10 @@ pub(crate) struct ChunkTable {
 impl ChunkTable {
     /// A table for the chunks of the ids below `meta.next_id`; later ones are looked up as usual.
     pub fn new(meta: &MetaRecord) -> ChunkTable {
-        Self::sized(meta.next_id, meta.vectors_per_chunk)
+        match meta.keeps_vectors() {
+            true => Self::sized(meta.next_id, meta.vectors_per_chunk),
+            false => ChunkTable::default(),
+        }
     }
 
     /// As `new`, for the chunks of the codes (none for an index without codes).
