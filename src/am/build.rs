@@ -49,10 +49,15 @@ const MIN_BATCH: usize = 64;
 
 /// How many vectors one batch holds within maintenance_work_mem, and within one WAL record
 /// when the server logs its changes (a vector, its key and its filter values).
-pub(super) fn batch_limit(metric: Metric, dimensions: usize, m: usize) -> usize {
+pub(super) fn batch_limit(
+    metric: Metric,
+    dimensions: usize,
+    m: usize,
+    keep_vectors: bool,
+) -> usize {
     // SAFETY: a plain read of a GUC variable on the backend thread.
     let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
-    let limit = budget / hannoy_engine::batch_bytes_per_vector(metric, dimensions, m);
+    let limit = budget / hannoy_engine::batch_bytes_per_vector(metric, dimensions, m, keep_vectors);
     let limit = if crate::storage::wal::following() {
         limit.min(crate::storage::wal::MAX_RECORD_BYTES / (metric.vector_bytes(dimensions) + 64))
     } else {
@@ -146,7 +151,12 @@ impl BuildState {
             BuildTarget::Folder(folder) => Arc::new(Index::create(folder, &options).or_raise()),
         });
         self.dimensions = Some(dimensions);
-        self.batch_limit = batch_limit(metric, dimensions, self.options.m);
+        self.batch_limit = batch_limit(
+            metric,
+            dimensions,
+            self.options.m,
+            self.options.keep_vectors,
+        );
         self.batch = PreparedVectors::with_room(metric, dimensions, self.batch_limit).or_raise();
         self.prefault = threads::Prefaulter::new();
         self.prefaulted = 0;

@@ -32,10 +32,17 @@ use crate::ItemId;
 /// largest part: up to 2·m + 1 scored links, their ids in the searches' copy and the per-list
 /// bookkeeping, about 64·m + 200 bytes in all (docs/benchmarks.md, "Builds in batches", has
 /// the peaks measured against it). Linking a batch into a stored graph takes more on top, for
-/// the stored lists it rewrites.
-pub fn batch_bytes_per_vector(metric: Metric, dimensions: usize, m: usize) -> usize {
+/// the stored lists it rewrites. An index without full vectors writes none ahead, but links a
+/// later batch on a rotated copy of it (`codes::stored::rotated`): a vector more.
+pub fn batch_bytes_per_vector(
+    metric: Metric,
+    dimensions: usize,
+    m: usize,
+    keep_vectors: bool,
+) -> usize {
     let vector = metric.vector_bytes(dimensions);
-    vector + vector / 8 + bytes::record_bytes(metric, dimensions) + 64 * m + 200
+    let ahead_or_rotated = if keep_vectors { vector / 8 } else { vector };
+    vector + ahead_or_rotated + bytes::record_bytes(metric, dimensions) + 64 * m + 200
 }
 
 /// Build parameters, read from the index's metadata.

@@ -14,7 +14,6 @@ pub(crate) mod visited;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::ops::Deref;
-use std::sync::Arc;
 
 use crate::distance::Metric;
 use crate::error::Result;
@@ -47,11 +46,10 @@ impl PartialOrd for Scored {
 }
 
 /// A vector in stored form as a view hands it out: borrowed from where it is stored, or decoded
-/// from its code (an index that keeps no full vectors) and shared with the write's other reads
-/// of it (`view::DecodedVectors`).
+/// from its code (an index that keeps no full vectors).
 pub(crate) enum VectorBytes<'a> {
     Borrowed(&'a [u8]),
-    Decoded(Arc<[u8]>),
+    Decoded(Vec<u8>),
 }
 
 impl Deref for VectorBytes<'_> {

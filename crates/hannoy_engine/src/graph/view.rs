@@ -1,11 +1,6 @@
 //! Graph views over LMDB: the committed graph as a reader sees it, and that graph plus a batch of
 //! new vectors held in memory while they are being linked in.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
-
 use heed::{RoTxn, WithoutTls};
 
 use super::{GraphView, VectorBytes};
@@ -24,8 +19,6 @@ pub(crate) struct LmdbView<'t> {
     chunks: Option<&'t ChunkTable>,
     links: Option<&'t LinkTable>,
     codes: Option<Codes<'t>>,
-    /// Vectors decoded already, for a view of an index that keeps no full vectors.
-    decoded: Option<&'t DecodedVectors>,
     /// Whether `prefetch` asks the kernel for pages (`storage::advice`) besides the CPU for
     /// cache lines: for walks over pages that are not in memory.
     advise: bool,
@@ -49,7 +42,6 @@ impl<'t> LmdbView<'t> {
             chunks: None,
             links: None,
             codes: None,
-            decoded: None,
             advise: false,
         }
     }
@@ -74,7 +66,6 @@ impl<'t> LmdbView<'t> {
             chunks: Some(chunks),
             links,
             codes: None,
-            decoded: None,
             advise: false,
         }
     }
@@ -197,59 +188,6 @@ pub(crate) struct CachedTxn<'w> {
     /// For an index that keeps no full vectors: the quantizer its vectors are decoded with,
     /// and where its code chunks lie.
     decoder: Option<(Quantizer, ChunkTable)>,
-    decoded: DecodedVectors,
-}
-
-/// Vectors decoded from codes, by id, for the life of one write's transaction: a write scores
-/// the same stored items many times (each new row's search passes the nodes near the entry
-/// point, each list taking a link in scores its links), and decoding one (its levels read,
-/// rotated back) costs about fifty distances. Up to `DECODED_BYTES` of them; past that, the
-/// rest are decoded on each read.
-#[derive(Default)]
-pub(crate) struct DecodedVectors {
-    vectors: RefCell<HashMap<ItemId, Arc<[u8]>, BuildHasherDefault<IdHasher>>>,
-}
-
-/// Hashes an item id by one multiplication (Fibonacci hashing): ids are dense integers, and the
-/// standard hasher's resistance to chosen keys would cost a tenth of a write's time here.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, id: u32) {
-        self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// What one reader's `DecodedVectors` holds at most.
-const DECODED_BYTES: usize = 32 << 20;
-
-impl DecodedVectors {
-    fn get_or_decode(
-        &self,
-        id: ItemId,
-        decode: impl FnOnce() -> Result<Vec<u8>>,
-    ) -> Result<Arc<[u8]>> {
-        if let Some(v) = self.vectors.borrow().get(&id) {
-            return Ok(Arc::clone(v));
-        }
-        let v: Arc<[u8]> = decode()?.into();
-        let mut vectors = self.vectors.borrow_mut();
-        if vectors.len() * v.len() < DECODED_BYTES {
-            vectors.insert(id, Arc::clone(&v));
-        }
-        Ok(v)
-    }
 }
 
 impl<'w> CachedTxn<'w> {
@@ -264,7 +202,6 @@ impl<'w> CachedTxn<'w> {
             chunks: ChunkTable::new(meta),
             links: LinkTable::new(meta),
             decoder,
-            decoded: DecodedVectors::default(),
             txn,
         })
     }
@@ -276,10 +213,7 @@ impl<'w> CachedTxn<'w> {
         };
         match &self.decoder {
             // SAFETY: as above, for the code table.
-            Some((quantizer, table)) => LmdbView {
-                decoded: Some(&self.decoded),
-                ..unsafe { view.with_codes(quantizer, table) }
-            },
+            Some((quantizer, table)) => unsafe { view.with_codes(quantizer, table) },
             None => view,
         }
     }
@@ -293,11 +227,7 @@ impl GraphView for LmdbView<'_> {
     #[inline]
     fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
         if !self.meta.keeps_vectors() {
-            return match self.decoded {
-                Some(cache) => cache.get_or_decode(id, || self.decode(id)),
-                None => self.decode(id).map(Arc::from),
-            }
-            .map(VectorBytes::Decoded);
+            return self.decode(id).map(VectorBytes::Decoded);
         }
         self.stored_vector(id).map(VectorBytes::Borrowed)
     }
