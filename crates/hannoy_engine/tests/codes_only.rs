@@ -57,6 +57,35 @@ fn grown(
     (Index::open(dir).unwrap(), rows)
 }
 
+/// Mean recall@10 of the lowest bounds of each query's first window of 10: what the walk finds
+/// before the executor asks for more, which a graph linked on the wrong vectors lowers.
+fn first_window_recall(
+    reader: &hannoy_engine::Reader,
+    params: &SearchParams<'_>,
+    queries: &[Vec<f32>],
+    exact_of: impl Fn(&[f32], ItemId) -> f64,
+) -> f64 {
+    let allowed = params.filter.unwrap_or(reader.items());
+    let first_window = SearchParams {
+        ef_search: K,
+        ..params.clone()
+    };
+    let mut sum = 0.0;
+    for q in queries {
+        let first: Vec<ItemId> = reader
+            .stream(VectorRef::Floats(q), &first_window)
+            .unwrap()
+            .next_batch()
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        let truth = exact(allowed.iter().map(|id| (id, exact_of(q, id))), K);
+        sum += recall(&first, &truth, |id| exact_of(q, id));
+    }
+    sum / queries.len() as f64
+}
+
 #[test]
 fn an_index_without_vectors_grows_shrinks_and_its_bounds_reorder_to_the_same_recall() {
     let dims = 128;
@@ -108,35 +137,8 @@ fn an_index_without_vectors_grows_shrinks_and_its_bounds_reorder_to_the_same_rec
                     lower_bounds: keep_vectors,
                     ..SearchParams::default()
                 };
-                let (mut recall_sum, mut fetched_sum, mut first_sum) = (0.0, 0, 0.0);
-                for q in &queries {
-                    let mut stream = reader.stream(VectorRef::Floats(q), &params).unwrap();
-                    assert!(stream.lower_bounds());
-                    let (found, fetched) =
-                        reorder_as_postgres(&mut stream, |id| exact_of(q, id), K);
-                    // The lowest bounds of a first window of 10: what the walk finds before the
-                    // executor asks for more, which a graph linked on the wrong vectors lowers.
-                    let first_window = SearchParams {
-                        ef_search: K,
-                        ..params.clone()
-                    };
-                    let first: Vec<ItemId> = reader
-                        .stream(VectorRef::Floats(q), &first_window)
-                        .unwrap()
-                        .next_batch()
-                        .unwrap()
-                        .iter()
-                        .map(|n| n.id)
-                        .collect();
-                    let allowed = filter.unwrap_or(reader.items());
-                    let truth = exact(allowed.iter().map(|id| (id, exact_of(q, id))), K);
-                    recall_sum += recall(&found, &truth, |id| exact_of(q, id));
-                    first_sum += recall(&first, &truth, |id| exact_of(q, id));
-                    fetched_sum += fetched;
-                }
-                let recall = recall_sum / queries.len() as f64;
-                let fetched = fetched_sum as f64 / queries.len() as f64;
-                let first = first_sum / queries.len() as f64;
+                let (recall, fetched) = reordered_recall(&reader, &params, &queries, exact_of, K);
+                let first = first_window_recall(&reader, &params, &queries, exact_of);
                 let rows = if filter.is_some() {
                     "10% filter"
                 } else {

@@ -419,19 +419,7 @@ fn lower_bounds_never_exceed_the_operators_distance_and_reordering_them_keeps_re
                     lower_bounds: true,
                     ..SearchParams::default()
                 };
-                let (mut recall_sum, mut fetched_sum) = (0.0, 0);
-                for q in &queries {
-                    let mut stream = reader.stream(VectorRef::Floats(q), &params).unwrap();
-                    assert!(stream.lower_bounds());
-                    let (found, fetched) =
-                        reorder_as_postgres(&mut stream, |id| exact_of(q, id), K);
-                    let allowed = filter.unwrap_or(reader.items());
-                    let truth = exact(allowed.iter().map(|id| (id, exact_of(q, id))), K);
-                    recall_sum += recall(&found, &truth, |id| exact_of(q, id));
-                    fetched_sum += fetched;
-                }
-                let recall = recall_sum / queries.len() as f64;
-                let fetched = fetched_sum as f64 / queries.len() as f64;
+                let (recall, fetched) = reordered_recall(&reader, &params, &queries, exact_of, K);
                 println!(
                     "{metric}, {bits} bits, {} {strategy:?}: recall@10 {recall:.4}, {fetched:.1} rows fetched",
                     if filter.is_some() { "10% filter" } else { "all" }

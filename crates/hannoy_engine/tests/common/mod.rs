@@ -537,3 +537,27 @@ pub fn reorder_as_postgres(
     }
     (out, fetched)
 }
+
+/// Mean recall@k and rows fetched over `queries` when PostgreSQL's executor reorders the lower
+/// bounds of each query's stream (`reorder_as_postgres`); `exact_of` is the SQL operator's
+/// distance from a query to an item's row.
+pub fn reordered_recall(
+    reader: &Reader,
+    params: &SearchParams<'_>,
+    queries: &[Vec<f32>],
+    exact_of: impl Fn(&[f32], ItemId) -> f64,
+    k: usize,
+) -> (f64, f64) {
+    let allowed = params.filter.unwrap_or(reader.items());
+    let (mut recall_sum, mut fetched_sum) = (0.0, 0);
+    for q in queries {
+        let mut stream = reader.stream(VectorRef::Floats(q), params).unwrap();
+        assert!(stream.lower_bounds());
+        let (found, fetched) = reorder_as_postgres(&mut stream, |id| exact_of(q, id), k);
+        let truth = exact(allowed.iter().map(|id| (id, exact_of(q, id))), k);
+        recall_sum += recall(&found, &truth, |id| exact_of(q, id));
+        fetched_sum += fetched;
+    }
+    let n = queries.len() as f64;
+    (recall_sum / n, fetched_sum as f64 / n)
+}
