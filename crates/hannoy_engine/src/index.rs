@@ -710,14 +710,9 @@ impl<'i> Reader<'i> {
             return Ok(None);
         }
         let view = self.view();
-        if let Some(codes) = view.codes().filter(|_| !self.meta.keeps_vectors()) {
+        if !self.meta.keeps_vectors() {
             // Rotated back, not as a write scores it (`LmdbView::vector`).
-            let code = self.store.code(&self.txn, &self.meta, id)?;
-            let decoded = codes
-                .quantizer
-                .decode(code)
-                .ok_or_else(|| crate::error::corrupt("binary codes stand for no vector"))?;
-            let stored = crate::distance::stored_from_floats(metric, decoded);
+            let stored = view.decode(id, false)?;
             return Ok(crate::distance::stored_floats(metric, &stored));
         }
         let bytes = crate::graph::GraphView::vector(&view, id)?;

@@ -76,16 +76,10 @@ impl Rotation {
                 *to = out[from as usize] * sign;
             }
             std::mem::swap(out, scratch);
-            let mut start = 0;
-            for &size in &self.blocks {
-                hadamard(&mut out[start..start + size]);
-                start += size;
-            }
+            self.transform_blocks(out);
         }
     }
-}
 
-impl Rotation {
     /// `y` rotated back: `invert_into(apply(x))` is `x` up to rounding. Each round's steps
     /// undone in reverse order (the scaled block transform is its own inverse).
     pub fn invert_into(&self, y: &[f32], out: &mut Vec<f32>, scratch: &mut Vec<f32>) {
@@ -95,15 +89,20 @@ impl Rotation {
         scratch.clear();
         scratch.resize(self.dims, 0.0);
         for round in self.rounds.iter().rev() {
-            let mut start = 0;
-            for &size in &self.blocks {
-                hadamard(&mut out[start..start + size]);
-                start += size;
-            }
+            self.transform_blocks(out);
             for (to, (&from, &sign)) in out.iter().zip(round.permutation.iter().zip(&round.signs)) {
                 scratch[from as usize] = to * sign;
             }
             std::mem::swap(out, scratch);
+        }
+    }
+
+    /// The scaled Walsh-Hadamard transform of each block of `v`, in place.
+    fn transform_blocks(&self, v: &mut [f32]) {
+        let mut start = 0;
+        for &size in &self.blocks {
+            hadamard(&mut v[start..start + size]);
+            start += size;
         }
     }
 }

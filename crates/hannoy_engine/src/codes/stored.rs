@@ -201,15 +201,13 @@ pub(crate) fn rotated(
     for start in (0..batch.len()).step_by(CHUNK) {
         let rows: Vec<Vec<f32>> = (start..batch.len().min(start + CHUNK))
             .into_par_iter()
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |(rotated, scratch), i| {
-                    let floats = crate::distance::stored_floats(metric, batch.get(i))
-                        .ok_or_else(|| corrupt("bit vectors have no codes"))?;
-                    quantizer.rotate(&floats, rotated, scratch);
-                    Ok(rotated.clone())
-                },
-            )
+            .map_init(Vec::new, |scratch, i| {
+                let floats = crate::distance::stored_floats(metric, batch.get(i))
+                    .ok_or_else(|| corrupt("bit vectors have no codes"))?;
+                let mut rotated = Vec::new();
+                quantizer.rotate(&floats, &mut rotated, scratch);
+                Ok(rotated)
+            })
             .collect::<Result<_>>()?;
         for row in &rows {
             out.push(metric, dims, crate::distance::VectorRef::Floats(row))?;

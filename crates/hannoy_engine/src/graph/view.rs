@@ -227,7 +227,7 @@ impl GraphView for LmdbView<'_> {
     #[inline]
     fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
         if !self.meta.keeps_vectors() {
-            return self.decode(id).map(VectorBytes::Decoded);
+            return self.decode(id, true).map(VectorBytes::Decoded);
         }
         self.stored_vector(id).map(VectorBytes::Borrowed)
     }
@@ -268,17 +268,19 @@ impl<'t> LmdbView<'t> {
         }
     }
 
-    /// `id`'s vector decoded from its code, in stored form and rotated: what an index that keeps
-    /// no full vectors links and repairs with, against vectors of its own rotated alike
-    /// (`codes::stored::rotated`).
-    fn decode(&self, id: ItemId) -> Result<Vec<u8>> {
+    /// `id`'s vector decoded from its code, in stored form: `rotated`, as an index that keeps no
+    /// full vectors links and repairs with it, against vectors of its own rotated alike
+    /// (`codes::stored::rotated`), or rotated back, as the caller gave it.
+    pub(crate) fn decode(&self, id: ItemId, rotated: bool) -> Result<Vec<u8>> {
         let codes = self
             .codes
             .ok_or_else(|| corrupt("an index without full vectors read without its codes"))?;
-        let floats = codes
-            .quantizer
-            .decode_rotated(self.code(codes, id)?)
-            .ok_or_else(|| corrupt("binary codes cannot stand for full vectors"))?;
+        let code = self.code(codes, id)?;
+        let floats = match rotated {
+            true => codes.quantizer.decode_rotated(code),
+            false => codes.quantizer.decode(code),
+        }
+        .ok_or_else(|| corrupt("binary codes cannot stand for full vectors"))?;
         Ok(crate::distance::stored_from_floats(self.metric(), floats))
     }
 
