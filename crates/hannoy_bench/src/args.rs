@@ -128,6 +128,17 @@ struct IndexFlags {
     /// PostgreSQL re-ranks from the table's rows whatever --rerank-from says
     #[arg(long)]
     no_vectors: bool,
+    /// maintenance_work_mem of both builds, as PostgreSQL reads it (for example 1GB or 8GB):
+    /// pgvector builds its graph in it, hannoy sizes its build batches by it
+    #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = memory_setting)]
+    maintenance_work_mem: String,
+    /// Queries per ef_search from a cold cache, after the sweep: before each, the index's and
+    /// the table's files are dropped from the OS page cache and a new session runs it, and the
+    /// pages it brings back in are counted. Needs the server on this machine and read access
+    /// to its data directory; scripts/bench then gives its server a shared_buffers of 16MB, so
+    /// that pgvector's pages do not stay in shared buffers. 0 skips the step
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = number::<usize>)]
+    cold: usize,
 }
 
 #[derive(Args, Debug)]
@@ -267,6 +278,10 @@ pub struct Settings {
     pub rerank_from: RerankFrom,
     /// Whether hannoy keeps its full vectors beside the codes.
     pub keep_vectors: bool,
+    /// Queries per ef_search measured from a cold cache, 0 for none.
+    pub cold: usize,
+    /// maintenance_work_mem of both builds.
+    pub maintenance_work_mem: String,
     /// Rows of the timed batch insert, before the cap at a tenth of the table.
     pub insert_rows: usize,
     /// Whether the writes run after the queries.
@@ -312,6 +327,17 @@ fn non_negative(text: &str) -> Result<f64, String> {
     match number(text)? {
         value if value >= 0.0 && f64::is_finite(value) => Ok(value),
         _ => Err("a number of 0 or more".to_string()),
+    }
+}
+
+/// A memory size as a setting takes it: digits and a unit of kB, MB, GB or TB (checked here,
+/// so that the text goes into the SET statement safely).
+fn memory_setting(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let digits = text.chars().take_while(char::is_ascii_digit).count();
+    match (&text[..digits], &text[digits..]) {
+        (number, "kB" | "MB" | "GB" | "TB") if !number.is_empty() => Ok(text.to_string()),
+        _ => Err("a size such as 1GB or 512MB (kB, MB, GB or TB)".to_string()),
     }
 }
 
@@ -457,6 +483,8 @@ impl Flags {
                 false => index.rerank_from,
             },
             keep_vectors: !index.no_vectors,
+            cold: index.cold,
+            maintenance_work_mem: index.maintenance_work_mem,
             insert_rows: index.insert_rows,
             writes: !index.no_writes,
             engines: index.engines,
@@ -513,13 +541,23 @@ mod tests {
         assert_eq!(settings.rows, Some(100_000));
         assert_eq!(settings.name, "synthetic-100000x384-cosine");
         assert_eq!(settings.column_type, ColumnType::RealArray);
+        assert_eq!(settings.cold, 0);
+        assert_eq!(settings.maintenance_work_mem, "1GB");
         let Command::Run(settings) =
-            parse_flags(&["--type", "halfvec", "--dims", "3072"]).expect("valid flags")
+            parse_flags(&["--type", "halfvec", "--dims", "3072", "--cold", "50"])
+                .expect("valid flags")
         else {
             panic!("expected a run");
         };
         assert_eq!(settings.column_type, ColumnType::Halfvec);
         assert_eq!(settings.name, "synthetic-100000x3072-cosine-halfvec");
+        assert_eq!(settings.cold, 50);
+        let Command::Run(settings) =
+            parse_flags(&["--maintenance-work-mem", "8GB"]).expect("valid flags")
+        else {
+            panic!("expected a run");
+        };
+        assert_eq!(settings.maintenance_work_mem, "8GB");
     }
 
     #[test]
@@ -531,6 +569,13 @@ mod tests {
         assert!(parse_flags(&["--base", "a.fvecs"]).is_err());
         assert!(parse_flags(&["--selectivities", "0"]).is_err());
         assert!(parse_flags(&["--frobnicate", "1"]).is_err());
+        assert!(parse_flags(&["--cold", "-1"]).is_err());
+        for size in ["8", "GB", "1 GB", "1GB'; DROP", "1gb"] {
+            assert!(
+                parse_flags(&["--maintenance-work-mem", size]).is_err(),
+                "{size}"
+            );
+        }
     }
 
     #[test]

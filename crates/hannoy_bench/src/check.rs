@@ -58,6 +58,21 @@ pub fn check_json(json: &Value, floors: &[(String, f64)]) -> Result<String, Stri
             _ => return Err(format!("{place} is {value}, not a number in [0, 1]")),
         }
     }
+    for engine in engines {
+        let name = engine.get("engine").and_then(Value::as_str).unwrap_or("?");
+        let cold = engine.get("cold").and_then(Value::as_array);
+        for point in cold.into_iter().flatten() {
+            // Every query reads its index: none read from disk means the eviction failed.
+            match point.get("index_pages_mean").and_then(Value::as_f64) {
+                Some(pages) if pages > 0.0 => {}
+                _ => {
+                    return Err(format!(
+                        "engine {name}: a cold point brought no page of the index in: {point}"
+                    ))
+                }
+            }
+        }
+    }
     let names: Vec<&str> = engines
         .iter()
         .filter_map(|engine| engine.get("engine").and_then(Value::as_str))
@@ -144,6 +159,19 @@ mod tests {
             json!({"engines": []}),
         ] {
             assert!(check_json(&bad, &[]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cold_point_must_have_read_its_index_from_disk() {
+        let with_pages = |pages: serde_json::Value| {
+            json!({"engines": [{"engine": "hannoy", "sweep": [{"recall_at_k": 0.9}],
+                "cold": [{"ef_search": 40, "recall_at_k": 0.9, "index_pages_mean": pages}]}]})
+        };
+        assert!(check_json(&with_pages(json!(12.5)), &[]).is_ok());
+        for pages in [json!(0.0), json!(null)] {
+            let problem = check_json(&with_pages(pages), &[]).unwrap_err();
+            assert!(problem.contains("no page of the index"), "{problem}");
         }
     }
 

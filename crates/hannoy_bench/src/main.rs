@@ -4,6 +4,7 @@
 
 mod args;
 mod check;
+mod cold;
 mod data;
 mod measure;
 mod pg;

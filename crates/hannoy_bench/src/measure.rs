@@ -8,6 +8,7 @@ use postgres::{Client, Config};
 use serde::Serialize;
 
 use crate::args::{EngineName, Settings};
+use crate::cold::{cold_sweep, ColdPoint};
 use crate::data::{Dataset, Matrix};
 use crate::pg::{self, Database, EngineSql};
 use crate::truth::{self, FilteredTruth, Scorer, Truths, DEEP_K};
@@ -96,6 +97,9 @@ pub struct EngineResult {
     pub index_definition: String,
     pub sweep: Vec<SweepPoint>,
     pub filtered: Vec<FilteredPoint>,
+    /// Queries from a cold cache (`--cold`), empty without.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cold: Vec<ColdPoint>,
     /// `None` under `--no-writes`.
     pub writes: Option<Writes>,
 }
@@ -120,6 +124,7 @@ pub struct Skipped {
 pub struct Environment {
     pub connection: String,
     pub server_version: String,
+    pub shared_buffers: String,
     pub hannoy_pg_version: Option<String>,
     pub pgvector_version: Option<String>,
     pub client_cpus: usize,
@@ -139,14 +144,14 @@ pub struct Results {
 }
 
 /// One pass of every query through a prepared statement: the ids and each latency.
-struct Pass {
-    answers: Vec<Vec<i64>>,
-    latencies_ms: Vec<f64>,
-    seconds: f64,
+pub(crate) struct Pass {
+    pub answers: Vec<Vec<i64>>,
+    pub latencies_ms: Vec<f64>,
+    pub seconds: f64,
 }
 
 impl Pass {
-    fn latency(&self) -> Latency {
+    pub fn latency(&self) -> Latency {
         let mut sorted = self.latencies_ms.clone();
         sorted.sort_by(f64::total_cmp);
         let at = |quantile: f64| {
@@ -238,7 +243,7 @@ fn distance_pass(
     Ok(total as f64 / count.max(1) as f64)
 }
 
-fn mean_recall(
+pub(crate) fn mean_recall(
     answers: &[Vec<i64>],
     truth: &[Vec<u32>],
     k: usize,
@@ -372,14 +377,14 @@ fn plan_of(
         .unwrap_or_else(|| lines.join(" / ")))
 }
 
-struct RunContext<'a> {
-    settings: &'a Settings,
-    dataset: &'a Dataset,
-    truths: &'a Truths,
-    scorer: Scorer<'a>,
-    config: Config,
-    database: Database,
-    progress: &'a Progress,
+pub(crate) struct RunContext<'a> {
+    pub settings: &'a Settings,
+    pub dataset: &'a Dataset,
+    pub truths: &'a Truths,
+    pub scorer: Scorer<'a>,
+    pub config: Config,
+    pub database: Database,
+    pub progress: &'a Progress,
 }
 
 /// The server, connected to and prepared (schema, extensions) before the long steps.
@@ -428,6 +433,7 @@ pub fn run_all(
     let environment = Environment {
         connection: pg::describe(&config),
         server_version: database.server_version.clone(),
+        shared_buffers: database.shared_buffers.clone(),
         hannoy_pg_version: database.hannoy_version.clone(),
         pgvector_version: database.pgvector_version.clone(),
         client_cpus: std::thread::available_parallelism()
@@ -529,9 +535,13 @@ fn run_engine(
     pg::timed(&mut client, &format!("VACUUM ANALYZE {}", sql.table))?;
 
     progress.say(format!("{name}: {}", sql.create_index));
+    let memory = format!(
+        "SET maintenance_work_mem = '{}'",
+        context.settings.maintenance_work_mem
+    );
     client
-        .batch_execute("SET maintenance_work_mem = '1GB'")
-        .with_context(|| "SET maintenance_work_mem".to_string())?;
+        .batch_execute(&memory)
+        .with_context(|| memory.clone())?;
     let build_seconds = pg::timed(&mut client, &sql.create_index)?;
     pg::timed(&mut client, &format!("ANALYZE {}", sql.table))?;
     let index_bytes: i64 = client
@@ -550,6 +560,19 @@ fn run_engine(
     ));
 
     let sweep = sweep(context, sql, &mut client, &setup)?;
+    // Before the filtered queries and the writes, which change what the truth describes; this
+    // session's backend maps the index, so it ends first and a new one carries on.
+    let cold = if context.settings.cold > 0 {
+        drop(client);
+        let cold = cold_sweep(context, sql, &setup)?;
+        client = pg::connect(&context.config)?;
+        client
+            .batch_execute(&setup)
+            .with_context(|| format!("session settings: {setup}"))?;
+        cold
+    } else {
+        Vec::new()
+    };
     let filtered = filtered(context, sql, &mut client)?;
     let exact = if measure_exact {
         Some(exact_reference(context, sql, &mut client)?)
@@ -578,6 +601,7 @@ fn run_engine(
             index_definition: sql.create_index.clone(),
             sweep,
             filtered,
+            cold,
             writes,
         },
         exact,
@@ -600,14 +624,8 @@ fn sweep(
     let queries = &dataset.queries;
     let rows = dataset.base.len();
     let deep_available = truths.covers(DEEP_K, rows);
-    let top_k = format!(
-        "SELECT id FROM {} ORDER BY {} LIMIT {}",
-        sql.table, sql.distance, settings.k
-    );
-    let top_deep = format!(
-        "SELECT id FROM {} ORDER BY {} LIMIT {DEEP_K}",
-        sql.table, sql.distance
-    );
+    let top_k = sql.nearest(settings.k);
+    let top_deep = sql.nearest(DEEP_K);
     let mut points = Vec::new();
     for &ef in &settings.ef_search {
         let ef_sql = format!("SET {} = {ef}", sql.ef_setting);
@@ -823,10 +841,7 @@ fn exact_reference(
     client
         .batch_execute(forced)
         .with_context(|| forced.to_string())?;
-    let statement_sql = format!(
-        "SELECT id FROM {} ORDER BY {} LIMIT {}",
-        sql.table, sql.distance, settings.k
-    );
+    let statement_sql = sql.nearest(settings.k);
     let queries = &dataset.queries;
     let count = EXACT_QUERIES.min(queries.len());
     progress.say(format!("exact scan: {count} queries on {}", sql.table));

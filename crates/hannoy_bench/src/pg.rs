@@ -77,6 +77,8 @@ pub struct Database {
     pub hannoy_schema: String,
     pub pgvector_schema: Option<String>,
     pub server_version: String,
+    /// The server's shared_buffers: where pgvector's pages are cached besides the OS's.
+    pub shared_buffers: String,
     pub hannoy_version: Option<String>,
     pub pgvector_version: Option<String>,
     /// Engines asked for but not available, with the reason.
@@ -110,6 +112,10 @@ pub fn prepare_database(
     let server_version: String = client
         .query_one("SELECT current_setting('server_version')", &[])
         .with_context(|| "reading the server version".to_string())?
+        .get(0);
+    let shared_buffers: String = client
+        .query_one("SELECT current_setting('shared_buffers')", &[])
+        .with_context(|| "reading shared_buffers".to_string())?
         .get(0);
     client
         .batch_execute(&format!(
@@ -181,6 +187,7 @@ pub fn prepare_database(
         pgvector_schema: pgvector.as_ref().map(|(schema, _)| schema.clone()),
         pgvector_version: pgvector.map(|(_, version)| version),
         server_version,
+        shared_buffers,
         skipped,
     })
 }
@@ -212,6 +219,16 @@ pub struct EngineSql {
     /// A query for the distances the session's last index scan computed, for an engine that
     /// can tell.
     pub last_scan_distances: Option<&'static str>,
+}
+
+impl EngineSql {
+    /// The query of the `limit` nearest rows, the query vector its `$1`.
+    pub fn nearest(&self, limit: usize) -> String {
+        format!(
+            "SELECT id FROM {} ORDER BY {} LIMIT {limit}",
+            self.table, self.distance
+        )
+    }
 }
 
 fn array_text(vector: &[f32], out: &mut String) {

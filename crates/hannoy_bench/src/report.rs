@@ -160,6 +160,7 @@ fn markdown(settings: &Settings, dataset: &Dataset, results: &Results) -> String
     write_builds(&mut md, results);
     write_sweeps(&mut md, settings, results);
     write_exact(&mut md, settings, dataset, results);
+    write_cold(&mut md, settings, results);
     write_filtered(&mut md, settings, results);
     write_writes(&mut md, results);
     write_skipped(&mut md, results);
@@ -209,8 +210,9 @@ fn write_intro(md: &mut String, settings: &Settings, dataset: &Dataset, results:
     );
     let _ = writeln!(
         md,
-        "PostgreSQL {}, hannoy_pg {}, pgvector {}; {}; client on {} CPU(s){}; started {}{}.\n",
+        "PostgreSQL {} (shared_buffers {}), hannoy_pg {}, pgvector {}; {}; client on {} CPU(s){}; started {}{}.\n",
         environment.server_version,
+        environment.shared_buffers,
         environment.hannoy_pg_version.as_deref().unwrap_or("-"),
         environment
             .pgvector_version
@@ -273,7 +275,10 @@ fn write_settings(md: &mut String, settings: &Settings) {
             ),
         ),
         ("filtered ef_search", settings.filter_ef_search.to_string()),
-        ("maintenance_work_mem (build)", "1GB".to_string()),
+        (
+            "maintenance_work_mem (build)",
+            settings.maintenance_work_mem.clone(),
+        ),
     ] {
         let _ = writeln!(md, "| {name} | {value} |");
     }
@@ -349,6 +354,40 @@ fn write_exact(md: &mut String, settings: &Settings, dataset: &Dataset, results:
             exact.recall_at_k,
             latency_cells(&exact.latency)
         );
+    }
+}
+
+/// Cold queries: each engine's latency and pages read per ef_search.
+fn write_cold(md: &mut String, settings: &Settings, results: &Results) {
+    if results.engines.iter().all(|engine| engine.cold.is_empty()) {
+        return;
+    }
+    let k = settings.k;
+    let _ = writeln!(
+        md,
+        "\n## Cold queries (LIMIT {k}, shared_buffers {})\n\n\
+         Before each query the index's and the table's files are dropped from the OS page cache \
+         and a new session runs it; pages are the 4 kB pages of those files it brought back in.\n\n\
+         | engine | ef_search | queries | recall@{k} | mean ms | p50 ms | p99 ms | index pages | table pages |\n\
+         |---|---|---|---|---|---|---|---|---|",
+        results.environment.shared_buffers
+    );
+    for engine in &results.engines {
+        for point in &engine.cold {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.3} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
+                engine.engine,
+                point.ef_search,
+                point.latency.queries,
+                point.recall_at_k,
+                point.latency.mean_ms,
+                point.latency.p50_ms,
+                point.latency.p99_ms,
+                point.index_pages_mean,
+                point.table_pages_mean
+            );
+        }
     }
 }
 
@@ -442,7 +481,7 @@ fn write_method(md: &mut String, settings: &Settings) {
 - Load: `COPY table (id, embedding, category) FROM STDIN` in text format into a table without \
   indexes, then `VACUUM ANALYZE` (not timed). Column types: with `--type real[]` hannoy stores \
   `real[]` and pgvector `vector(D)`; with `--type vector` or `halfvec` both store that type.\n\
-- Build: `CREATE INDEX` with `maintenance_work_mem` 1GB and the server's other defaults (hannoy \
+- Build: `CREATE INDEX` with `maintenance_work_mem` as the settings say and the server's other defaults (hannoy \
   links with one thread per core; pgvector uses `max_parallel_maintenance_workers`). Size: hannoy's \
   `hannoy_index_info().size_bytes` (its LMDB folder), pgvector's `pg_relation_size`.\n\
 - Queries: a prepared `SELECT id ... ORDER BY embedding <op> $1 LIMIT k`, the query vector sent as \
