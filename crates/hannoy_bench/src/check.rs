@@ -58,11 +58,16 @@ pub fn check_json(json: &Value, floors: &[(String, f64)]) -> Result<String, Stri
             _ => return Err(format!("{place} is {value}, not a number in [0, 1]")),
         }
     }
-    for engine in engines {
-        let name = engine.get("engine").and_then(Value::as_str).unwrap_or("?");
+    // hannoy's index lives in the OS page cache only, so a cold query reads it from disk, and
+    // one that read nothing means the eviction failed; pgvector's pages can stay in shared
+    // buffers, which nothing empties (all of them, for an index smaller than shared_buffers).
+    for engine in engines
+        .iter()
+        .filter(|e| e.get("engine").and_then(Value::as_str) == Some("hannoy"))
+    {
+        let name = "hannoy";
         let cold = engine.get("cold").and_then(Value::as_array);
         for point in cold.into_iter().flatten() {
-            // Every query reads its index: none read from disk means the eviction failed.
             match point.get("index_pages_mean").and_then(Value::as_f64) {
                 Some(pages) if pages > 0.0 => {}
                 _ => {
@@ -173,6 +178,10 @@ mod tests {
             let problem = check_json(&with_pages(pages), &[]).unwrap_err();
             assert!(problem.contains("no page of the index"), "{problem}");
         }
+        // pgvector's pages may all be in shared buffers: nothing to read from disk.
+        let pgvector = json!({"engines": [{"engine": "pgvector", "sweep": [{"recall_at_k": 0.9}],
+            "cold": [{"ef_search": 40, "recall_at_k": 0.9, "index_pages_mean": 0.0}]}]});
+        assert!(check_json(&pgvector, &[]).is_ok());
     }
 
     #[test]

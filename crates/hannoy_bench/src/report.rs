@@ -367,7 +367,9 @@ fn write_cold(md: &mut String, settings: &Settings, results: &Results) {
         md,
         "\n## Cold queries (LIMIT {k}, shared_buffers {})\n\n\
          Before each query the index's and the table's files are dropped from the OS page cache \
-         and a new session runs it; pages are the 4 kB pages of those files it brought back in.\n\n\
+         and a new session runs it; pages are the 4 kB pages of those files it brought back in. \
+         pgvector's pages in shared buffers stay there: an index smaller than shared_buffers is \
+         not read from disk at all.\n\n\
          | engine | ef_search | queries | recall@{k} | mean ms | p50 ms | p99 ms | index pages | table pages |\n\
          |---|---|---|---|---|---|---|---|---|",
         results.environment.shared_buffers
