@@ -65,14 +65,13 @@ pub fn check_json(json: &Value, floors: &[(String, f64)]) -> Result<String, Stri
         .iter()
         .filter(|e| e.get("engine").and_then(Value::as_str) == Some("hannoy"))
     {
-        let name = "hannoy";
         let cold = engine.get("cold").and_then(Value::as_array);
         for point in cold.into_iter().flatten() {
             match point.get("index_pages_mean").and_then(Value::as_f64) {
                 Some(pages) if pages > 0.0 => {}
                 _ => {
                     return Err(format!(
-                        "engine {name}: a cold point brought no page of the index in: {point}"
+                        "engine hannoy: a cold point brought no page of the index in: {point}"
                     ))
                 }
             }
