@@ -11,7 +11,7 @@ use postgres::Client;
 use serde::Serialize;
 
 use crate::args::EngineName;
-use crate::measure::{mean_recall, Latency, Pass, RunContext};
+use crate::measure::{mean_recall, row_ids, Latency, Pass, RunContext};
 use crate::pg::{self, EngineSql};
 use crate::{BenchError, Context};
 
@@ -93,12 +93,9 @@ pub fn cold_sweep(
             latencies_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
             index_pages += resident_sum(&files.index)?.saturating_sub(index_before);
             table_pages += resident_sum(&files.table)?.saturating_sub(table_before);
-            answers.push(
-                rows.iter()
-                    .map(|row| row.try_get::<_, i64>(0))
-                    .collect::<Result<_, _>>()
-                    .with_context(|| format!("reading the ids of cold query {index}"))?,
-            );
+            answers.push(row_ids(&rows, || {
+                format!("reading the ids of cold query {index}")
+            })?);
         }
         let seconds = latencies_ms.iter().sum::<f64>() / 1000.0;
         let pass = Pass {

@@ -200,18 +200,26 @@ fn query_pass(
             .query(&statement, &[&query])
             .with_context(|| format!("query {index}: {statement_sql}"))?;
         latencies_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
-        answers.push(
-            rows.iter()
-                .map(|row| row.try_get::<_, i64>(0))
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("reading the ids of query {index}"))?,
-        );
+        answers.push(row_ids(&rows, || {
+            format!("reading the ids of query {index}")
+        })?);
     }
     Ok(Pass {
         answers,
         latencies_ms,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The ids a `SELECT id ...` query returned, in order.
+pub(crate) fn row_ids(
+    rows: &[postgres::Row],
+    context: impl FnOnce() -> String,
+) -> Result<Vec<i64>, BenchError> {
+    rows.iter()
+        .map(|row| row.try_get::<_, i64>(0))
+        .collect::<Result<_, _>>()
+        .with_context(context)
 }
 
 /// Queries whose distances are counted per ef_search.
