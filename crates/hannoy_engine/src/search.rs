@@ -20,6 +20,7 @@ use crate::codes::stored::code_input;
 use crate::codes::CodedQuery;
 use crate::distance::PreparedQuery;
 use crate::error::{corrupt, Result};
+use crate::filter::DenseBits;
 use crate::graph::beam::Beam;
 use crate::graph::view::{Coded, Codes, LmdbView};
 use crate::graph::visited::{PooledVisited, Visited};
@@ -101,9 +102,11 @@ const CODE_SCAN_COST: f64 = 0.5;
 
 /// Chooses a scan or a graph walk for `allowed` items out of `live`, in units of one exact
 /// score; `coded`: the scan would score codes and re-rank a batch of `ef`. Calibrated with the
-/// engine benchmark (100k x 384 embedding-like data): an unfiltered walk at ef 40 costs about
-/// as much as scoring 1,800 items exactly, and a filtered walk grows slowly as the filter
-/// narrows (1.7x from 100% to 10%).
+/// engine benchmark: an unfiltered walk at ef 40 costs about as much as scoring 1,800 items
+/// exactly (100k x 384 embedding-like data), and a filtered walk grows slowly as the filter
+/// narrows: on the real set, about 1.4x the unfiltered walk's time at 10% and 1.5x at 5% once
+/// the walk tests the filter on dense bits (`s^-0.15`; docs/benchmarks.md, "A filter's bits
+/// for the walk").
 pub(crate) fn prefer_scan(allowed: u64, live: u64, ef: usize, m0: usize, coded: bool) -> bool {
     if allowed <= EXACT_BELOW {
         return true;
@@ -131,7 +134,7 @@ fn scan_cost(allowed: u64, ef: usize, m0: usize, coded: bool) -> f64 {
 }
 
 fn walk_cost(selectivity: f64, ef: usize, m0: usize) -> f64 {
-    1.4 * ef as f64 * m0 as f64 / selectivity.powf(0.35)
+    1.4 * ef as f64 * m0 as f64 / selectivity.powf(0.15)
 }
 
 /// The distances a search for the first `ef` results computes, in the strategy it will
@@ -289,6 +292,10 @@ impl CodedScan {
 struct Walk<'t> {
     /// Items that may be returned: the filter's live items, or every live item.
     allowed: Cow<'t, RoaringBitmap>,
+    /// `allowed` as one bit per id, for a filtered walk (see `DenseBits`). An unfiltered walk
+    /// tests the live items, dense containers, about once per distance: too few tests to pay
+    /// for the copy.
+    allowed_bits: Option<DenseBits>,
     /// The codes the walk scores with and the query prepared for them; `None`: full vectors.
     coded: Option<(Codes<'t>, CodedQuery)>,
     /// Items re-ranked exactly and not yet handed out by `next`.
@@ -368,7 +375,11 @@ impl<'t> NeighborStream<'t> {
                     Some(codes) => Some((codes, coded_query(&view, codes, &query)?)),
                     None => None,
                 };
+                let allowed_bits = params
+                    .filter
+                    .map(|_| DenseBits::new(&allowed, view.meta.next_id));
                 let mut walk = Walk {
+                    allowed_bits,
                     coded,
                     reranked: VecDeque::new(),
                     rerank: params.rerank.unwrap_or(usize::MAX).max(1),
@@ -417,7 +428,7 @@ impl<'t> NeighborStream<'t> {
                 for s in start {
                     walk.visited.insert(s.id);
                     walk.frontier.push(Reverse(s));
-                    if walk.allowed.contains(s.id) {
+                    if walk.is_allowed(s.id) {
                         walk.offer(&view, s)?;
                     }
                 }
@@ -589,6 +600,14 @@ impl Iterator for NeighborStream<'_> {
 }
 
 impl Walk<'_> {
+    #[inline]
+    fn is_allowed(&self, id: ItemId) -> bool {
+        match &self.allowed_bits {
+            Some(bits) => bits.contains(id),
+            None => self.allowed.contains(id),
+        }
+    }
+
     /// Adds an allowed item to the pool, keeping the `ef` best in the window.
     fn offer(&mut self, view: &LmdbView<'_>, s: Scored) -> Result<()> {
         let overflow = &mut self.overflow;
@@ -719,7 +738,7 @@ impl Walk<'_> {
             if !self.visited.insert(n) {
                 continue;
             }
-            let allowed = self.allowed.contains(n);
+            let allowed = self.is_allowed(n);
             self.discover(view, query, n, allowed)?;
         }
         self.links = links;
@@ -746,7 +765,7 @@ impl Walk<'_> {
             if self.visited.contains(n) {
                 continue;
             }
-            if self.allowed.contains(n) {
+            if self.is_allowed(n) {
                 self.visited.insert(n);
                 found.push(n);
                 self.prefetch(view, n);
@@ -766,7 +785,7 @@ impl Walk<'_> {
             second.clear();
             view.neighbours(n, 0, &mut second)?;
             for &n2 in &second {
-                if self.allowed.contains(n2) && self.visited.insert(n2) {
+                if self.is_allowed(n2) && self.visited.insert(n2) {
                     found.push(n2);
                     self.prefetch(view, n2);
                 }

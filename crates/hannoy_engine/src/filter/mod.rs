@@ -10,6 +10,7 @@
 //! [`crate::Writer::insert_keyed`]) are under no key: they match no condition, not even
 //! `IsNull`. So do the columns past the end of a shorter [`FilterRow`].
 
+mod dense;
 mod keys;
 mod matching;
 mod row_bytes;
@@ -20,6 +21,7 @@ use std::ops::Bound;
 
 use crate::error::{Error, Result};
 
+pub(crate) use dense::DenseBits;
 pub(crate) use store::FilterStore;
 pub use value::{FilterValue, MAX_FILTER_VALUE_BYTES};
 
