@@ -103,10 +103,8 @@ const CODE_SCAN_COST: f64 = 0.5;
 /// Chooses a scan or a graph walk for `allowed` items out of `live`, in units of one exact
 /// score; `coded`: the scan would score codes and re-rank a batch of `ef`. Calibrated with the
 /// engine benchmark: an unfiltered walk at ef 40 costs about as much as scoring 1,800 items
-/// exactly (100k x 384 embedding-like data), and a filtered walk grows slowly as the filter
-/// narrows: on the real set, about 1.4x the unfiltered walk's time at 10% and 1.5x at 5% once
-/// the walk tests the filter on dense bits (`s^-0.15`; docs/benchmarks.md, "A filter's bits
-/// for the walk").
+/// exactly, and a filtered walk grows slowly as the filter narrows, as `s^-0.15` once it tests
+/// the filter on dense bits (docs/benchmarks.md, "A filter's bits for the walk").
 pub(crate) fn prefer_scan(allowed: u64, live: u64, ef: usize, m0: usize, coded: bool) -> bool {
     if allowed <= EXACT_BELOW {
         return true;

@@ -2,9 +2,10 @@
 //! meet against the filter: a two-hop walk tests about `m0` ids for each list it looks through.
 //! A roaring bitmap answers such a test with a search over its containers and, where the filter
 //! keeps fewer than 4,096 ids in a range of 65,536, a binary search in an array: several times
-//! the cost of a bit test. Iterating the bitmap to set the bits would cost more than the tests
-//! save (about 10 ns an id here), so the bits are read from the bitmap's serialized form
-//! (RoaringFormatSpec), whose dense containers are the bit words themselves.
+//! the cost of a bit test. Iterating the bitmap to set the bits costs more than the tests save
+//! once a filter keeps many ids (docs/benchmarks.md, "A filter's bits for the walk"), so the
+//! bits are read from the bitmap's serialized form (RoaringFormatSpec), whose dense containers
+//! are the bit words themselves.
 
 use roaring::RoaringBitmap;
 
