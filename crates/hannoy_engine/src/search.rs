@@ -290,9 +290,10 @@ impl CodedScan {
 struct Walk<'t> {
     /// Items that may be returned: the filter's live items, or every live item.
     allowed: Cow<'t, RoaringBitmap>,
-    /// `allowed` as one bit per id, for a filtered walk (see `DenseBits`). An unfiltered walk
-    /// tests the live items, dense containers, about once per distance: too few tests to pay
-    /// for the copy.
+    /// `allowed` as one bit per id, for a two-hop walk, which tests every id of every list it
+    /// looks through (see `DenseBits`). Any other walk tests about once per distance, against
+    /// a filter of 20% or more or the live items, whose dense containers answer fast: too few
+    /// tests, too cheap, to pay for the copy.
     allowed_bits: Option<DenseBits>,
     /// The codes the walk scores with and the query prepared for them; `None`: full vectors.
     coded: Option<(Codes<'t>, CodedQuery)>,
@@ -373,9 +374,7 @@ impl<'t> NeighborStream<'t> {
                     Some(codes) => Some((codes, coded_query(&view, codes, &query)?)),
                     None => None,
                 };
-                let allowed_bits = params
-                    .filter
-                    .map(|_| DenseBits::new(&allowed, view.meta.next_id));
+                let allowed_bits = two_hop.then(|| DenseBits::new(&allowed, view.meta.next_id));
                 let mut walk = Walk {
                     allowed_bits,
                     coded,
