@@ -27,6 +27,7 @@ fn hannoy_index_info(
         name!(quantization, String),
         name!(bits, Option<i32>),
         name!(keep_vectors, bool),
+        name!(neighbour_codes, bool),
     ),
 > {
     crate::storage::require_hannoy_index(&index);
@@ -43,13 +44,21 @@ fn hannoy_index_info(
     };
     let storage = storage.display().to_string();
     // What the folder was built with once there is one; the options until then.
-    let (quantization, keep_vectors) = engine
+    let (quantization, keep_vectors, neighbour_codes) = engine
         .as_ref()
         .map(|e| {
             let options = e.info().or_raise().options;
-            (options.quantization, options.keep_vectors)
+            (
+                options.quantization,
+                options.keep_vectors,
+                options.neighbour_codes,
+            )
         })
-        .unwrap_or((graph.quantization, graph.keep_vectors));
+        .unwrap_or((
+            graph.quantization,
+            graph.keep_vectors,
+            graph.neighbour_codes,
+        ));
     let (quantization, bits) = match quantization {
         hannoy_engine::Quantization::None => ("none".to_string(), None),
         hannoy_engine::Quantization::Rabitq { bits } => ("rabitq".to_string(), Some(bits as i32)),
@@ -70,6 +79,7 @@ fn hannoy_index_info(
             quantization,
             bits,
             keep_vectors,
+            neighbour_codes,
         ),
         Some(engine) => {
             let info = engine.info().or_raise();
@@ -88,6 +98,7 @@ fn hannoy_index_info(
                 quantization,
                 bits,
                 keep_vectors,
+                neighbour_codes,
             )
         }
     };

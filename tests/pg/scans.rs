@@ -254,6 +254,75 @@ fn an_index_without_vectors_re_ranks_from_the_table_and_takes_less_room() {
 }
 
 #[pg_test]
+fn an_index_with_neighbour_codes_answers_as_well_and_follows_every_write() {
+    clustered_table("nc_t", 3_000, 64, 20, 0.4, 0.37);
+    run("SET enable_seqscan = off");
+    let used = |index: &str| one_i64(&format!("SELECT used_bytes FROM hannoy_index_info('{index}')"));
+    let limit_10 = |q: i32| {
+        let target = format!("(SELECT embedding FROM nc_t WHERE id = {q})");
+        format!("SELECT id FROM nc_t ORDER BY embedding <=> {target} LIMIT 10")
+    };
+    run("CREATE INDEX nc_t_idx ON nc_t USING hannoy (embedding real_cosine_ops)
+         WITH (quantization = 'rabitq', bits = 2, neighbour_codes = true);
+         CREATE INDEX plain_t_idx ON nc_t USING hannoy (embedding real_cosine_ops)
+         WITH (quantization = 'rabitq', bits = 2)");
+    assert_eq!(
+        Spi::get_one::<bool>("SELECT neighbour_codes FROM hannoy_index_info('nc_t_idx')").unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        Spi::get_one::<bool>("SELECT neighbour_codes FROM hannoy_index_info('plain_t_idx')")
+            .unwrap(),
+        Some(false)
+    );
+    // Each row's layer-0 list carries up to 32 codes of 40 bytes at 64 dimensions and 2 bits.
+    let (with_codes, plain) = (used("nc_t_idx"), used("plain_t_idx"));
+    assert!(plain + 3_000 * 500 < with_codes, "{with_codes} bytes against {plain}");
+    run("DROP INDEX plain_t_idx");
+    // Rows through the pending list: the lists they change are stored again with the codes of
+    // their links (deletes with repair are the engine's tests').
+    let moved = "(SELECT array_agg(x + 0.01::real ORDER BY o) FROM unnest(embedding) WITH ORDINALITY u(x, o))";
+    run(&format!(
+        "INSERT INTO nc_t SELECT id + 100000, {moved} FROM nc_t WHERE id % 10 = 0;
+         DELETE FROM nc_t WHERE id % 10 = 5"
+    ));
+    assert_eq!(
+        one_i64("SELECT (sound AND heap_rows_missing = 0)::int::int8 FROM hannoy_index_check('nc_t_idx')"),
+        1
+    );
+    let mut found = 0;
+    for q in (1..=2_901).step_by(100) {
+        let query = limit_10(q);
+        let from_index = ids(&query);
+        run("SET enable_indexscan = off; SET enable_seqscan = on");
+        let exact = ids(&query);
+        run("SET enable_indexscan = on; SET enable_seqscan = off");
+        assert_eq!(from_index.len(), 10);
+        found += from_index.iter().filter(|id| exact.contains(id)).count();
+    }
+    let recall = found as f64 / (10 * 30) as f64;
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    run("SET hannoy.ef_search = 1000");
+    for q in [7, 1500, 2999] {
+        assert_top_50_is_exact("nc_t", "real_cosine_ops", "<=>", q);
+    }
+    run("RESET hannoy.ef_search");
+    for options in [
+        "neighbour_codes = true",
+        "quantization = 'none', neighbour_codes = true",
+        "quantization = 'rabitq', neighbour_codes = 'maybe'",
+    ] {
+        assert_eq!(
+            sqlstate_of(&format!(
+                "CREATE INDEX ON nc_t USING hannoy (embedding real_cosine_ops) WITH ({options})"
+            )),
+            "22023",
+            "{options}"
+        );
+    }
+}
+
+#[pg_test]
 fn varbit_hamming_ops_returns_the_exact_distances_in_order() {
     run("SELECT setseed(0.3);
          CREATE TABLE bits_t (id int, code bit(96));

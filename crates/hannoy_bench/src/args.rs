@@ -128,6 +128,10 @@ struct IndexFlags {
     /// PostgreSQL re-ranks from the table's rows whatever --rerank-from says
     #[arg(long)]
     no_vectors: bool,
+    /// With codes, hannoy stores each link list with its neighbours' codes
+    /// (`neighbour_codes = true`)
+    #[arg(long)]
+    neighbour_codes: bool,
     /// maintenance_work_mem of both builds, as PostgreSQL reads it (for example 1GB or 8GB):
     /// pgvector builds its graph in it, hannoy sizes its build batches by it
     #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = memory_setting)]
@@ -278,6 +282,8 @@ pub struct Settings {
     pub rerank_from: RerankFrom,
     /// Whether hannoy keeps its full vectors beside the codes.
     pub keep_vectors: bool,
+    /// Whether hannoy stores each link list with its neighbours' codes.
+    pub neighbour_codes: bool,
     /// Queries per ef_search measured from a cold cache, 0 for none.
     pub cold: usize,
     /// maintenance_work_mem of both builds.
@@ -483,6 +489,7 @@ impl Flags {
                 false => index.rerank_from,
             },
             keep_vectors: !index.no_vectors,
+            neighbour_codes: index.neighbour_codes,
             cold: index.cold,
             maintenance_work_mem: index.maintenance_work_mem,
             insert_rows: index.insert_rows,

@@ -273,13 +273,18 @@ impl EngineSql {
         let hannoy_with = match settings.bits {
             0 => with.clone(),
             bits => format!(
-                "WITH (m = {}, ef_construction = {}, quantization = 'rabitq', bits = {bits}{})",
+                "WITH (m = {}, ef_construction = {}, quantization = 'rabitq', bits = {bits}{}{})",
                 settings.m,
                 settings.ef_construction,
                 if settings.keep_vectors {
                     ""
                 } else {
                     ", keep_vectors = false"
+                },
+                if settings.neighbour_codes {
+                    ", neighbour_codes = true"
+                } else {
+                    ""
                 }
             ),
         };

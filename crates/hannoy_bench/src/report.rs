@@ -245,11 +245,16 @@ fn write_settings(md: &mut String, settings: &Settings) {
             match settings.bits {
                 0 => "none".to_string(),
                 bits => format!(
-                    "rabitq, {bits} bit(s) per coordinate, {}re-ranked from the {}",
+                    "rabitq, {bits} bit(s) per coordinate, {}{}re-ranked from the {}",
                     if settings.keep_vectors {
                         ""
                     } else {
                         "no full vectors kept, "
+                    },
+                    if settings.neighbour_codes {
+                        "lists stored with their neighbours' codes, "
+                    } else {
+                        ""
                     },
                     settings.rerank_from
                 ),

@@ -32,6 +32,8 @@ struct Args {
     ef_construction: usize,
     /// Bits per coordinate of the index's RaBitQ codes (`--bits`); 0: none.
     bits: u8,
+    /// Whether lists are stored with their neighbours' codes (`--neighbour-codes`).
+    neighbour_codes: bool,
     /// Estimates re-ranked per batch on codes (`--rerank`); `None`: the whole window.
     rerank: Option<usize>,
     /// Queries measured from a cold page cache (`--cold N`); 0 skips the step.
@@ -73,6 +75,7 @@ fn parse() -> Args {
         batch: 0,
         ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
         bits: 0,
+        neighbour_codes: false,
         rerank: None,
         cold: 0,
         repeat: 1,
@@ -112,6 +115,7 @@ fn parse() -> Args {
             "--batch" => args.batch = it.next().unwrap().parse().unwrap(),
             "--ef-construction" => args.ef_construction = it.next().unwrap().parse().unwrap(),
             "--bits" => args.bits = it.next().unwrap().parse().unwrap(),
+            "--neighbour-codes" => args.neighbour_codes = true,
             "--rerank" => args.rerank = Some(it.next().unwrap().parse().unwrap()),
             "--cold" => args.cold = it.next().unwrap().parse().unwrap(),
             "--repeat" => args.repeat = it.next().unwrap().parse::<usize>().unwrap().max(1),
@@ -130,7 +134,7 @@ fn parse() -> Args {
             }
             "--bench" => {}
             "--help" => {
-                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard|text | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B] [--rerank R] [--cold N] [--repeat R] [--save DIR]\n  --repeat R: R passes over the queries per measured point, the fastest reported\n  --save DIR: write each size's rows and queries to DIR/<N>x<D>/base.npy and queries.npy, and measure nothing\n  --cold N: N queries each from a cold start (index closed, its file dropped from the page cache), with the pages each brings in\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
+                println!("engine bench [--sizes 100000x128,100000x384] [--queries 1000] [--ef 20,40,80,160] [--threads 1,2] [--metric cosine] [--data embeddings|hard|text | --npy DIR] [--quick] [--no-filters] [--batch N] [--ef-construction E] [--bits B [--neighbour-codes]] [--rerank R] [--cold N] [--repeat R] [--save DIR]\n  --repeat R: R passes over the queries per measured point, the fastest reported\n  --save DIR: write each size's rows and queries to DIR/<N>x<D>/base.npy and queries.npy, and measure nothing\n  --cold N: N queries each from a cold start (index closed, its file dropped from the page cache), with the pages each brings in\n  --bits B: the index keeps RaBitQ codes of B bits per coordinate and the sweep walks on them and, on the same graph, on the full vectors\n  --neighbour-codes: with --bits, each list is stored with its neighbours' codes\n  --npy DIR: DIR/base.npy and DIR/queries.npy (2-D float32), the first N rows and Q queries of a --sizes NxD");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -453,6 +457,7 @@ fn build(
         let options = IndexOptions {
             ef_construction: args.ef_construction,
             quantization: Quantization::from_bits(args.bits),
+            neighbour_codes: args.neighbour_codes,
             ..IndexOptions::new(metric, dims)
         };
         let index = Index::create(dir.path(), &options).unwrap();
@@ -478,13 +483,14 @@ fn build(
     rows.push((
         "disk per vector".into(),
         format!(
-            "{:.0} bytes file, {:.0} bytes used (raw vector {} bytes; vectors {:.0}, links {:.0}, codes {:.0})",
+            "{:.0} bytes file, {:.0} bytes used (raw vector {} bytes; vectors {:.0}, links {:.0}, codes {:.0}, lists with codes {:.0})",
             info.file_bytes as f64 / n as f64,
             info.used_bytes as f64 / n as f64,
             metric.vector_bytes(dims),
             info.pages.vector_pages as f64 * 4096.0 / n as f64,
             info.pages.link_pages as f64 * 4096.0 / n as f64,
-            info.pages.code_pages as f64 * 4096.0 / n as f64
+            info.pages.code_pages as f64 * 4096.0 / n as f64,
+            info.pages.coded_list_pages as f64 * 4096.0 / n as f64
         ),
     ));
     (dir, index)

@@ -23,6 +23,8 @@ const KIND_RECONNECT: u8 = 3;
 const NO_LOG_POSITION: u64 = u64::MAX;
 /// The top bit of the code-bits byte: the index keeps no full vectors (bits are at most 8).
 const NO_VECTORS: u8 = 0x80;
+/// The next bit: each link list is stored with its neighbours' codes as well.
+const NEIGHBOUR_CODES: u8 = 0x40;
 
 /// Rows to link, each with its key and (for an index with filter columns) its values.
 #[derive(Debug, Clone)]
@@ -104,7 +106,15 @@ impl Change<'_> {
                 head.extend((o.m as u32).to_le_bytes());
                 head.extend((o.ef_construction as u32).to_le_bytes());
                 head.extend(o.seed.to_le_bytes());
-                head.push(o.quantization.bits() | if o.keep_vectors { 0 } else { NO_VECTORS });
+                head.push(
+                    o.quantization.bits()
+                        | if o.keep_vectors { 0 } else { NO_VECTORS }
+                        | if o.neighbour_codes {
+                            NEIGHBOUR_CODES
+                        } else {
+                            0
+                        },
+                );
                 head.extend(insert.log_position.unwrap_or(NO_LOG_POSITION).to_le_bytes());
                 head.extend((insert.keys.len() as u32).to_le_bytes());
                 head.extend((insert.vectors.vector_bytes() as u32).to_le_bytes());
@@ -147,8 +157,9 @@ impl Change<'_> {
                     m: m as usize,
                     ef_construction: ef_construction as usize,
                     seed,
-                    quantization: Quantization::from_bits(codes & !NO_VECTORS),
+                    quantization: Quantization::from_bits(codes & !(NO_VECTORS | NEIGHBOUR_CODES)),
                     keep_vectors: codes & NO_VECTORS == 0,
+                    neighbour_codes: codes & NEIGHBOUR_CODES != 0,
                 };
                 let log_position = Some(input.u64()?).filter(|p| *p != NO_LOG_POSITION);
                 let count = input.u32()? as usize;

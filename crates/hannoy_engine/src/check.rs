@@ -29,6 +29,10 @@ pub struct CheckReport {
     /// Live items whose code is missing or is not the code of their vector (an index with
     /// codes only).
     pub mismatched_codes: u64,
+    /// Lists whose copy with their neighbours' codes is missing, links otherwise or holds
+    /// another code than a neighbour's own, plus such copies without a list (an index that
+    /// keeps them).
+    pub mismatched_coded_lists: u64,
     /// Live items with a caller key.
     pub keyed: u64,
     /// Keys held by ids that are not live.
@@ -52,6 +56,7 @@ impl CheckReport {
             && self.missing_lists == 0
             && self.missing_vectors == 0
             && self.mismatched_codes == 0
+            && self.mismatched_coded_lists == 0
             && self.stray_keys == 0
             && self.mismatched_keys == 0
             && self.stray_filters == 0
@@ -89,6 +94,7 @@ pub(crate) fn check_graph(
         }
     }
     report.mismatched_codes = check_codes(view, store, items)?;
+    report.mismatched_coded_lists = check_coded_lists(view, store)?;
     let mut keys = 0u64;
     for entry in store.all_keys(view.txn)? {
         let (id, key) = entry?;
@@ -114,6 +120,28 @@ pub(crate) fn check_graph(
         report.unreachable_sample = (items - &reachable).iter().take(20).collect();
     }
     Ok(report)
+}
+
+fn check_coded_lists(view: &LmdbView<'_>, store: Store) -> Result<u64> {
+    if !view.meta.neighbour_codes() {
+        return Ok(0);
+    }
+    let mut mismatched = 0u64;
+    let mut lists = 0u64;
+    for entry in store.all_links(view.txn)? {
+        let (layer, id, list) = entry?;
+        lists += 1;
+        let Some(coded) = view.coded_list(id, layer)? else {
+            mismatched += 1;
+            continue;
+        };
+        let same = coded.links().with_status().eq(list.with_status())
+            && coded
+                .iter()
+                .all(|(n, code)| store.code(view.txn, view.meta, n).ok() == Some(code));
+        mismatched += u64::from(!same);
+    }
+    Ok(mismatched + store.coded_list_count(view.txn)?.abs_diff(lists))
 }
 
 /// Live items whose stored code differs from their vector's code made now: codes are a pure

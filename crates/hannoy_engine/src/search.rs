@@ -160,6 +160,9 @@ const QUERY_START_BEAM: usize = 64;
 /// one after another. A step slowed by the scheduler alone (a busy machine) changes nothing.
 const COLD_STEP: Duration = Duration::from_micros(250);
 
+/// How many of the next nodes to expand a cold walk asks for the lists of (`neighbour_codes`).
+const LISTS_AHEAD: usize = 4;
+
 /// Below this selectivity the walk scores only allowed nodes and looks through disallowed
 /// neighbours to theirs (ACORN-style); above it, disallowed nodes are scored and walked through.
 /// Where they cross was measured with the engine benchmark (see docs/benchmarks.md).
@@ -327,6 +330,8 @@ struct Walk<'t> {
     /// Items returned so far; past the window's first fill, the walk also follows upper-layer
     /// links.
     returned: usize,
+    /// Nodes whose lists with their neighbours' codes a cold walk has asked the kernel for.
+    asked: RoaringBitmap,
 }
 
 impl<'t> NeighborStream<'t> {
@@ -397,16 +402,12 @@ impl<'t> NeighborStream<'t> {
                     through: Vec::with_capacity(64),
                     second_hop: Vec::with_capacity(64),
                     returned: 0,
+                    asked: RoaringBitmap::new(),
                 };
                 let beam = ef.min(QUERY_START_BEAM);
                 let start = match &walk.coded {
                     Some((codes, coded)) => {
-                        let coded = Coded {
-                            view: &view,
-                            codes: *codes,
-                            query: query.bytes(),
-                            coded,
-                        };
+                        let coded = Coded::new(&view, *codes, query.bytes(), coded);
                         start(
                             &coded,
                             query.bytes(),
@@ -689,6 +690,9 @@ impl Walk<'_> {
                 self.expand(view, query, current.id)?;
                 self.advise |= started.is_some_and(|t| t.elapsed() > COLD_STEP)
                     && advice::major_faults() > self.faults_before;
+                if self.advise {
+                    self.ask_for_next_lists(view)?;
+                }
                 if self.visited_count >= self.max_visited {
                     // Out of budget: return what was found, nothing more.
                     self.frontier.clear();
@@ -704,6 +708,9 @@ impl Walk<'_> {
     }
 
     fn expand(&mut self, view: &LmdbView<'_>, query: &[u8], id: ItemId) -> Result<()> {
+        if !self.two_hop && self.returned < self.window.ef() && self.expand_coded_list(view, id)? {
+            return Ok(());
+        }
         let mut links = std::mem::take(&mut self.links);
         links.clear();
         view.neighbours(id, 0, &mut links)?;
@@ -740,6 +747,54 @@ impl Walk<'_> {
         }
         self.links = links;
         Ok(())
+    }
+
+    /// Expands `id` from its layer-0 list stored with its neighbours' codes: one value read
+    /// for the whole step. False, having done nothing, if the walk is not on codes or the
+    /// index does not keep such lists.
+    fn expand_coded_list(&mut self, view: &LmdbView<'_>, id: ItemId) -> Result<bool> {
+        let Some((codes, coded)) = self.coded.take() else {
+            return Ok(false);
+        };
+        let expanded = (|| {
+            let Some(list) = view.coded_list(id, 0)? else {
+                return Ok(false);
+            };
+            for (n, code) in list.iter() {
+                if !self.visited.insert(n) {
+                    continue;
+                }
+                let score = view.estimate_code(codes, &coded, code);
+                let allowed = self.is_allowed(n);
+                self.found_scored(view, Scored { score, id: n }, allowed)?;
+            }
+            Ok(true)
+        })();
+        self.coded = Some((codes, coded));
+        expanded
+    }
+
+    /// Asks the kernel for the lists of the nodes next in line to be expanded, where lists are
+    /// stored with their neighbours' codes: a cold walk then waits for several of them at once
+    /// instead of for each in turn. Finding a list may still wait for its B-tree leaf.
+    fn ask_for_next_lists(&mut self, view: &LmdbView<'_>) -> Result<()> {
+        if self.two_hop || self.coded.is_none() || !view.meta.neighbour_codes() {
+            return Ok(());
+        }
+        let mut next = [None; LISTS_AHEAD];
+        for slot in &mut next {
+            *slot = self.frontier.pop();
+        }
+        let mut result = Ok(());
+        for Reverse(candidate) in next.iter().flatten() {
+            if result.is_ok() && self.asked.insert(candidate.id) {
+                result = view
+                    .coded_list(candidate.id, 0)
+                    .map(|list| list.map(|l| advice::will_need(l.bytes())).unwrap_or(()));
+            }
+        }
+        self.frontier.extend(next.into_iter().flatten());
+        result
     }
 
     /// Expands `links` of a two-hop walk: allowed neighbours are scored, disallowed ones are
@@ -809,7 +864,11 @@ impl Walk<'_> {
             Some((codes, coded)) => view.estimate(*codes, coded, id)?,
             None => view.score(query, id)?,
         };
-        let s = Scored { score, id };
+        self.found_scored(view, Scored { score, id }, allowed)
+    }
+
+    /// Takes in a node just scored: to expand later and, if allowed, to return.
+    fn found_scored(&mut self, view: &LmdbView<'_>, s: Scored, allowed: bool) -> Result<()> {
         self.visited_count += 1;
         self.frontier.push(Reverse(s));
         if allowed {

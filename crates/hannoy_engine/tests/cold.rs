@@ -26,10 +26,15 @@ fn a_search_of_an_evicted_index_asks_for_its_pages_and_answers_as_a_warm_one() {
     let queries = queries(&data, 12, 72);
     // The page cache of a file in memory (tmpfs) cannot be emptied: build on the target disk.
     let parent = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    for quantization in [Quantization::None, Quantization::Rabitq { bits: 1 }] {
+    for (quantization, neighbour_codes) in [
+        (Quantization::None, false),
+        (Quantization::Rabitq { bits: 1 }, false),
+        (Quantization::Rabitq { bits: 1 }, true),
+    ] {
         let dir = tempfile::tempdir_in(parent).unwrap();
         let options = IndexOptions {
             quantization,
+            neighbour_codes,
             ..IndexOptions::new(Metric::Cosine, dims)
         };
         let mut index = Index::create(dir.path(), &options).unwrap();
@@ -74,7 +79,7 @@ fn a_search_of_an_evicted_index_asks_for_its_pages_and_answers_as_a_warm_one() {
                     advised,
                     "{quantization:?}: a cold walk did not ask for pages"
                 );
-                assert_eq!(&cold, warm, "{quantization:?}, codes {codes}, {strategy:?}");
+                assert_eq!(&cold, warm, "{quantization:?}, neighbour codes {neighbour_codes}, codes {codes}, {strategy:?}");
                 assert!(
                     page_cache::resident(&file) < pages,
                     "a walk read the whole file"

@@ -488,3 +488,178 @@ fn an_index_made_before_fitted_grids_keeps_coding_on_the_spanning_grid() {
         Err(Error::Corrupt(_))
     ));
 }
+
+/// Lists kept with their neighbours' codes follow every write (each list's copy holds its
+/// links and their current codes: after codes are taken anew, deletes with repair, reuse of
+/// freed ids and a reopen), and a walk that reads them answers exactly what the same walk
+/// reading each code on its own does, on the same graph.
+#[test]
+fn lists_kept_with_their_neighbours_codes_follow_every_write_and_walk_the_same() {
+    let (dims, metric) = (64, Metric::Cosine);
+    let data = clustered(3_000, dims, 17);
+    let plain = quantized(metric, dims, 2);
+    let with_lists = IndexOptions {
+        neighbour_codes: true,
+        ..plain
+    };
+    // One thread: the two builds then make the same graph.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let indexes: Vec<Index> = pool.install(|| {
+        [plain, with_lists]
+            .iter()
+            .zip(&dirs)
+            .map(|(options, dir)| {
+                let index = Index::create(dir.path(), options).unwrap();
+                let mut next = 0;
+                for size in [1, 2, 30, 200, 1_200, 900] {
+                    insert_floats(&index, &data[next..next + size]);
+                    next += size;
+                    assert_sound(&index, &format!("after inserting up to {next}"));
+                }
+                delete(&index, (0..next as u32).filter(|id| id % 5 == 2));
+                assert_sound(&index, "after deletes with repair");
+                insert_floats(&index, &data[next..next + 600]);
+                assert_sound(&index, "after inserts into freed ids");
+                drop(index);
+                let index = Index::open(dir.path()).unwrap();
+                assert_sound(&index, "after reopening");
+                index
+            })
+            .collect()
+    });
+    assert!(!indexes[0].info().unwrap().options.neighbour_codes);
+    assert!(indexes[1].info().unwrap().options.neighbour_codes);
+    let (plain_size, lists_size) = (
+        indexes[0].info().unwrap().used_bytes,
+        indexes[1].info().unwrap().used_bytes,
+    );
+    assert!(
+        lists_size > plain_size,
+        "the copies take room: {lists_size} against {plain_size} bytes"
+    );
+    let readers = [indexes[0].read().unwrap(), indexes[1].read().unwrap()];
+    // Freed ids were reused: each id's row as stored, for the exact answers.
+    let by_id: Vec<Vec<f32>> = (0..=readers[1].items().max().unwrap())
+        .map(|id| readers[1].vector(id).unwrap().unwrap_or(vec![0.0; dims]))
+        .collect();
+    for ef_search in [10, 80] {
+        let params = SearchParams {
+            ef_search,
+            codes: true,
+            ..SearchParams::default()
+        };
+        let recalls = readers.each_ref().map(|reader| {
+            mean_recall(
+                reader,
+                metric,
+                &by_id,
+                &queries(&data, 30, 18),
+                K,
+                &params,
+                reader.items(),
+            )
+            .0
+        });
+        assert_eq!(recalls[0], recalls[1], "ef_search {ef_search}");
+        assert!(
+            ef_search < 80 || recalls[1] >= 0.95,
+            "ef_search {ef_search}: recall@10 {recalls:?}"
+        );
+        for q in queries(&data, 30, 18) {
+            let found = readers
+                .iter()
+                .map(|r| r.search(VectorRef::Floats(&q), K, &params).unwrap())
+                .collect::<Vec<_>>();
+            assert_eq!(found[0], found[1], "ef_search {ef_search}");
+        }
+    }
+
+    // The walk reads the codes from the lists' copies: blanked there, it answers otherwise,
+    // and the check sees it.
+    drop(readers);
+    let [_, with_lists] = <[Index; 2]>::try_from(indexes).ok().unwrap();
+    let path = with_lists.path().to_path_buf();
+    let before = answers(&with_lists, &data);
+    drop(with_lists);
+    blank_neighbour_codes(&path);
+    let with_lists = Index::open(&path).unwrap();
+    let report = with_lists.read().unwrap().check().unwrap();
+    assert!(
+        report.mismatched_coded_lists > 0 && !report.is_sound(),
+        "{report:?}"
+    );
+    assert_ne!(answers(&with_lists, &data), before);
+}
+
+fn answers(index: &Index, data: &[Vec<f32>]) -> Vec<Vec<ItemId>> {
+    let reader = index.read().unwrap();
+    let params = SearchParams {
+        ef_search: 20,
+        codes: true,
+        ..SearchParams::default()
+    };
+    queries(data, 10, 19)
+        .iter()
+        .map(|q| {
+            let found = reader.search(VectorRef::Floats(q), K, &params).unwrap();
+            found.iter().map(|n| n.id).collect()
+        })
+        .collect()
+}
+
+/// Zeroes the codes in every list's copy, behind the engine's back.
+fn blank_neighbour_codes(path: &std::path::Path) {
+    use heed::byteorder::NativeEndian;
+    use heed::types::{Bytes, U64};
+    let env = raw_env(path);
+    let mut wtxn = env.write_txn().unwrap();
+    let open = |name| {
+        env.database_options()
+            .types::<U64<NativeEndian>, Bytes>()
+            .name(name)
+            .key_comparator::<heed::IntegerComparator>()
+            .open(&wtxn)
+            .unwrap()
+            .unwrap()
+    };
+    let (links, coded) = (open("hannoy.links"), open("hannoy.coded_lists"));
+    let blanked: Vec<(u64, Vec<u8>)> = coded
+        .iter(&wtxn)
+        .unwrap()
+        .map(|entry| {
+            let (key, value) = entry.unwrap();
+            let links_len = links.get(&wtxn, &key).unwrap().unwrap().len();
+            let mut value = value.to_vec();
+            value[links_len..].fill(0);
+            (key, value)
+        })
+        .collect();
+    for (key, value) in blanked {
+        coded.put(&mut wtxn, &key, &value).unwrap();
+    }
+    wtxn.commit().unwrap();
+}
+
+#[test]
+fn neighbour_codes_need_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = IndexOptions {
+        neighbour_codes: true,
+        ..IndexOptions::new(Metric::Cosine, 8)
+    };
+    let err = Index::create(dir.path(), &options).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidParameter {
+                name: "neighbour_codes",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

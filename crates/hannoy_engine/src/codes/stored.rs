@@ -184,7 +184,8 @@ pub(crate) fn write_codes(
         .concat();
     store.write_centroid(wtxn, quantizer.centroid())?;
     meta.centroid_sample = live;
-    put(wtxn, store, meta, &quantizer, items.iter(), &codes, append)
+    put(wtxn, store, meta, &quantizer, items.iter(), &codes, append)?;
+    store.rewrite_coded_lists(wtxn, meta)
 }
 
 /// For an index that keeps no full vectors, `batch` rotated into the space its writes score

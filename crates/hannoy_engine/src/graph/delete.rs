@@ -58,7 +58,7 @@ pub(crate) fn delete_items(
     }
     let repaired = links.repair(wtxn, store, meta, &doomed, cancel)?;
     let repaired_lists = repaired.len() as u64;
-    links.write(wtxn, store, repaired)?;
+    links.write(wtxn, store, meta, repaired)?;
     forget_items(wtxn, store, meta, items, &doomed)?;
     let reconnected = super::repair::reconnect_unreachable(wtxn, store, meta, items)?;
     Ok(DeleteStats {
@@ -157,16 +157,22 @@ impl LinksAround {
     }
 
     /// Drops the deleted nodes' lists and stores the repaired ones.
-    fn write(self, wtxn: &mut RwTxn, store: Store, repaired: Vec<Repaired>) -> Result<()> {
+    fn write(
+        self,
+        wtxn: &mut RwTxn,
+        store: Store,
+        meta: &MetaRecord,
+        repaired: Vec<Repaired>,
+    ) -> Result<()> {
         let mut removed_keys: Vec<u64> = self.doomed.into_keys().collect();
         removed_keys.sort_unstable();
         for key in removed_keys {
             let (owner, layer) = link_owner_layer(key);
-            store.delete_links(wtxn, owner, layer)?;
+            store.delete_links(wtxn, meta, owner, layer)?;
         }
         for r in &repaired {
             let (owner, layer) = link_owner_layer(r.key);
-            store.put_links(wtxn, owner, layer, &r.ids, &r.diverse, false)?;
+            store.put_links(wtxn, meta, owner, layer, &r.ids, &r.diverse, false)?;
         }
         Ok(())
     }

@@ -185,7 +185,13 @@ pub(crate) fn insert_batch(
         }
     };
     keep_new_items_reachable(&mut linked, &ids, stored_entry.map(|(e, _)| e), batch_entry);
-    write_lists(wtxn, store, linked, &ids, fresh_index)?;
+    // Lists stored with their neighbours' codes wait for the batch's codes; other lists are
+    // written (and freed) before the vectors are copied in.
+    let mut unwritten = Some(linked);
+    if !meta.neighbour_codes() {
+        let linked = unwritten.take().expect("not yet written");
+        write_lists(wtxn, store, meta, linked, &ids, fresh_index)?;
+    }
     let staging = store.take_staged(wtxn, &ids, batch)?;
     if staging != Staging::InPlace {
         store.put_vectors(
@@ -207,6 +213,9 @@ pub(crate) fn insert_batch(
     }
     meta.live += ids.len() as u32;
     crate::codes::stored::write_codes(wtxn, store, meta, items, &ids, batch, fresh_index)?;
+    if let Some(linked) = unwritten {
+        write_lists(wtxn, store, meta, linked, &ids, fresh_index)?;
+    }
     // New items are made reachable above, but pruning a stored list can take away some older
     // node's last in-link (copies of one vector dominate each other in every list, so a group
     // of them can end up linking only each other). Finding that takes a pass over layer 0's
@@ -228,6 +237,7 @@ pub(crate) fn insert_batch(
 fn write_lists(
     wtxn: &mut RwTxn,
     store: Store,
+    meta: &MetaRecord,
     linked: Linked,
     ids: &[ItemId],
     append: bool,
@@ -248,7 +258,7 @@ fn write_lists(
     for (key, list) in writes {
         let (owner, layer) = link_owner_layer(key);
         let statuses = diverse.remove(&key).unwrap_or_default();
-        store.put_links(wtxn, owner, layer, &list, &statuses, append)?;
+        store.put_links(wtxn, meta, owner, layer, &list, &statuses, append)?;
     }
     Ok(())
 }

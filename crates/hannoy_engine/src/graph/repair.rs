@@ -62,7 +62,7 @@ pub(crate) fn reconnect_unreachable(
         // that the prune takes a filler link instead.
         list.push((lost, true));
         let (ids, diverse): (Vec<ItemId>, Vec<bool>) = list.into_iter().unzip();
-        store.put_links(wtxn, anchor, 0, &ids, &diverse, false)?;
+        store.put_links(wtxn, meta, anchor, 0, &ids, &diverse, false)?;
         mark_reachable(&LmdbView::new(wtxn, store, meta), lost, &mut reachable)?;
         reconnected += 1;
     }

@@ -1,13 +1,17 @@
 //! Graph views over LMDB: the committed graph as a reader sees it, and that graph plus a batch of
 //! new vectors held in memory while they are being linked in.
 
+use std::cell::RefCell;
+
 use heed::{RoTxn, WithoutTls};
 
 use super::{GraphView, VectorBytes};
 use crate::codes::{CodedQuery, Quantizer};
 use crate::distance::{Metric, PreparedVectors};
 use crate::error::{corrupt, Result};
-use crate::storage::{advice, ChunkTable, LinkList, LinkTable, MetaRecord, StatusLink, Store};
+use crate::storage::{
+    advice, ChunkTable, CodedList, LinkList, LinkTable, MetaRecord, StatusLink, Store,
+};
 use crate::ItemId;
 
 #[derive(Clone, Copy)]
@@ -134,14 +138,32 @@ impl<'t> LmdbView<'t> {
     /// The metric's score of `id` estimated from its code; the view must have codes.
     #[inline]
     pub fn estimate(&self, codes: Codes<'_>, query: &CodedQuery, id: ItemId) -> Result<f32> {
-        let code = self.code(codes, id)?;
+        Ok(self.estimate_code(codes, query, self.code(codes, id)?))
+    }
+
+    /// The metric's score estimated from `code`, in stored form.
+    #[inline]
+    pub fn estimate_code(&self, codes: Codes<'_>, query: &CodedQuery, code: &[u8]) -> f32 {
         let estimate = codes.quantizer.estimate(query, code);
-        Ok(crate::codes::stored::score_of_estimate(
+        crate::codes::stored::score_of_estimate(
             self.metric(),
             estimate.distance,
             query.square(),
             estimate.square,
-        ))
+        )
+    }
+
+    /// `id`'s list on `layer` with its neighbours' codes, if the index keeps them.
+    #[inline]
+    pub fn coded_list(&self, id: ItemId, layer: usize) -> Result<Option<CodedList<'t>>> {
+        match self.links {
+            // SAFETY: only `with_chunks` sets `links`, under the contract it states.
+            Some(table) if layer == 0 => unsafe {
+                self.store
+                    .layer0_coded_list_via(self.txn, self.meta, table, id)
+            },
+            _ => self.store.coded_list(self.txn, self.meta, id, layer),
+        }
     }
 
     /// A lower bound of the metric's score of `id` from its code, never above the score of
@@ -319,11 +341,38 @@ impl<'t> LmdbView<'t> {
 /// A view that scores the query with the codes: for the descent to the walk's seeds, so that
 /// the whole search up to the exact re-ranking reads codes only.
 pub(crate) struct Coded<'v, 't> {
-    pub view: &'v LmdbView<'t>,
-    pub codes: Codes<'t>,
+    view: &'v LmdbView<'t>,
+    codes: Codes<'t>,
     /// The query in stored form, as the search passes it to `score`, and prepared for codes.
-    pub query: &'v [u8],
-    pub coded: &'v CodedQuery,
+    query: &'v [u8],
+    coded: &'v CodedQuery,
+    /// The codes that came with the last list read, where lists keep their neighbours' codes:
+    /// a search scores the nodes of a list right after reading it.
+    last_list: RefCell<Option<CodedList<'t>>>,
+}
+
+impl<'v, 't> Coded<'v, 't> {
+    pub fn new(
+        view: &'v LmdbView<'t>,
+        codes: Codes<'t>,
+        query: &'v [u8],
+        coded: &'v CodedQuery,
+    ) -> Self {
+        Coded {
+            view,
+            codes,
+            query,
+            coded,
+            last_list: RefCell::new(None),
+        }
+    }
+
+    /// `id`'s code from the last list read, if it was there.
+    #[inline]
+    fn listed_code(&self, id: ItemId) -> Option<&'t [u8]> {
+        let list = (*self.last_list.borrow())?;
+        list.iter().find(|&(n, _)| n == id).map(|(_, code)| code)
+    }
 }
 
 impl GraphView for Coded<'_, '_> {
@@ -338,12 +387,22 @@ impl GraphView for Coded<'_, '_> {
 
     #[inline]
     fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
-        self.view.neighbours(id, layer, out)
+        let list = self.view.coded_list(id, layer)?;
+        *self.last_list.borrow_mut() = list;
+        match list {
+            Some(list) => {
+                out.extend(list.links().iter());
+                Ok(())
+            }
+            None => self.view.neighbours(id, layer, out),
+        }
     }
 
     #[inline]
     fn prefetch(&self, id: ItemId) {
-        self.view.prefetch_code(self.codes, id, self.view.advise)
+        if self.last_list.borrow().is_none() {
+            self.view.prefetch_code(self.codes, id, self.view.advise)
+        }
     }
 
     /// An estimate for the query; an exact score for anything else a search scores against
@@ -352,7 +411,10 @@ impl GraphView for Coded<'_, '_> {
     #[inline]
     fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
         if std::ptr::eq(query, self.query) {
-            self.view.estimate(self.codes, self.coded, id)
+            match self.listed_code(id) {
+                Some(code) => Ok(self.view.estimate_code(self.codes, self.coded, code)),
+                None => self.view.estimate(self.codes, self.coded, id),
+            }
         } else {
             self.view.score(query, id)
         }

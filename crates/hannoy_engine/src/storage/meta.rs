@@ -9,7 +9,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"HANNOYPG";
 /// Bumped whenever the on-disk layout changes; readers refuse any other version, both ways: an
 /// older writer would leave structures it does not know out of step (deleting and reusing ids
 /// without touching them), and a newer reader would miss what an older writer never wrote.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// Stored as raw bytes under the `meta` key. Native-endian, like LMDB's integer keys: an index
 /// is tied to the byte order of the machine that wrote it, as Postgres data files are.
@@ -47,7 +47,14 @@ pub(crate) struct MetaRecord {
     pub codes_per_chunk: u32,
     /// How many vectors the centroid of the codes is the mean of (0: no centroid yet).
     pub centroid_sample: u32,
+    /// `FLAG_*` bits: layout choices made at creation.
+    pub flags: u32,
+    /// Zero; keeps the record free of padding, which `Pod` forbids.
+    pub reserved: u32,
 }
+
+/// Each link list is also stored with its neighbours' codes (`IndexOptions::neighbour_codes`).
+pub(crate) const FLAG_NEIGHBOUR_CODES: u32 = 1;
 
 impl MetaRecord {
     pub fn decode(bytes: &[u8]) -> Result<MetaRecord> {
@@ -79,6 +86,9 @@ impl MetaRecord {
             || meta.live > meta.next_id
             || meta.unverified > meta.next_id
             || !meta.codes_consistent()
+            || meta.flags & !FLAG_NEIGHBOUR_CODES != 0
+            || (meta.neighbour_codes() && meta.code_bits == 0)
+            || meta.reserved != 0
         {
             return Err(corrupt("metadata record is inconsistent"));
         }
@@ -105,6 +115,12 @@ impl MetaRecord {
         (self.code_bits > 0).then_some(crate::codes::Scheme::Rabitq {
             bits: self.code_bits.min(u8::MAX as u32) as u8,
         })
+    }
+
+    /// Whether each link list is also stored with its neighbours' codes, so that a walk on
+    /// codes reads one value per node it expands instead of one code per neighbour.
+    pub fn neighbour_codes(&self) -> bool {
+        self.flags & FLAG_NEIGHBOUR_CODES != 0
     }
 
     /// Whether the index keeps full vectors beside its codes (see `vectors_per_chunk`).

@@ -21,6 +21,7 @@
 pub(crate) mod advice;
 pub(crate) mod chunks;
 pub(crate) mod meta;
+pub(crate) mod neighbour_codes;
 pub(crate) mod staged;
 
 use std::cell::Cell;
@@ -36,9 +37,13 @@ use crate::error::{corrupt, Result};
 use crate::filter::FilterStore;
 use crate::{ItemId, Stamp};
 pub(crate) use meta::MetaRecord;
+pub(crate) use neighbour_codes::CodedList;
+use neighbour_codes::CodedListsDb;
 
 /// Databases the engine reserves in an environment.
-pub const ENGINE_DATABASES: u32 = 8;
+pub const ENGINE_DATABASES: u32 = 9;
+
+const CODED_LISTS: &str = "hannoy.coded_lists";
 
 const META_KEY: &str = "meta";
 const ITEMS_KEY: &str = "items";
@@ -70,6 +75,9 @@ pub(crate) struct Store {
     /// `None` only in an environment older than the filter databases, which the format
     /// version check refuses before anything reads or writes through the store.
     filters: Option<FilterStore>,
+    /// Link lists with their neighbours' codes (`neighbour_codes`); `None` only in an
+    /// environment older than them, refused by version like `filters`.
+    coded_lists: Option<CodedListsDb>,
 }
 
 /// The key of an item's link list on a layer: the layer above the id, so one layer's lists are
@@ -162,6 +170,9 @@ impl Store {
             codes: Some(
                 integer_keyed::<U32<NativeEndian>, Bytes>(env, "hannoy.codes").create(wtxn)?,
             ),
+            coded_lists: Some(
+                integer_keyed::<U64<NativeEndian>, Bytes>(env, CODED_LISTS).create(wtxn)?,
+            ),
         })
     }
 
@@ -179,6 +190,7 @@ impl Store {
             .open(rtxn)?;
         let filters = FilterStore::open(env, rtxn)?;
         let codes = integer_keyed::<U32<NativeEndian>, Bytes>(env, "hannoy.codes").open(rtxn)?;
+        let coded_lists = integer_keyed::<U64<NativeEndian>, Bytes>(env, CODED_LISTS).open(rtxn)?;
         Ok(match (meta, vectors, links, keys, key_ids) {
             (Some(meta), Some(vectors), Some(links), Some(keys), Some(key_ids)) => Some(Store {
                 meta,
@@ -188,6 +200,7 @@ impl Store {
                 key_ids,
                 filters,
                 codes,
+                coded_lists,
             }),
             _ => None,
         })
@@ -452,31 +465,22 @@ impl Store {
         table: &LinkTable,
         id: ItemId,
     ) -> Result<Option<LinkList<'t>>> {
-        let Some(cell) = table.places.get(id as usize) else {
-            return self.links(txn, id, 0);
+        // SAFETY: the caller's contract.
+        let bytes = unsafe {
+            remembered(&table.places, id, || {
+                Ok(self.links(txn, id, 0)?.map(|LinkList(bytes)| bytes))
+            })
         };
-        if let Some((address, len)) = LinkTable::unpack(cell.get()) {
-            // SAFETY: a known place is the address and byte length of `id`'s layer-0 list as
-            // `txn` returned it; by the caller's contract the page is still there, unchanged.
-            let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, len) };
-            return Ok(Some(LinkList(bytes)));
-        }
-        let list = self.links(txn, id, 0)?;
-        if let Some(LinkList(bytes)) = list {
-            let address = bytes.as_ptr() as u64;
-            // Stored only when both fit (user-space addresses have 47 bits on x86_64); a
-            // list that does not is looked up every time.
-            if address >> 48 == 0 && !bytes.is_empty() && bytes.len() <= 0xFFFF {
-                cell.set(address << 16 | bytes.len() as u64);
-            }
-        }
-        Ok(list)
+        Ok(bytes?.map(LinkList))
     }
 
-    /// Writes `id`'s list on `layer`: `ids`, with `diverse` as `encode_links` reads it.
+    /// Writes `id`'s list on `layer`: `ids`, with `diverse` as `encode_links` reads it (and,
+    /// where the index keeps them, with the codes of `ids`, which must be stored already).
+    #[allow(clippy::too_many_arguments)]
     pub fn put_links(
         &self,
         wtxn: &mut RwTxn,
+        meta: &MetaRecord,
         id: ItemId,
         layer: usize,
         ids: &[ItemId],
@@ -488,12 +492,10 @@ impl Store {
         } else {
             PutFlags::empty()
         };
-        Ok(self.links.put_with_flags(
-            wtxn,
-            flags,
-            &link_key(layer, id),
-            &encode_links(ids, diverse),
-        )?)
+        let links = encode_links(ids, diverse);
+        self.links
+            .put_with_flags(wtxn, flags, &link_key(layer, id), &links)?;
+        self.put_coded_list(wtxn, meta, id, layer, &links, flags)
     }
 
     /// Empties the vectors, links, keys and filter values: dropping whole B-trees frees their
@@ -507,11 +509,21 @@ impl Store {
             codes.clear(wtxn)?;
         }
         self.links.clear(wtxn)?;
+        if let Some(coded_lists) = self.coded_lists {
+            coded_lists.clear(wtxn)?;
+        }
         self.keys.clear(wtxn)?;
         Ok(self.key_ids.clear(wtxn)?)
     }
 
-    pub fn delete_links(&self, wtxn: &mut RwTxn, id: ItemId, layer: usize) -> Result<bool> {
+    pub fn delete_links(
+        &self,
+        wtxn: &mut RwTxn,
+        meta: &MetaRecord,
+        id: ItemId,
+        layer: usize,
+    ) -> Result<bool> {
+        self.delete_coded_list(wtxn, meta, id, layer)?;
         Ok(self.links.delete(wtxn, &link_key(layer, id))?)
     }
 
@@ -596,7 +608,12 @@ impl Store {
             Some(filters) => filters.pages(txn)?,
             None => 0,
         };
+        let coded_list_pages = match self.coded_lists {
+            Some(lists) => pages(&lists.stat(txn)?),
+            None => 0,
+        };
         Ok(StoreStats {
+            coded_list_pages,
             vector_pages: pages(&v),
             link_pages: pages(&l),
             meta_pages: pages(&m),
@@ -807,10 +824,12 @@ impl ChunkTable {
 
 /// Where each layer-0 link list a read transaction has looked up lies: its address and byte
 /// length packed in one word (zero: not looked up yet). A search reads one list per node it
-/// expands, each a B-tree descent without this table.
+/// expands, each a B-tree descent without this table. The same for the lists stored with their
+/// neighbours' codes, where the index keeps them.
 #[derive(Default)]
 pub(crate) struct LinkTable {
     places: Box<[Cell<u64>]>,
+    coded_places: Box<[Cell<u64>]>,
 }
 
 impl LinkTable {
@@ -818,6 +837,11 @@ impl LinkTable {
     pub fn new(meta: &MetaRecord) -> LinkTable {
         LinkTable {
             places: zeroed_cells(meta.next_id as usize),
+            coded_places: zeroed_cells(if meta.neighbour_codes() {
+                meta.next_id as usize
+            } else {
+                0
+            }),
         }
     }
 
@@ -829,6 +853,41 @@ impl LinkTable {
     fn unpack(place: u64) -> Option<(usize, usize)> {
         (place != 0).then_some(((place >> 16) as usize, (place & 0xFFFF) as usize))
     }
+}
+
+/// `lookup`'s bytes for `id`, through `cells`: from the remembered place if a lookup found it
+/// before, else looked up and remembered.
+///
+/// # Safety
+/// Every place stored in `cells` must be that of bytes `lookup` returned from one read-only
+/// transaction, and the caller must hold that transaction (the pages stay, unchanged) for as
+/// long as the returned bytes live.
+#[inline]
+unsafe fn remembered<'t>(
+    cells: &[Cell<u64>],
+    id: ItemId,
+    lookup: impl FnOnce() -> Result<Option<&'t [u8]>>,
+) -> Result<Option<&'t [u8]>> {
+    let Some(cell) = cells.get(id as usize) else {
+        return lookup();
+    };
+    if let Some((address, len)) = LinkTable::unpack(cell.get()) {
+        // SAFETY: a known place is the address and byte length of bytes `lookup` returned
+        // through the caller's transaction, whose pages are still there, unchanged.
+        return Ok(Some(unsafe {
+            std::slice::from_raw_parts(address as *const u8, len)
+        }));
+    }
+    let found = lookup()?;
+    if let Some(bytes) = found {
+        let address = bytes.as_ptr() as u64;
+        // Stored only when both fit (user-space addresses have 47 bits on x86_64); bytes that
+        // do not are looked up every time.
+        if address >> 48 == 0 && !bytes.is_empty() && bytes.len() <= 0xFFFF {
+            cell.set(address << 16 | bytes.len() as u64);
+        }
+    }
+    Ok(found)
 }
 
 /// `len` zeroed cells from one zeroed allocation: for a large index the allocator maps fresh
@@ -850,5 +909,7 @@ pub struct StoreStats {
     /// Both filter databases.
     pub filter_pages: u64,
     pub code_pages: u64,
+    /// Lists with their neighbours' codes (`IndexOptions::neighbour_codes`).
+    pub coded_list_pages: u64,
     pub link_entries: u64,
 }
