@@ -144,15 +144,17 @@ fn the_options_an_index_is_created_with_survive_the_bytes() {
     let vectors =
         PreparedVectors::new(Metric::Cosine, 8, data.iter().map(|v| VectorRef::Floats(v))).unwrap();
     let keys = [1u64, 2, 3, 4, 5];
-    for (quantization, keep_vectors) in [
-        (Quantization::None, true),
-        (Quantization::Rabitq { bits: 1 }, true),
-        (Quantization::Rabitq { bits: 4 }, false),
-        (Quantization::Rabitq { bits: 8 }, false),
+    for (quantization, keep_vectors, neighbour_codes) in [
+        (Quantization::None, true, false),
+        (Quantization::Rabitq { bits: 1 }, true, false),
+        (Quantization::Rabitq { bits: 1 }, true, true),
+        (Quantization::Rabitq { bits: 4 }, false, false),
+        (Quantization::Rabitq { bits: 8 }, false, true),
     ] {
         let options = IndexOptions {
             quantization,
             keep_vectors,
+            neighbour_codes,
             m: 12,
             ef_construction: 50,
             seed: 99,
@@ -166,11 +168,12 @@ fn the_options_an_index_is_created_with_survive_the_bytes() {
             (
                 o.quantization,
                 o.keep_vectors,
+                o.neighbour_codes,
                 o.m,
                 o.ef_construction,
                 o.seed
             ),
-            (quantization, keep_vectors, 12, 50, 99)
+            (quantization, keep_vectors, neighbour_codes, 12, 50, 99)
         );
         // Run elsewhere, it creates the same kind of index.
         let dir = tempfile::tempdir().unwrap();
@@ -178,6 +181,7 @@ fn the_options_an_index_is_created_with_survive_the_bytes() {
         apply(&there, &Change::Insert(shipped));
         let info = there.info().unwrap();
         assert_eq!(info.options.keep_vectors, keep_vectors);
+        assert_eq!(info.options.neighbour_codes, neighbour_codes);
         assert_eq!(info.len, 5);
     }
 }

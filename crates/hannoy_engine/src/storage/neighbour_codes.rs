@@ -76,13 +76,10 @@ impl Store {
         table: &LinkTable,
         id: ItemId,
     ) -> Result<Option<CodedList<'t>>> {
-        let Some(db) = self.coded_lists.filter(|_| meta.neighbour_codes()) else {
-            return Ok(None);
-        };
         // SAFETY: the caller's contract.
         let value = unsafe {
             remembered(&table.coded_places, id, || {
-                Ok(db.get(txn, &link_key(0, id))?)
+                Ok(self.coded_list(txn, meta, id, 0)?.map(CodedList::bytes))
             })
         }?;
         value
