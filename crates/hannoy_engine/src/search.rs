@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use roaring::RoaringBitmap;
 
-use crate::codes::stored::code_input;
 use crate::codes::CodedQuery;
 use crate::distance::PreparedQuery;
 use crate::error::{corrupt, Result};
@@ -198,8 +197,7 @@ const WINDOW_FLOOR: usize = 10;
 
 /// The query prepared for the index's codes.
 fn coded_query(view: &LmdbView<'_>, codes: Codes<'_>, query: &PreparedQuery) -> Result<CodedQuery> {
-    let input = code_input(view.metric(), query.bytes()).unwrap_or_default();
-    codes.quantizer.prepare(&input)
+    view.coded_query(codes, query.bytes())
 }
 
 /// Every item of `allowed` with its `score`, nearest first.

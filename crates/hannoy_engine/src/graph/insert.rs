@@ -17,7 +17,7 @@ use roaring::RoaringBitmap;
 
 use super::memory::{BuildParams, MemGraph};
 use super::select::{add_link, select, Link, Owner, ScoredList};
-use super::view::{CachedTxn, WithBatch};
+use super::view::{Bounded, CachedTxn, WithBatch};
 use super::visited::Visited;
 use super::{level_for, search_layer, start, GraphView, Scored, INSERT_START_BEAM};
 use crate::distance::PreparedVectors;
@@ -394,22 +394,35 @@ impl StoredLinking<'_, '_> {
         local: usize,
         visited: &mut Visited,
     ) -> Result<Chosen> {
+        let view = WithBatch::new(txn.view(self.store, self.meta), self.batch, self.ids);
+        let query = self.batch.get(local);
+        // An index that keeps codes beside its vectors reads, of the nodes the search passes,
+        // only the vectors its codes say may be among the best.
+        match view.stored.codes() {
+            Some(codes) if self.meta.keeps_vectors() => {
+                let coded = view.stored.coded_query(codes, query)?;
+                let bounded = Bounded::new(&view.stored, codes, query, &coded);
+                self.choose_with(&view, &bounded, local, visited)
+            }
+            _ => self.choose_with(&view, &view.stored, local, visited),
+        }
+    }
+
+    /// `choose_for`, searching the stored graph through `stored`.
+    fn choose_with<G: GraphView>(
+        &self,
+        view: &WithBatch<'_, '_>,
+        stored: &G,
+        local: usize,
+        visited: &mut Visited,
+    ) -> Result<Chosen> {
         let (meta, ids) = (self.meta, self.ids);
-        let view = WithBatch::new(txn.view(self.store, meta), self.batch, ids);
         let query = self.batch.get(local);
         let level = self.graph.level(local as ItemId);
         let (entry, top) = self.entry;
         let ef = meta.ef_construction as usize;
         let beam = ef.min(INSERT_START_BEAM);
-        let mut eps = start(
-            &view.stored,
-            query,
-            entry,
-            top,
-            level.min(top),
-            beam,
-            visited,
-        )?;
+        let mut eps = start(stored, query, entry, top, level.min(top), beam, visited)?;
         let mut layers = vec![Vec::new(); level + 1];
         let mut backlinks = Vec::new();
         for layer in (0..=level).rev() {
@@ -423,15 +436,15 @@ impl StoredLinking<'_, '_> {
                 })
                 .collect();
             if layer <= top {
-                let found = search_layer(&view.stored, query, &eps, ef, layer, visited)?;
+                let found = search_layer(stored, query, &eps, ef, layer, visited)?;
                 candidates.extend_from_slice(&found);
                 eps = found;
             }
             candidates.sort_unstable();
             candidates.dedup_by_key(|s| s.id);
             let links = select(
-                &view,
-                Owner::new(&view, ids[local])?,
+                view,
+                Owner::new(view, ids[local])?,
                 &candidates,
                 meta.cap(layer),
             )?;

@@ -84,6 +84,21 @@ pub(crate) trait GraphView {
         Ok(self.between(query, &self.vector(id)?))
     }
 
+    /// Whether a view can tell, more cheaply than by scoring, that an item scores past a
+    /// search's worst: then `search_layer` asks `may_reach` before scoring.
+    const BOUNDS_SCORES: bool = false;
+
+    /// Whether `id` may score `worst` or better against `query`; false only if it cannot, up to
+    /// the rare miss of the view's own error bound (`BOUNDS_SCORES`).
+    #[inline]
+    fn may_reach(&self, _query: &[u8], _id: ItemId, _worst: f32) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Hints that `may_reach` is about to be asked of `id`.
+    #[inline]
+    fn prefetch_bound(&self, _id: ItemId) {}
+
     /// The score between two vectors as `vector` returns them.
     #[inline]
     fn between(&self, a: &[u8], b: &[u8]) -> f32 {
@@ -119,6 +134,23 @@ pub(crate) fn search_layer<G: GraphView + ?Sized>(
         links.clear();
         graph.neighbours(current.id, layer, &mut links)?;
         links.retain(|&n| visited.insert(n));
+        if G::BOUNDS_SCORES {
+            // The worst only improves while the list is scored, so a node past it now would
+            // be turned away then too.
+            if let Some(worst) = results.worst().filter(|_| results.is_full()) {
+                for &n in &links {
+                    graph.prefetch_bound(n);
+                }
+                let mut kept = 0;
+                for i in 0..links.len() {
+                    if graph.may_reach(query, links[i], worst)? {
+                        links[kept] = links[i];
+                        kept += 1;
+                    }
+                }
+                links.truncate(kept);
+            }
+        }
         for &n in &links {
             graph.prefetch(n);
         }

@@ -135,10 +135,29 @@ impl<'t> LmdbView<'t> {
         }
     }
 
+    /// `query`, in stored form, prepared for estimates from `codes`.
+    pub fn coded_query(&self, codes: Codes<'_>, query: &[u8]) -> Result<CodedQuery> {
+        let input = crate::codes::stored::code_input(self.metric(), query).unwrap_or_default();
+        codes.quantizer.prepare(&input)
+    }
+
     /// The metric's score of `id` estimated from its code; the view must have codes.
     #[inline]
     pub fn estimate(&self, codes: Codes<'_>, query: &CodedQuery, id: ItemId) -> Result<f32> {
         Ok(self.estimate_code(codes, query, self.code(codes, id)?))
+    }
+
+    /// The metric's score of `id` at the near end of its code's estimate: the estimate less
+    /// its error bound (`Estimate::bound`), below the exact score but for rare codes.
+    #[inline]
+    pub fn least_estimate(&self, codes: Codes<'_>, query: &CodedQuery, id: ItemId) -> Result<f32> {
+        let estimate = codes.quantizer.estimate(query, self.code(codes, id)?);
+        Ok(crate::codes::stored::score_of_estimate(
+            self.metric(),
+            estimate.distance - estimate.bound,
+            query.square(),
+            estimate.square,
+        ))
     }
 
     /// The metric's score estimated from `code`, in stored form.
@@ -207,23 +226,21 @@ pub(crate) struct CachedTxn<'w> {
     txn: RoTxn<'w, WithoutTls>,
     chunks: ChunkTable,
     links: LinkTable,
-    /// For an index that keeps no full vectors: the quantizer its vectors are decoded with,
-    /// and where its code chunks lie.
-    decoder: Option<(Quantizer, ChunkTable)>,
+    /// For an index that keeps codes: their quantizer and where their chunks lie. An index
+    /// without full vectors decodes its vectors with them; one with them searches on them
+    /// while linking new items (`graph::insert`).
+    codes: Option<(Quantizer, ChunkTable)>,
 }
 
 impl<'w> CachedTxn<'w> {
     /// `meta` sizes the table; it must be the record `txn` reads.
     pub fn new(txn: RoTxn<'w, WithoutTls>, store: Store, meta: &MetaRecord) -> Result<Self> {
-        let decoder = match meta.keeps_vectors() {
-            true => None,
-            false => crate::codes::stored::load(store, &txn, meta)?
-                .map(|quantizer| (quantizer, ChunkTable::for_codes(meta))),
-        };
+        let codes = crate::codes::stored::load(store, &txn, meta)?
+            .map(|quantizer| (quantizer, ChunkTable::for_codes(meta)));
         Ok(CachedTxn {
             chunks: ChunkTable::new(meta),
             links: LinkTable::new(meta),
-            decoder,
+            codes,
             txn,
         })
     }
@@ -233,7 +250,7 @@ impl<'w> CachedTxn<'w> {
         let view = unsafe {
             LmdbView::with_chunks(&self.txn, store, meta, &self.chunks, Some(&self.links))
         };
-        match &self.decoder {
+        match &self.codes {
             // SAFETY: as above, for the code table.
             Some((quantizer, table)) => unsafe { view.with_codes(quantizer, table) },
             None => view,
@@ -418,6 +435,78 @@ impl GraphView for Coded<'_, '_> {
         } else {
             self.view.score(query, id)
         }
+    }
+}
+
+/// The stored graph of an index that keeps codes beside its vectors, searched for one query:
+/// scores are exact, but a node whose code's estimate, less the estimate's error bound, puts it
+/// past a search's worst is passed over unread (RaBitQ's rule for choosing what to re-rank).
+/// A search so finds what it finds on the vectors alone, unless an estimate errs past its bound
+/// (rare by the bound's construction), reading a code of tens of bytes for most of the nodes
+/// it passes instead of their vectors.
+pub(crate) struct Bounded<'v, 't> {
+    view: &'v LmdbView<'t>,
+    codes: Codes<'t>,
+    /// The query in stored form, as the search passes it, and prepared for codes.
+    query: &'v [u8],
+    coded: &'v CodedQuery,
+}
+
+impl<'v, 't> Bounded<'v, 't> {
+    pub fn new(
+        view: &'v LmdbView<'t>,
+        codes: Codes<'t>,
+        query: &'v [u8],
+        coded: &'v CodedQuery,
+    ) -> Self {
+        Bounded {
+            view,
+            codes,
+            query,
+            coded,
+        }
+    }
+}
+
+impl GraphView for Bounded<'_, '_> {
+    const BOUNDS_SCORES: bool = true;
+
+    fn metric(&self) -> Metric {
+        self.view.metric()
+    }
+
+    #[inline]
+    fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
+        self.view.vector(id)
+    }
+
+    #[inline]
+    fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
+        self.view.score(query, id)
+    }
+
+    #[inline]
+    fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
+        self.view.neighbours(id, layer, out)
+    }
+
+    #[inline]
+    fn prefetch(&self, id: ItemId) {
+        self.view.prefetch(id)
+    }
+
+    /// Only the query this view was made for has a coded form to bound with.
+    #[inline]
+    fn may_reach(&self, query: &[u8], id: ItemId, worst: f32) -> Result<bool> {
+        if !std::ptr::eq(query, self.query) {
+            return Ok(true);
+        }
+        Ok(self.view.least_estimate(self.codes, self.coded, id)? <= worst)
+    }
+
+    #[inline]
+    fn prefetch_bound(&self, id: ItemId) {
+        self.view.prefetch_code(self.codes, id, false)
     }
 }
 
