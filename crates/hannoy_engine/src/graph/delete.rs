@@ -15,7 +15,7 @@ use roaring::RoaringBitmap;
 use super::insert::ReaderPool;
 use super::{GraphView, Scored};
 use crate::error::{Error, Result};
-use crate::storage::{link_key, link_owner_layer, MetaRecord, StatusLink, Store};
+use crate::storage::{link_key, link_owner_layer, CodeCopies, MetaRecord, StatusLink, Store};
 use crate::ItemId;
 
 /// What a delete did.
@@ -170,9 +170,19 @@ impl LinksAround {
             let (owner, layer) = link_owner_layer(key);
             store.delete_links(wtxn, meta, owner, layer)?;
         }
+        let mut copies = CodeCopies::default();
         for r in &repaired {
             let (owner, layer) = link_owner_layer(r.key);
-            store.put_links(wtxn, meta, owner, layer, &r.ids, &r.diverse, false)?;
+            store.put_links(
+                wtxn,
+                meta,
+                owner,
+                layer,
+                &r.ids,
+                &r.diverse,
+                false,
+                &mut copies,
+            )?;
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ use super::{level_for, search_layer, start, GraphView, Scored, INSERT_START_BEAM
 use crate::distance::PreparedVectors;
 use crate::error::{corrupt, Error, Result};
 use crate::storage::staged::Staging;
-use crate::storage::{link_key, link_owner_layer, MetaRecord, Store, ID_LIMIT};
+use crate::storage::{link_key, link_owner_layer, CodeCopies, MetaRecord, Store, ID_LIMIT};
 use crate::ItemId;
 
 /// A stored list that takes at most this many new links from one batch takes them one by one
@@ -255,10 +255,20 @@ fn write_lists(
     }
     writes.extend(changed);
     writes.sort_unstable_by_key(|(k, _)| *k);
+    let mut copies = CodeCopies::default();
     for (key, list) in writes {
         let (owner, layer) = link_owner_layer(key);
         let statuses = diverse.remove(&key).unwrap_or_default();
-        store.put_links(wtxn, meta, owner, layer, &list, &statuses, append)?;
+        store.put_links(
+            wtxn,
+            meta,
+            owner,
+            layer,
+            &list,
+            &statuses,
+            append,
+            &mut copies,
+        )?;
     }
     Ok(())
 }

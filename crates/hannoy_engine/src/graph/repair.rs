@@ -9,7 +9,7 @@ use super::view::LmdbView;
 use super::visited::Visited;
 use super::{search_layer, GraphView};
 use crate::error::Result;
-use crate::storage::{MetaRecord, Store};
+use crate::storage::{CodeCopies, MetaRecord, Store};
 use crate::ItemId;
 
 /// Links every live item that cannot be reached from the entry point on layer 0 back into the
@@ -31,6 +31,7 @@ pub(crate) fn reconnect_unreachable(
     let quantizer = crate::codes::stored::load(store, wtxn, meta)?;
     let mut reconnected = 0;
     let mut visited = Visited::pooled(meta.next_id as usize);
+    let mut copies = CodeCopies::default();
     for lost in items.iter() {
         if reachable.contains(lost) {
             continue;
@@ -62,7 +63,7 @@ pub(crate) fn reconnect_unreachable(
         // that the prune takes a filler link instead.
         list.push((lost, true));
         let (ids, diverse): (Vec<ItemId>, Vec<bool>) = list.into_iter().unzip();
-        store.put_links(wtxn, meta, anchor, 0, &ids, &diverse, false)?;
+        store.put_links(wtxn, meta, anchor, 0, &ids, &diverse, false, &mut copies)?;
         mark_reachable(&LmdbView::new(wtxn, store, meta), lost, &mut reachable)?;
         reconnected += 1;
     }

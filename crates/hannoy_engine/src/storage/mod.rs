@@ -37,8 +37,8 @@ use crate::error::{corrupt, Result};
 use crate::filter::FilterStore;
 use crate::{ItemId, Stamp};
 pub(crate) use meta::MetaRecord;
-pub(crate) use neighbour_codes::CodedList;
 use neighbour_codes::CodedListsDb;
+pub(crate) use neighbour_codes::{CodeCopies, CodedList};
 
 /// Databases the engine reserves in an environment.
 pub const ENGINE_DATABASES: u32 = 9;
@@ -475,7 +475,8 @@ impl Store {
     }
 
     /// Writes `id`'s list on `layer`: `ids`, with `diverse` as `encode_links` reads it (and,
-    /// where the index keeps them, with the codes of `ids`, which must be stored already).
+    /// where the index keeps them, with the codes of `ids`, which must be stored already, read
+    /// through `copies`).
     #[allow(clippy::too_many_arguments)]
     pub fn put_links(
         &self,
@@ -486,6 +487,7 @@ impl Store {
         ids: &[ItemId],
         diverse: &[bool],
         append: bool,
+        copies: &mut CodeCopies,
     ) -> Result<()> {
         let flags = if append {
             PutFlags::APPEND
@@ -495,7 +497,7 @@ impl Store {
         let links = encode_links(ids, diverse);
         self.links
             .put_with_flags(wtxn, flags, &link_key(layer, id), &links)?;
-        self.put_coded_list(wtxn, meta, id, layer, &links, flags)
+        self.put_coded_list(wtxn, meta, id, layer, &links, flags, copies)
     }
 
     /// Empties the vectors, links, keys and filter values: dropping whole B-trees frees their

@@ -7,6 +7,8 @@
 //! values are derived from the lists and the codes: rewritten whenever a list is written, and
 //! all of them when the codes are taken anew.
 
+use std::collections::HashMap;
+
 use heed::types::{Bytes, U64};
 use heed::{byteorder::NativeEndian, Database, IntegerComparator, PutFlags, RoTxn, RwTxn};
 
@@ -15,6 +17,45 @@ use crate::error::{corrupt, Result};
 use crate::ItemId;
 
 pub(crate) type CodedListsDb = Database<U64<NativeEndian>, Bytes, IntegerComparator>;
+
+/// Copies of the code chunks that a run of list writes has read, so that each chunk is found in
+/// the B-tree once instead of once per link (a write transaction's lookups also search its
+/// dirty pages). Copies rather than addresses: a write transaction's pages move as it writes.
+/// Valid while no code is written, which a run of list writes never does; a delete freeing
+/// codes in between leaves stale only codes that no list written after it links.
+#[derive(Default)]
+pub(crate) struct CodeCopies {
+    chunks: HashMap<u32, Vec<u8>>,
+    bytes: usize,
+}
+
+/// Past this many bytes of copies the oldest are dropped (all of them: the next reads copy
+/// again), so a run over a large index holds a bounded share of its codes.
+const CODE_COPIES_BYTES: usize = 64 << 20;
+
+impl CodeCopies {
+    /// `id`'s code, from a copy of its chunk.
+    fn code<'c>(
+        &'c mut self,
+        store: &Store,
+        txn: &RoTxn,
+        meta: &MetaRecord,
+        id: ItemId,
+    ) -> Result<&'c [u8]> {
+        let slots = store.require_code_slots(meta)?;
+        let (chunk_no, range) = super::chunks::locate(id, slots.per_chunk, slots.bytes);
+        if !self.chunks.contains_key(&chunk_no) {
+            let chunk = slots.chunk(txn, chunk_no, id)?;
+            if self.bytes + chunk.len() > CODE_COPIES_BYTES {
+                self.chunks.clear();
+                self.bytes = 0;
+            }
+            self.bytes += chunk.len();
+            self.chunks.insert(chunk_no, chunk.to_vec());
+        }
+        slots.slot(&self.chunks[&chunk_no], chunk_no, range)
+    }
+}
 
 /// A list with the code of each node it links, as a reader sees it.
 #[derive(Clone, Copy)]
@@ -88,7 +129,9 @@ impl Store {
     }
 
     /// Stores `id`'s list `links` (encoded as `hannoy.links` holds it) with its neighbours'
-    /// codes, which must be stored already; nothing when the index does not keep them.
+    /// codes, which must be stored already, read through `copies`; nothing when the index does
+    /// not keep them.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn put_coded_list(
         &self,
         wtxn: &mut RwTxn,
@@ -97,6 +140,7 @@ impl Store {
         layer: usize,
         links: &[u8],
         flags: PutFlags,
+        copies: &mut CodeCopies,
     ) -> Result<()> {
         if !meta.neighbour_codes() {
             return Ok(());
@@ -106,7 +150,7 @@ impl Store {
         let mut value = Vec::with_capacity(links.len() / 4 * (4 + code_bytes));
         value.extend_from_slice(links);
         for n in LinkList(links).iter() {
-            value.extend_from_slice(self.code(wtxn, meta, n)?);
+            value.extend_from_slice(copies.code(self, wtxn, meta, n)?);
         }
         Ok(db.put_with_flags(wtxn, flags, &link_key(layer, id), &value)?)
     }
@@ -137,9 +181,18 @@ impl Store {
             .iter(wtxn)?
             .map(|entry| entry.map(|(key, value)| (key, value.to_vec())))
             .collect::<heed::Result<Vec<_>>>()?;
+        let mut copies = CodeCopies::default();
         for (key, links) in lists {
             let (owner, layer) = super::link_owner_layer(key);
-            self.put_coded_list(wtxn, meta, owner, layer, &links, PutFlags::APPEND)?;
+            self.put_coded_list(
+                wtxn,
+                meta,
+                owner,
+                layer,
+                &links,
+                PutFlags::APPEND,
+                &mut copies,
+            )?;
         }
         Ok(())
     }
