@@ -666,7 +666,7 @@ impl<'i> Reader<'i> {
         PreparedQuery::new(self.meta.metric(), self.meta.dimensions as usize, query)
     }
 
-    fn view(&self) -> crate::graph::view::LmdbView<'_> {
+    pub(crate) fn view(&self) -> crate::graph::view::LmdbView<'_> {
         // SAFETY: the tables are this reader's own, filled through its transaction only, and a
         // reader never writes.
         let view = unsafe {

@@ -232,6 +232,111 @@ pub(crate) fn level_for(seed: u64, id: ItemId, m: usize) -> usize {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    /// A view that counts the scores asked of it, and otherwise is `G`.
+    struct Counting<'g, G> {
+        graph: &'g G,
+        scores: Cell<usize>,
+    }
+
+    impl<G: GraphView> GraphView for Counting<'_, G> {
+        const BOUNDS_SCORES: bool = G::BOUNDS_SCORES;
+
+        fn metric(&self) -> Metric {
+            self.graph.metric()
+        }
+        fn vector(&self, id: ItemId) -> Result<VectorBytes<'_>> {
+            self.graph.vector(id)
+        }
+        fn neighbours(&self, id: ItemId, layer: usize, out: &mut Vec<ItemId>) -> Result<()> {
+            self.graph.neighbours(id, layer, out)
+        }
+        fn score(&self, query: &[u8], id: ItemId) -> Result<f32> {
+            self.scores.set(self.scores.get() + 1);
+            self.graph.score(query, id)
+        }
+        fn may_reach(&self, query: &[u8], id: ItemId, worst: f32) -> Result<bool> {
+            self.graph.may_reach(query, id, worst)
+        }
+    }
+
+    /// A search whose view bounds scores by the codes (`view::Bounded`) keeps in its beam what
+    /// a search of the vectors keeps, with the same exact scores, but for the few items whose
+    /// estimates err past their bounds, and scores far fewer vectors.
+    #[test]
+    fn a_search_bounded_by_codes_finds_what_the_vectors_find_reading_fewer() {
+        use crate::codes::rotation::SplitMix;
+        use crate::{never_cancel, Index, IndexOptions, Quantization, VectorRef};
+
+        // A thousand small clusters: a beam of 64 reaches past the query's own, as in an index
+        // of real embeddings, where the bounds have something to rule out.
+        let (dims, clusters) = (128, 1_000);
+        let mut rng = SplitMix(0x5eed_b0de);
+        let mut next = move || (rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        let centres: Vec<Vec<f32>> = (0..clusters)
+            .map(|_| (0..dims).map(|_| next()).collect())
+            .collect();
+        let mut point = |i: usize| -> Vec<f32> {
+            centres[i % clusters]
+                .iter()
+                .map(|c| c + 0.6 * next())
+                .collect()
+        };
+        let data: Vec<Vec<f32>> = (0..4_000).map(&mut point).collect();
+        let queries: Vec<Vec<f32>> = (0..100).map(&mut point).collect();
+        for bits in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = IndexOptions {
+                quantization: Quantization::Rabitq { bits },
+                ..IndexOptions::new(Metric::Cosine, dims)
+            };
+            let index = Index::create(dir.path(), &options).unwrap();
+            let batch = index
+                .prepare(data.iter().map(|v| VectorRef::Floats(v)))
+                .unwrap();
+            index.write(|w| w.insert(&batch, &never_cancel)).unwrap();
+            let reader = index.read().unwrap();
+            let view = reader.view();
+            let codes = view.codes().expect("the index keeps codes");
+            let (entry, top) = view.meta.entry().expect("items");
+            let mut visited = Visited::pooled(view.meta.next_id as usize);
+            let (mut kept, mut kept_by_bounds) = (0, 0);
+            let (mut exact_scores, mut bounded_scores) = (0, 0);
+            for q in &queries {
+                let prepared = reader.prepare_query(VectorRef::Floats(q)).unwrap();
+                let query = prepared.bytes();
+                let coded = view.coded_query(codes, query).unwrap();
+                let bounded = view::Bounded::new(&view, codes, query, &coded);
+                let eps = descend(&view, query, entry, top, 0, &mut visited).unwrap();
+                let exact = Counting {
+                    graph: &view,
+                    scores: Cell::new(0),
+                };
+                let on_vectors = search_layer(&exact, query, &eps, 64, 0, &mut visited).unwrap();
+                let bounded = Counting {
+                    graph: &bounded,
+                    scores: Cell::new(0),
+                };
+                let on_bounds = search_layer(&bounded, query, &eps, 64, 0, &mut visited).unwrap();
+                for s in &on_bounds {
+                    assert_eq!(s.score, view.score(query, s.id).unwrap(), "{bits} bit(s)");
+                }
+                kept += on_vectors.len();
+                kept_by_bounds += on_bounds.iter().filter(|s| on_vectors.contains(s)).count();
+                exact_scores += exact.scores.get();
+                bounded_scores += bounded.scores.get();
+            }
+            assert!(
+                kept_by_bounds * 100 >= kept * 99,
+                "{bits} bit(s): {kept_by_bounds} of the {kept} items kept on vectors"
+            );
+            assert!(
+                bounded_scores * 10 < exact_scores * 6,
+                "{bits} bit(s): {bounded_scores} vectors scored against {exact_scores}"
+            );
+        }
+    }
 
     /// Points under the Euclidean metric with no links: for tests of what a beam or a list
     /// keeps, where only the vectors matter.

@@ -441,9 +441,9 @@ impl GraphView for Coded<'_, '_> {
 /// The stored graph of an index that keeps codes beside its vectors, searched for one query:
 /// scores are exact, but a node whose code's estimate, less the estimate's error bound, puts it
 /// past a search's worst is passed over unread (RaBitQ's rule for choosing what to re-rank).
-/// A search so finds what it finds on the vectors alone, unless an estimate errs past its bound
-/// (rare by the bound's construction), reading a code of tens of bytes for most of the nodes
-/// it passes instead of their vectors.
+/// A search so keeps what it keeps on the vectors alone, but for the rare item whose estimate
+/// errs past its bound (docs/quantization.md, "Writes", says how rare), reading a code of tens
+/// of bytes for most of the nodes it passes instead of their vectors.
 pub(crate) struct Bounded<'v, 't> {
     view: &'v LmdbView<'t>,
     codes: Codes<'t>,
