@@ -195,11 +195,6 @@ const CODED_WINDOW_EXPONENT: f64 = 0.375;
 /// The smallest window a filter shrinks a walk's to: the usual LIMIT.
 const WINDOW_FLOOR: usize = 10;
 
-/// The query prepared for the index's codes.
-fn coded_query(view: &LmdbView<'_>, codes: Codes<'_>, query: &PreparedQuery) -> Result<CodedQuery> {
-    view.coded_query(codes, query.bytes())
-}
-
 /// Every item of `allowed` with its `score` from its code, nearest first. The code `SCAN_AHEAD`
 /// items on is asked of the CPU before each score: a filter's items lie apart in the codes'
 /// chunks, so each code is a cache miss of its own, and these overlap where one after another
@@ -389,7 +384,7 @@ impl<'t> NeighborStream<'t> {
                 let selectivity = allowed.len() as f64 / items.len().max(1) as f64;
                 let two_hop = params.filter.is_some() && selectivity < TWO_HOP_BELOW;
                 let coded = match codes {
-                    Some(codes) => Some((codes, coded_query(&view, codes, &query)?)),
+                    Some(codes) => Some((codes, view.coded_query(codes, query.bytes())?)),
                     None => None,
                 };
                 let allowed_bits = two_hop.then(|| DenseBits::new(&allowed, view.meta.next_id));
@@ -447,7 +442,7 @@ impl<'t> NeighborStream<'t> {
             }
             _ if coded_scan => {
                 let codes = codes.expect("a coded scan has codes");
-                let coded = coded_query(&view, codes, &query)?;
+                let coded = view.coded_query(codes, query.bytes())?;
                 let estimates = score_each(&view, codes, &allowed, |id| {
                     view.estimate(codes, &coded, id)
                 })?;
@@ -464,7 +459,7 @@ impl<'t> NeighborStream<'t> {
                 // Lower bounds in order for every allowed item: the caller's re-ranking then
                 // answers exactly, as an exact scan does.
                 let codes = codes.expect("bounds come from codes");
-                let coded = coded_query(&view, codes, &query)?;
+                let coded = view.coded_query(codes, query.bytes())?;
                 State::Exact(score_each(&view, codes, &allowed, |id| {
                     view.lower_bound(codes, &coded, id)
                 })?)
