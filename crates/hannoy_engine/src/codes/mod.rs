@@ -226,11 +226,13 @@ impl Quantizer {
 
     /// The mean of `vectors`, summed in order in f64 so that the same vectors give the same bits
     /// wherever it runs: the centroid RaBitQ codes residuals from.
-    pub fn mean<'v>(dims: usize, vectors: impl Iterator<Item = &'v [f32]>) -> Vec<f32> {
+    pub fn mean<V: AsRef<[f32]>>(dims: usize, vectors: impl Iterator<Item = V>) -> Vec<f32> {
         let mut sum = vec![0.0f64; dims];
         let mut count = 0usize;
         for v in vectors {
-            sum.iter_mut().zip(v).for_each(|(s, x)| *s += *x as f64);
+            sum.iter_mut()
+                .zip(v.as_ref())
+                .for_each(|(s, x)| *s += *x as f64);
             count += 1;
         }
         sum.iter()

@@ -152,36 +152,32 @@ pub(crate) fn write_codes(
             append,
         );
     }
-    let inputs: Vec<Vec<f32>> = if meta.keeps_vectors() {
-        // Every live vector, stored already (the batch's too): their mean, then their codes.
-        let mut stored: Vec<&[u8]> = Vec::with_capacity(items.len() as usize);
-        store.for_each_vector(wtxn, meta, items.iter(), |_, v| {
-            stored.push(v);
-            Ok(())
-        })?;
-        stored
-            .par_iter()
-            .map(|v| code_input(metric, v).unwrap_or_default())
-            .collect()
-    } else {
-        // The first write: the batch is every item.
-        if items.len() != ids.len() as u64 {
+    // Every live item is coded anew, from the batch where it is every item (a build's first
+    // batch, an index's first write: nothing to read back, and no copy of a batch that may be
+    // most of `maintenance_work_mem`), else from the stored vectors.
+    let (quantizer, codes) = {
+        let sources: Vec<&[u8]> = if items.len() == ids.len() as u64 {
+            (0..batch.len()).map(|i| batch.get(i)).collect()
+        } else if meta.keeps_vectors() {
+            let mut stored = Vec::with_capacity(items.len() as usize);
+            store.for_each_vector(wtxn, meta, items.iter(), |_, v| {
+                stored.push(v);
+                Ok(())
+            })?;
+            stored
+        } else {
             return Err(corrupt(
                 "an index without full vectors has items and no centroid",
             ));
-        }
-        (0..batch.len())
-            .into_par_iter()
-            .map(|i| code_input(metric, batch.get(i)).unwrap_or_default())
-            .collect()
+        };
+        let inputs = sources
+            .iter()
+            .map(|v| code_input(metric, v).unwrap_or_default());
+        let centroid = Quantizer::mean(meta.dimensions as usize, inputs);
+        let quantizer = make(scheme, centroid, meta)?;
+        let codes = encode_all(&quantizer, metric, sources.into_iter())?;
+        (quantizer, codes)
     };
-    let centroid = Quantizer::mean(meta.dimensions as usize, inputs.iter().map(Vec::as_slice));
-    let quantizer = make(scheme, centroid, meta)?;
-    let codes = inputs
-        .par_iter()
-        .map(|v| quantizer.encode(v).map(|c| c.0))
-        .collect::<Result<Vec<_>>>()?
-        .concat();
     store.write_centroid(wtxn, quantizer.centroid())?;
     meta.centroid_sample = live;
     put(wtxn, store, meta, &quantizer, items.iter(), &codes, append)?;
