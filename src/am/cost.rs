@@ -6,7 +6,6 @@
 //! The cost is computed here rather than by genericcostestimate, which would charge an IN list
 //! once per element, as a btree scans it; hannoy turns the whole list into one bitmap.
 
-use hannoy_engine::Quantization;
 use pgrx::prelude::*;
 
 use crate::pg::guc;
@@ -68,9 +67,9 @@ unsafe fn scan_cost(
         }
         let info = (*path).indexinfo;
         let index = pg_sys::index_open((*info).indexoid, pg_sys::NoLock as pg_sys::LOCKMODE);
-        let layout = super::describe(index).layout;
+        let super::IndexDescription { layout, metric, .. } = super::describe(index);
         let options = super::options::read(index);
-        let (m, coded) = (options.m, options.quantization != Quantization::None);
+        let (m, coded) = (options.m, options.quantization.codes_likely(metric));
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         if asks_for_null_vectors(path, layout.vector_column) {
             return None;

@@ -1,4 +1,4 @@
-//! Index options (`WITH (m = 16, ef_construction = 64, quantization = 'rabitq', bits = 1,
+//! Index options (`WITH (m = 16, ef_construction = 64, quantization = 'auto', bits = 2,
 //! keep_vectors = true, neighbour_codes = false)`),
 //! validated by Postgres's reloptions machinery against the ranges and values registered here.
 
@@ -13,7 +13,7 @@ struct HannoyReloptions {
     vl_len_: i32,
     m: i32,
     ef_construction: i32,
-    /// One of `QUANTIZATION_NONE`, `QUANTIZATION_RABITQ`.
+    /// One of `QUANTIZATION_AUTO`, `QUANTIZATION_NONE`, `QUANTIZATION_RABITQ`.
     quantization: i32,
     /// 0 when not given.
     bits: i32,
@@ -23,8 +23,9 @@ struct HannoyReloptions {
 
 const QUANTIZATION_NONE: i32 = 0;
 const QUANTIZATION_RABITQ: i32 = 1;
-/// Bits per coordinate of RaBitQ codes when `bits` is not given.
-const DEFAULT_BITS: u8 = 1;
+const QUANTIZATION_AUTO: i32 = 2;
+/// Bits per coordinate of RaBitQ codes when `bits` is not given: those `auto` chooses.
+const DEFAULT_BITS: u8 = Quantization::DEFAULT_BITS;
 
 static KIND: AtomicU32 = AtomicU32::new(0);
 
@@ -55,6 +56,10 @@ pub fn register() {
         // Postgres keeps the pointer: the table lives for the backend.
         let values: &'static mut [pg_sys::relopt_enum_elt_def] = Box::leak(Box::new([
             pg_sys::relopt_enum_elt_def {
+                string_val: c"auto".as_ptr(),
+                symbol_val: QUANTIZATION_AUTO,
+            },
+            pg_sys::relopt_enum_elt_def {
                 string_val: c"none".as_ptr(),
                 symbol_val: QUANTIZATION_NONE,
             },
@@ -70,17 +75,19 @@ pub fn register() {
         pg_sys::add_enum_reloption(
             kind,
             c"quantization".as_ptr(),
-            c"Codes the graph walk scores with: none (full vectors) or rabitq".as_ptr(),
+            c"Codes the graph walk scores with: auto (rabitq where the metric and dimensions suit \
+codes, none elsewhere), none (full vectors) or rabitq"
+                .as_ptr(),
             values.as_mut_ptr(),
-            QUANTIZATION_NONE,
-            c"Valid values are \"none\" and \"rabitq\".".as_ptr(),
+            QUANTIZATION_AUTO,
+            c"Valid values are \"auto\", \"none\" and \"rabitq\".".as_ptr(),
             pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
         );
         // The default lies outside the range so that "not given" can be told from any value.
         pg_sys::add_int_reloption(
             kind,
             c"bits".as_ptr(),
-            c"Bits per coordinate of the RaBitQ codes (1 to 8; 1 when not given)".as_ptr(),
+            c"Bits per coordinate of the RaBitQ codes (1 to 8; 2 when not given)".as_ptr(),
             0,
             1,
             hannoy_engine::codes::MAX_CODE_BITS as i32,
@@ -164,7 +171,7 @@ pub unsafe extern "C-unwind" fn amoptions(
     if let Some(options) = unsafe { parsed.cast::<HannoyReloptions>().as_ref() } {
         if validate {
             let graph = GraphOptions::from(options);
-            if options.quantization == QUANTIZATION_NONE && options.bits != 0 {
+            if options.quantization != QUANTIZATION_RABITQ && options.bits != 0 {
                 crate::pg::error::OrRaise::or_raise(Err::<(), _>(
                     hannoy_engine::Error::InvalidParameter {
                         name: "bits",
@@ -186,21 +193,49 @@ pub unsafe extern "C-unwind" fn amoptions(
 pub struct GraphOptions {
     pub m: usize,
     pub ef_construction: usize,
-    pub quantization: Quantization,
+    pub quantization: QuantizationOption,
     pub keep_vectors: bool,
     pub neighbour_codes: bool,
+}
+
+/// What an index's `quantization` option asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantizationOption {
+    /// The engine's choice for the metric and the dimensions (`Quantization::automatic`),
+    /// made when the index gets its first vector (`GraphOptions::for_engine`).
+    Auto,
+    Given(Quantization),
+}
+
+impl QuantizationOption {
+    /// What an index of `metric` over vectors of `dimensions` keeps.
+    pub fn resolve(self, metric: hannoy_engine::Metric, dimensions: usize) -> Quantization {
+        match self {
+            QuantizationOption::Given(quantization) => quantization,
+            QuantizationOption::Auto => Quantization::automatic(metric, dimensions),
+        }
+    }
+
+    /// Whether an index of `metric` keeps codes, for a planner that does not know its
+    /// dimensions: `auto` is taken to, which for an index of few dimensions makes a wide
+    /// filtered scan look cheaper than it is (it scores full vectors of a few dimensions).
+    pub fn codes_likely(self, metric: hannoy_engine::Metric) -> bool {
+        let dimensions = Quantization::AUTOMATIC_MIN_DIMENSIONS;
+        self.resolve(metric, dimensions) != Quantization::None
+    }
 }
 
 impl From<&HannoyReloptions> for GraphOptions {
     fn from(o: &HannoyReloptions) -> GraphOptions {
         let quantization = match o.quantization {
-            QUANTIZATION_RABITQ => Quantization::Rabitq {
+            QUANTIZATION_RABITQ => QuantizationOption::Given(Quantization::Rabitq {
                 bits: match o.bits {
                     0 => DEFAULT_BITS,
                     bits => bits.clamp(0, u8::MAX as i32) as u8,
                 },
-            },
-            _ => Quantization::None,
+            }),
+            QUANTIZATION_NONE => QuantizationOption::Given(Quantization::None),
+            _ => QuantizationOption::Auto,
         };
         GraphOptions {
             m: o.m as usize,
@@ -218,7 +253,7 @@ impl GraphOptions {
         IndexOptions {
             m: self.m,
             ef_construction: self.ef_construction,
-            quantization: self.quantization,
+            quantization: self.quantization.resolve(metric, dimensions),
             keep_vectors: self.keep_vectors,
             neighbour_codes: self.neighbour_codes,
             ..IndexOptions::new(metric, dimensions)
@@ -238,7 +273,7 @@ pub unsafe fn read(index: pg_sys::Relation) -> GraphOptions {
         None => GraphOptions {
             m: IndexOptions::DEFAULT_M,
             ef_construction: IndexOptions::DEFAULT_EF_CONSTRUCTION,
-            quantization: Quantization::None,
+            quantization: QuantizationOption::Auto,
             keep_vectors: true,
             neighbour_codes: false,
         },

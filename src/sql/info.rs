@@ -4,6 +4,9 @@
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
+use hannoy_engine::Quantization;
+
+use crate::am::options::QuantizationOption;
 use crate::pg::error::OrRaise;
 
 #[allow(clippy::type_complexity)]
@@ -43,13 +46,14 @@ fn hannoy_index_info(
         (engine, storage, crate::am::options::read(index), changes)
     };
     let storage = storage.display().to_string();
-    // What the folder was built with once there is one; the options until then.
+    // What the folder was built with once there is one (`auto` resolved); the options until
+    // then.
     let (quantization, keep_vectors, neighbour_codes) = engine
         .as_ref()
         .map(|e| {
             let options = e.info().or_raise().options;
             (
-                options.quantization,
+                QuantizationOption::Given(options.quantization),
                 options.keep_vectors,
                 options.neighbour_codes,
             )
@@ -60,8 +64,11 @@ fn hannoy_index_info(
             graph.neighbour_codes,
         ));
     let (quantization, bits) = match quantization {
-        hannoy_engine::Quantization::None => ("none".to_string(), None),
-        hannoy_engine::Quantization::Rabitq { bits } => ("rabitq".to_string(), Some(bits as i32)),
+        QuantizationOption::Auto => ("auto".to_string(), None),
+        QuantizationOption::Given(Quantization::None) => ("none".to_string(), None),
+        QuantizationOption::Given(Quantization::Rabitq { bits }) => {
+            ("rabitq".to_string(), Some(bits as i32))
+        }
     };
     let row = match engine {
         None => (

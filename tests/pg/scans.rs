@@ -107,6 +107,57 @@ fn a_quantized_index_returns_the_exact_order_and_codes_its_inserted_rows() {
 }
 
 #[pg_test]
+fn a_default_index_keeps_two_bit_codes_where_the_metric_and_dimensions_suit_them() {
+    let info = |index: &str| {
+        Spi::get_two::<String, i32>(&format!(
+            "SELECT quantization, bits FROM hannoy_index_info('{index}')"
+        ))
+        .unwrap()
+    };
+    let codes = (Some("rabitq".to_string()), Some(2));
+    let none = (Some("none".to_string()), None);
+    clustered_table("wide_t", 600, 256, 10, 0.4, 0.41);
+    clustered_table("narrow_t", 600, 255, 10, 0.4, 0.43);
+    run("CREATE INDEX wide_l2 ON wide_t USING hannoy (embedding real_l2_ops);
+         CREATE INDEX wide_cos ON wide_t USING hannoy (embedding real_cosine_ops);
+         CREATE INDEX wide_ip ON wide_t USING hannoy (embedding real_ip_ops);
+         CREATE INDEX wide_l1 ON wide_t USING hannoy (embedding real_l1_ops);
+         CREATE INDEX wide_none ON wide_t USING hannoy (embedding real_l2_ops)
+           WITH (quantization = 'none');
+         CREATE INDEX wide_auto ON wide_t USING hannoy (embedding real_l2_ops)
+           WITH (quantization = 'auto');
+         CREATE INDEX narrow_l2 ON narrow_t USING hannoy (embedding real_l2_ops)");
+    for index in ["wide_l2", "wide_cos", "wide_ip", "wide_auto"] {
+        assert_eq!(info(index), codes, "{index}");
+    }
+    for index in ["wide_l1", "wide_none", "narrow_l2"] {
+        assert_eq!(info(index), none, "{index}");
+    }
+    // An index built on an empty table decides at its first rows, linked from the pending list.
+    run("CREATE TABLE later_t (id int, embedding real[]);
+         CREATE INDEX later_idx ON later_t USING hannoy (embedding real_cosine_ops)");
+    assert_eq!(info("later_idx"), (Some("auto".to_string()), None));
+    run("INSERT INTO later_t SELECT id, embedding FROM wide_t");
+    assert_eq!(info("later_idx"), codes);
+    // Options that need codes still ask for them by name.
+    for options in [
+        "bits = 2",
+        "quantization = 'auto', bits = 4",
+        "quantization = 'auto', keep_vectors = false",
+        "quantization = 'auto', neighbour_codes = true",
+        "quantization = 'sometimes'",
+    ] {
+        assert_eq!(
+            sqlstate_of(&format!(
+                "CREATE INDEX ON wide_t USING hannoy (embedding real_l2_ops) WITH ({options})"
+            )),
+            "22023",
+            "{options}"
+        );
+    }
+}
+
+#[pg_test]
 fn re_ranked_from_the_table_a_quantized_index_returns_exact_distances_in_order() {
     clustered_table("heap_t", 3_000, 32, 20, 0.4, 0.29);
     run("SET enable_seqscan = off");

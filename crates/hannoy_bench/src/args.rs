@@ -117,9 +117,9 @@ struct IndexFlags {
     #[arg(long, value_name = "LIST", default_value = "hannoy,pgvector", value_parser = engine_list)]
     engines: std::vec::Vec<EngineName>,
     /// hannoy walks on RaBitQ codes of B bits per coordinate (`quantization = 'rabitq'`); 0 keeps
-    /// none
-    #[arg(long, value_name = "B", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
-    bits: u8,
+    /// none (`quantization = 'none'`); without it, the index's default (`auto`)
+    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u8).range(0..=8))]
+    bits: Option<u8>,
     /// With codes, where hannoy re-ranks: the full vectors in the index, or the table's rows
     /// (`hannoy.rerank_from`: PostgreSQL re-checks lower bounds)
     #[arg(long, value_name = "FROM", default_value = "index")]
@@ -277,8 +277,8 @@ pub struct Settings {
     pub seconds: f64,
     pub selectivities_percent: Vec<f64>,
     pub filter_ef_search: u32,
-    /// Bits of hannoy's RaBitQ codes, 0 for none.
-    pub bits: u8,
+    /// Bits of hannoy's RaBitQ codes, 0 for none, `None` for the index's default.
+    pub bits: Option<u8>,
     pub rerank_from: RerankFrom,
     /// Whether hannoy keeps its full vectors beside the codes.
     pub keep_vectors: bool,

@@ -271,8 +271,12 @@ impl EngineSql {
             settings.m, settings.ef_construction
         );
         let hannoy_with = match settings.bits {
-            0 => with.clone(),
-            bits => format!(
+            None => with.clone(),
+            Some(0) => format!(
+                "WITH (m = {}, ef_construction = {}, quantization = 'none')",
+                settings.m, settings.ef_construction
+            ),
+            Some(bits) => format!(
                 "WITH (m = {}, ef_construction = {}, quantization = 'rabitq', bits = {bits}{}{})",
                 settings.m,
                 settings.ef_construction,

@@ -243,8 +243,9 @@ fn write_settings(md: &mut String, settings: &Settings) {
         (
             "hannoy quantization",
             match settings.bits {
-                0 => "none".to_string(),
-                bits => format!(
+                None => "the index's default (auto)".to_string(),
+                Some(0) => "none".to_string(),
+                Some(bits) => format!(
                     "rabitq, {bits} bit(s) per coordinate, {}{}re-ranked from the {}",
                     if settings.keep_vectors {
                         ""

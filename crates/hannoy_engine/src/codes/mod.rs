@@ -41,6 +41,30 @@ pub enum Quantization {
 }
 
 impl Quantization {
+    /// Bits per coordinate of the codes `automatic` chooses: at one bit a walk loses too much
+    /// recall per `ef_search` at 768 dimensions, at four an estimate costs what a 384-d dot
+    /// product does (docs/quantization.md, "The default").
+    pub const DEFAULT_BITS: u8 = 2;
+
+    /// The fewest dimensions `automatic` keeps codes for: RaBitQ's error shrinks as
+    /// `1/sqrt(d)`, and below this a walk on codes loses as much recall per `ef_search` as it
+    /// saves in reads, or more (docs/quantization.md, "The default").
+    pub const AUTOMATIC_MIN_DIMENSIONS: usize = 256;
+
+    /// What an index of `metric` over vectors of `dimensions` keeps when its options leave the
+    /// choice open: codes of `DEFAULT_BITS` where they order the metric's distances and the
+    /// dimensions are enough for them, none elsewhere.
+    pub fn automatic(metric: crate::Metric, dimensions: usize) -> Quantization {
+        let codes = Quantization::Rabitq {
+            bits: Self::DEFAULT_BITS,
+        };
+        if dimensions >= Self::AUTOMATIC_MIN_DIMENSIONS && codes.validate(metric).is_ok() {
+            codes
+        } else {
+            Quantization::None
+        }
+    }
+
     /// Bits per coordinate, 0 for none: the form stored in metadata and change records.
     pub fn bits(self) -> u8 {
         match self {
@@ -995,6 +1019,25 @@ mod tests {
                     .sum::<u64>();
                 assert_eq!(read, level as u64, "{bits} bits, coordinate {i}");
             }
+        }
+    }
+
+    #[test]
+    fn automatic_codes_need_a_euclidean_order_and_enough_dimensions() {
+        use crate::Metric;
+        let codes = Quantization::Rabitq { bits: 2 };
+        for metric in [
+            Metric::Euclidean,
+            Metric::Cosine,
+            Metric::InnerProduct,
+            Metric::HalfCosine,
+        ] {
+            assert_eq!(Quantization::automatic(metric, 384), codes, "{metric:?}");
+            assert_eq!(Quantization::automatic(metric, 256), codes, "{metric:?}");
+            assert_eq!(Quantization::automatic(metric, 255), Quantization::None);
+        }
+        for metric in [Metric::Manhattan, Metric::HalfManhattan, Metric::Hamming] {
+            assert_eq!(Quantization::automatic(metric, 1024), Quantization::None);
         }
     }
 
