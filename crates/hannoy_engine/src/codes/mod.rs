@@ -633,8 +633,8 @@ fn word_levels(code: &[u8], bits: usize, n: usize, w: usize, levels: &mut [u32; 
 
 /// The level of coordinate `x` on a grid of `top + 1` levels over [-1/inverse, 1/inverse] (the
 /// inverse of the half-width, so that the search for one multiplies), as a float.
-#[inline]
-fn grid_level(x: f32, inverse: f32, top: f32) -> f32 {
+#[inline(always)]
+pub(crate) fn grid_level(x: f32, inverse: f32, top: f32) -> f32 {
     // Adding and taking away 1.5·2^23 rounds to the nearest whole number (ties to even) for
     // |v| < 2^22, without a C-library call per coordinate on the base x86-64 target.
     const ROUNDER: f32 = 12_582_912.0;
@@ -648,33 +648,8 @@ fn grid_level(x: f32, inverse: f32, top: f32) -> f32 {
 /// coordinate `largest`): a coarse pass a twentieth of `largest` apart, then a fine one around
 /// the best. The fewer the bits, the more the best clips, so the coarse pass starts low.
 fn fitted_half_width(unit: &[f32], largest: f32, top: f32) -> f32 {
-    // The cosine of the grid point with `unit`: the point is proportional to 2·level − top.
-    // Summed in eight lanes, which the compiler keeps in vector registers.
-    let fit = |half: f32| {
-        let inverse = 1.0 / half;
-        let (mut dot, mut square) = ([0.0f32; 8], [0.0f32; 8]);
-        let chunks = unit.chunks_exact(8);
-        let rest = chunks.remainder();
-        for chunk in chunks {
-            for lane in 0..8 {
-                let x = chunk[lane];
-                let q = 2.0 * grid_level(x, inverse, top) - top;
-                dot[lane] += q * x;
-                square[lane] += q * q;
-            }
-        }
-        for (lane, &x) in rest.iter().enumerate() {
-            let q = 2.0 * grid_level(x, inverse, top) - top;
-            dot[lane] += q * x;
-            square[lane] += q * q;
-        }
-        let (dot, square) = (dot.iter().sum::<f32>(), square.iter().sum::<f32>());
-        if square > 0.0 {
-            dot / square.sqrt()
-        } else {
-            f32::NEG_INFINITY
-        }
-    };
+    let grid_fit = crate::distance::kernels::kernels().grid_fit;
+    let fit = |half: f32| grid_fit(unit, half, top);
     let best_of = |halves: &mut dyn Iterator<Item = f32>, start: (f32, f32)| {
         halves.fold(start, |best, half| {
             let f = fit(half);

@@ -24,6 +24,9 @@ pub(crate) struct Kernels {
     pub plane_products: fn(&[u8], &[u64], usize) -> u64,
     /// The integer inner product of two vectors of signed bytes (`distance::bytes`).
     pub dot_bytes: fn(&[i8], &[i8]) -> i32,
+    /// The cosine of a unit vector with its point on a RaBitQ grid of `top + 1` levels over
+    /// [-half, half] (`codes::fitted_half_width` tries about 24 half-widths per code).
+    pub grid_fit: fn(&[f32], f32, f32) -> f32,
     pub name: &'static str,
 }
 
@@ -44,6 +47,37 @@ fn plane_products_with(code: &[u8], query: &[u64], words: usize) -> u64 {
         }
     }
     total
+}
+
+/// The loop of `grid_fit`: the point's coordinate is proportional to 2·level − top. Summed in
+/// eight lanes, which stay in vector registers at any width; the same sums in the same order
+/// whatever the caller's features, so every kernel codes a vector alike.
+#[inline(always)]
+fn grid_fit_with(unit: &[f32], half: f32, top: f32) -> f32 {
+    use crate::codes::grid_level;
+    let inverse = 1.0 / half;
+    let (mut dot, mut square) = ([0.0f32; 8], [0.0f32; 8]);
+    let chunks = unit.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..8 {
+            let x = chunk[lane];
+            let q = 2.0 * grid_level(x, inverse, top) - top;
+            dot[lane] += q * x;
+            square[lane] += q * q;
+        }
+    }
+    for (lane, &x) in rest.iter().enumerate() {
+        let q = 2.0 * grid_level(x, inverse, top) - top;
+        dot[lane] += q * x;
+        square[lane] += q * q;
+    }
+    let (dot, square) = (dot.iter().sum::<f32>(), square.iter().sum::<f32>());
+    if square > 0.0 {
+        dot / square.sqrt()
+    } else {
+        f32::NEG_INFINITY
+    }
 }
 
 /// The loop of `dot_bytes`: sixteen-bit products summed in pairs, which compilers turn into
@@ -73,6 +107,7 @@ pub(crate) const PORTABLE: Kernels = Kernels {
     hamming: portable::hamming,
     plane_products: portable::plane_products,
     dot_bytes: portable::dot_bytes,
+    grid_fit: portable::grid_fit,
     name: "portable",
 };
 
@@ -97,6 +132,7 @@ fn detect() -> Kernels {
                     portable::plane_products
                 },
                 dot_bytes: x86::dot_bytes,
+                grid_fit: x86::grid_fit,
                 ..if f16c {
                     Kernels {
                         dot_halves: x86::dot_halves,
@@ -169,6 +205,10 @@ mod portable {
 
     pub fn dot_bytes(a: &[i8], b: &[i8]) -> i32 {
         super::dot_bytes_with(a, b)
+    }
+
+    pub fn grid_fit(unit: &[f32], half: f32, top: f32) -> f32 {
+        super::grid_fit_with(unit, half, top)
     }
 
     #[inline]
@@ -342,6 +382,12 @@ mod x86 {
         sum
     }
 
+    #[target_feature(enable = "avx2")]
+    unsafe fn grid_fit_avx2(unit: &[f32], half: f32, top: f32) -> f32 {
+        // The portable loop, eight lanes to one register; no FMA, so the same roundings.
+        super::grid_fit_with(unit, half, top)
+    }
+
     #[target_feature(enable = "popcnt")]
     unsafe fn plane_products_popcnt(code: &[u8], query: &[u64], words: usize) -> u64 {
         // The same loop as the portable one, compiled with POPCNT for `count_ones`.
@@ -407,6 +453,10 @@ mod x86 {
         // SAFETY: see the module comment (`kernels()` picks this only with POPCNT).
         unsafe { plane_products_popcnt(code, query, words) }
     }
+    pub fn grid_fit(unit: &[f32], half: f32, top: f32) -> f32 {
+        // SAFETY: see the module comment.
+        unsafe { grid_fit_avx2(unit, half, top) }
+    }
     pub fn dot_halves(a: &[u16], b: &[u16]) -> f32 {
         // SAFETY: see the module comment; `kernels()` checked F16C too.
         unsafe { fold_halves::<DOT>(a, b) }
@@ -447,6 +497,47 @@ mod tests {
             l1 += (x - y).abs();
         }
         (dot, l2, l1)
+    }
+
+    #[test]
+    fn every_grid_fit_is_the_portable_one_to_the_bit_and_the_cosine_it_stands_for() {
+        let mut seed = 11;
+        for dims in [1usize, 7, 8, 9, 64, 100, 384, 768, 1001] {
+            let raw: Vec<f32> = (0..dims).map(|_| lcg(&mut seed)).collect();
+            let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let unit: Vec<f32> = raw.iter().map(|x| x / norm).collect();
+            let largest = unit.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            for top in [1.0f32, 3.0, 15.0, 255.0] {
+                for share in [0.3f32, 0.6, 1.0] {
+                    let half = largest * share;
+                    let portable = (PORTABLE.grid_fit)(&unit, half, top);
+                    let chosen = (kernels().grid_fit)(&unit, half, top);
+                    // Codes made on one machine are read on another: the same bits.
+                    assert_eq!(portable.to_bits(), chosen.to_bits(), "{dims} {top} {share}");
+                    let point: Vec<f64> = unit
+                        .iter()
+                        .map(|&x| {
+                            // The level as grid_level takes it, rounded the library's way.
+                            let level = ((x * (1.0 / half) + 1.0) * (0.5 * top))
+                                .clamp(0.0, top)
+                                .round_ties_even();
+                            2.0 * level as f64 - top as f64
+                        })
+                        .collect();
+                    let length = point.iter().map(|p| p * p).sum::<f64>().sqrt();
+                    let cosine = point
+                        .iter()
+                        .zip(&unit)
+                        .map(|(p, &x)| p * x as f64)
+                        .sum::<f64>()
+                        / length;
+                    assert!(
+                        (portable as f64 - cosine).abs() < 1e-4,
+                        "{dims} {top} {share}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
